@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs (or, when not root, lists the command to install) the Debian 12
+# packages Tern needs to build, test and benchmark. Idempotent.
+#   scripts/deps.sh          install what is missing (root), else print the command
+#   scripts/deps.sh --check  exit 1 if anything is missing, printing the command
+set -u
+PKGS=(
+  # build
+  gcc make pkg-config clang libclang-rt-14-dev
+  libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
+  # tests and tools the tests drive
+  openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
+  fail2ban procps iproute2
+  # benchmark peers (smtp-source, smtp-sink, a private Postfix)
+  postfix
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" != 0 ] || [ "${1:-}" = "--check" ]; then
+  echo "Tern needs Debian packages that are missing. Run as root:" >&2
+  echo "  apt-get update && $cmd" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only a benchmark peer: keep its daemon from starting on port 25
+# while it installs (policy-rc.d 101 = "do not start services").
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+fi
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+apt-get update -qq && apt-get install -y -q --no-install-recommends "${missing[@]}"
+rc=$?
+[ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+# Never leave a system MTA listening on the ports Tern and its tests use.
+if command -v postfix >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi
+exit $rc

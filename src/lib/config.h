@@ -1,0 +1,91 @@
+/* tern.conf: server-wide settings, parsed with libconfig.
+ *
+ * Every setting has a safe default, so a minimal file is `hostname = "...";`.
+ * Relative paths are resolved against the directory of the config file.
+ * Every error names file:line and what was expected.  The full list of
+ * settings, with defaults, is docs/configuration.md; `tern init` writes a
+ * commented file (config_write_template()). */
+#ifndef TERN_LIB_CONFIG_H
+#define TERN_LIB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum listener_kind {
+	LISTENER_SMTP,          /* 25: MX, STARTTLS offered, no AUTH */
+	LISTENER_SUBMISSION,    /* 587: STARTTLS required before AUTH */
+	LISTENER_SUBMISSIONS,   /* 465: implicit TLS */
+	LISTENER_IMAP,          /* 143 */
+	LISTENER_IMAPS,         /* 993 */
+	LISTENER_POP3,          /* 110 */
+	LISTENER_POP3S,         /* 995 */
+	LISTENER_HTTP,          /* 80 */
+	LISTENER_HTTPS,         /* 443 */
+	LISTENER_KIND_COUNT
+};
+
+/* "smtp", "submission", ... as used in the config file */
+const char *listener_kind_name(enum listener_kind kind);
+/* 25, 587, ... */
+int listener_kind_default_port(enum listener_kind kind);
+
+#define CONFIG_MAX_BIND 16
+#define CONFIG_MAX_TRUSTED 32
+
+struct config_limits {
+	size_t smtp_line;            /* command line, bytes (2048) */
+	size_t header_size;          /* header section, bytes (100 KiB) */
+	size_t message_size;         /* whole message, bytes (50 MB), advertised in SIZE */
+	unsigned recipients;         /* per message (1000) */
+	unsigned timeout;            /* idle timeout, seconds (300) */
+	unsigned errors;             /* protocol errors before disconnect (20) */
+	unsigned connections_per_ip; /* concurrent connections per client IP (20) */
+	unsigned connections;        /* concurrent connections in all (2000) */
+	unsigned auth_failures;      /* authentication failures per session before disconnect (3) */
+};
+
+struct config {
+	char *path;                  /* the config file, as given */
+	char *dir;                   /* its directory, for relative paths */
+	char *hostname;              /* required: greeting, Received, certificate name */
+	char *user;                  /* service user the worker runs as ("tern") */
+	char *data_dir;              /* absolute path of the data folder */
+	char *tls_cert;              /* absolute path, PEM chain */
+	char *tls_key;               /* absolute path, PEM key */
+	/* listeners: bind addresses shared by all; port 0 = disabled */
+	char *bind[CONFIG_MAX_BIND];
+	unsigned bind_count;
+	int port[LISTENER_KIND_COUNT];
+	unsigned worker_threads;     /* event-loop threads in the worker (0 = one per core) */
+	struct config_limits limits;
+	/* SMTP policy */
+	bool plaintext_auth_loopback;   /* allow AUTH without TLS from 127.0.0.0/8 and ::1 */
+	char *subaddress_separator;     /* "+"; "" disables subaddressing */
+	char *proxy_trusted[CONFIG_MAX_TRUSTED];  /* addresses/CIDRs allowed to send PROXY headers */
+	unsigned proxy_trusted_count;
+	/* storage */
+	char *store_fsync;           /* "syncfs" (default) or "fsync" (per file) */
+	unsigned commit_batch;       /* max messages per group commit (256) */
+	/* logging */
+	char *log_level;             /* "info" */
+	bool log_syslog;
+};
+
+/* Parse path into a new config.  On error returns NULL and sets *error_r
+ * (malloc'd, caller frees) to "FILE:LINE: what is wrong (expected ...)". */
+struct config *config_load(const char *path, char **error_r);
+/* Same, from a string (used by the fuzz target); name is used in errors. */
+struct config *config_parse_string(const char *text, const char *name, char **error_r);
+void config_free(struct config **cfg);
+
+/* Write a commented tern.conf for `tern init`.  bind may be empty (all
+ * addresses).  Returns 0, or -1 with *error_r. */
+int config_write_template(const char *path, const char *hostname,
+			  const char *const *bind, unsigned bind_count, int port_offset,
+			  const char **error_r);
+
+/* Default config file: $TERN_CONF, else /etc/tern/tern.conf */
+const char *config_default_path(void);
+
+#endif

@@ -1,0 +1,275 @@
+/* The message store: every piece of persistent state behind one interface.
+ *
+ * Contract (see docs/storage.md for the on-disk layout and schema):
+ *  - Only store/ talks SQL.  The embedded backend is SQLite in WAL mode with
+ *    synchronous=FULL plus one file per delivered message copy.
+ *  - One writer per process: every write of the server goes through the
+ *    commit thread, which batches requests (group commit): it writes the
+ *    message files, makes the batch durable (syncfs of the data filesystem,
+ *    or fsync per file when configured) and the directories it touched,
+ *    then commits one index transaction for the batch, and only then calls
+ *    each request's completion.  Completion callbacks run on the event_base
+ *    given with the request (or on the commit thread when base is NULL).
+ *  - Reads are synchronous, thread-safe, and use a read-only connection per
+ *    thread; they see every committed write, including those of other
+ *    processes (the `tern` CLI), so directory changes need no restart.
+ *  - Synchronous write calls (directory changes, used by the CLI) are also
+ *    queued to the commit thread and waited for; never call them from an
+ *    event-loop thread on a hot path.
+ *  - A delivered copy is stored exactly as IMAP and POP3 serve it: CRLF
+ *    line ends, "Return-Path: <...>" and "Delivered-To: ..." at the top.
+ *  - Names: addresses and domain names are stored lowercased (the local
+ *    part is matched case-insensitively, as Postfix and Dovecot do).
+ *  - Functions returning int give 0 on success and a negative value on
+ *    error with a readable *error_r (a static string or one valid until the
+ *    next call on this thread). */
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct store;
+
+#define STORE_SCHEMA_VERSION_CURRENT 1
+
+enum store_fsync_mode {
+	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */
+	STORE_FSYNC_FILE,     /* fsync() each file */
+};
+
+struct store_options {
+	enum store_fsync_mode fsync_mode;
+	unsigned commit_batch;        /* max requests per group commit; 0 = 256 */
+	bool readonly;                /* no commit thread; writes fail */
+};
+
+/* Open (creating and migrating if needed) the store in data_dir.  Starts
+ * the commit thread unless readonly. */
+int store_open(const char *data_dir, const struct store_options *opts,
+	       struct store **store_r, const char **error_r);
+/* Finish queued writes, stop the commit thread, close everything; sets
+ * *store to NULL. */
+void store_close(struct store **store);
+/* Schema version of the opened store (after migration). */
+int store_schema_version(struct store *store);
+
+/* ---------------------------------------------------------------------
+ * Directory: domains, users, aliases
+ * ------------------------------------------------------------------- */
+
+enum store_sender_policy {
+	STORE_SENDER_OWN = 0,   /* default: own addresses and aliases that reach the user */
+	STORE_SENDER_DOMAIN,    /* any address in one of the user's domain */
+	STORE_SENDER_ANY,       /* no check */
+};
+
+struct store_domain {
+	int64_t id;
+	char *name;
+	enum store_sender_policy sender_policy;
+};
+
+struct store_user {
+	int64_t id;
+	int64_t domain_id;
+	char *address;          /* local@domain, lowercased */
+	char *password_hash;    /* "$y$..." or a Dovecot "{SCHEME}..." string; may be NULL */
+	char *scram_sha256;     /* auth/'s SCRAM string form, or NULL (imported users) */
+	int64_t quota_bytes;    /* 0 = unlimited */
+	int64_t used_bytes;     /* sum of message sizes in all mailboxes */
+	int64_t used_messages;
+};
+
+struct store_alias {
+	int64_t id;
+	char *alias;            /* "local@domain", or "@domain" for a catch-all */
+	char *target;           /* an address, local or remote */
+};
+
+void store_domain_clear(struct store_domain *d);
+void store_user_clear(struct store_user *u);
+void store_alias_clear(struct store_alias *a);
+
+int store_domain_add(struct store *store, const char *name, const char **error_r);
+/* Fails while the domain still has users (force=false); with force, removes
+ * its users, aliases and their mail. */
+int store_domain_remove(struct store *store, const char *name, bool force, const char **error_r);
+int store_domain_set_sender_policy(struct store *store, const char *name,
+				   enum store_sender_policy policy, const char **error_r);
+/* 1 and *domain_r filled when found, 0 when not, <0 on error. */
+int store_domain_get(struct store *store, const char *name, struct store_domain *domain_r,
+		     const char **error_r);
+/* Calls cb for each domain in name order; cb returning non-zero stops. */
+int store_domain_list(struct store *store, int (*cb)(void *ctx, const struct store_domain *d),
+		      void *ctx, const char **error_r);
+
+/* The domain of address must exist. password_hash and scram may be NULL. */
+int store_user_add(struct store *store, const char *address, const char *password_hash,
+		   const char *scram_sha256, int64_t quota_bytes, const char **error_r);
+int store_user_set_password(struct store *store, const char *address,
+			    const char *password_hash, const char *scram_sha256,
+			    const char **error_r);
+int store_user_set_quota(struct store *store, const char *address, int64_t quota_bytes,
+			 const char **error_r);
+/* Removes the user, their mailboxes and message files. */
+int store_user_remove(struct store *store, const char *address, const char **error_r);
+/* 1 and *user_r filled when found, 0 when not, <0 on error. */
+int store_user_get(struct store *store, const char *address, struct store_user *user_r,
+		   const char **error_r);
+int store_user_get_by_id(struct store *store, int64_t id, struct store_user *user_r,
+			 const char **error_r);
+/* domain NULL = all users; cb returning non-zero stops. */
+int store_user_list(struct store *store, const char *domain,
+		    int (*cb)(void *ctx, const struct store_user *u), void *ctx,
+		    const char **error_r);
+
+int store_alias_add(struct store *store, const char *alias, const char *target,
+		    const char **error_r);
+/* target NULL removes every target of alias. */
+int store_alias_remove(struct store *store, const char *alias, const char *target,
+		       const char **error_r);
+/* alias NULL = all; cb returning non-zero stops. */
+int store_alias_list(struct store *store, const char *alias,
+		     int (*cb)(void *ctx, const struct store_alias *a), void *ctx,
+		     const char **error_r);
+
+/* Recipient resolution, as the SMTP server does it at RCPT time:
+ *   1. domain not local                    -> STORE_RCPT_REMOTE
+ *   2. exact user                          -> that user
+ *   3. exact alias                         -> its targets (expanded recursively,
+ *                                             up to 10 levels, duplicates removed)
+ *   4. with subaddress: local "u+tag" -> "u" tried by 2 and 3
+ *   5. catch-all alias "@domain"           -> its targets
+ *   6. otherwise                           -> STORE_RCPT_UNKNOWN
+ * Targets in local domains that do not exist are dropped; targets in
+ * remote domains are listed in remote[] (forwarding, delivered by the queue). */
+enum store_rcpt_kind { STORE_RCPT_UNKNOWN, STORE_RCPT_LOCAL, STORE_RCPT_REMOTE };
+
+struct store_rcpt_user {
+	int64_t user_id;
+	char *address;          /* the user's address (for Delivered-To) */
+};
+
+struct store_rcpt {
+	enum store_rcpt_kind kind;
+	struct store_rcpt_user *users;
+	size_t user_count;
+	char **remote;          /* forwarding targets outside our domains */
+	size_t remote_count;
+};
+
+int store_rcpt_resolve(struct store *store, const char *address, const char *subaddress_sep,
+		       struct store_rcpt *rcpt_r, const char **error_r);
+void store_rcpt_clear(struct store_rcpt *rcpt);
+
+/* May user_id use address as envelope sender / header From under its
+ * domain's sender policy?  1 yes, 0 no, <0 error. */
+int store_sender_allowed(struct store *store, int64_t user_id, const char *address,
+			 const char *subaddress_sep, const char **error_r);
+
+/* Would adding bytes (and one message) take user_id over its quota?
+ * 1 = over quota, 0 = fits, <0 error. */
+int store_quota_exceeded(struct store *store, int64_t user_id, int64_t bytes,
+			 const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Mailboxes and messages
+ * ------------------------------------------------------------------- */
+
+/* Special-use mailboxes created for each user on first use (RFC 6154). */
+#define STORE_SPECIAL_MAILBOXES { "INBOX", "Drafts", "Sent", "Junk", "Trash", "Archive" }
+
+struct store_mailbox {
+	int64_t id;
+	int64_t user_id;
+	char *name;             /* "INBOX", "Sent", "Lists/tern" (hierarchy separator '/') */
+	char *special_use;      /* "\\Sent" etc., or NULL */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	int64_t bytes;
+};
+
+struct store_message {
+	int64_t id;
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t modseq;
+	time_t internal_date;
+	int64_t size;           /* exact size of the file: RFC822.SIZE */
+	char *flags;            /* space-separated system flags and keywords, "" for none */
+	char *path;             /* absolute path of the message file */
+};
+
+void store_mailbox_clear(struct store_mailbox *m);
+void store_message_clear(struct store_message *m);
+
+/* Mailboxes of a user (the special-use set is created first if missing).
+ * cb returning non-zero stops. */
+int store_mailbox_list(struct store *store, int64_t user_id,
+		       int (*cb)(void *ctx, const struct store_mailbox *m), void *ctx,
+		       const char **error_r);
+/* 1 found, 0 not, <0 error. */
+int store_mailbox_get(struct store *store, int64_t user_id, const char *name,
+		      struct store_mailbox *mailbox_r, const char **error_r);
+/* Messages of a mailbox in UID order, with uid >= min_uid. */
+int store_message_list(struct store *store, int64_t mailbox_id, uint32_t min_uid,
+		       int (*cb)(void *ctx, const struct store_message *m), void *ctx,
+		       const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Delivery (asynchronous, group-committed)
+ * ------------------------------------------------------------------- */
+
+struct store_delivery_rcpt {
+	int64_t user_id;
+	const char *delivered_to;   /* address for the Delivered-To header */
+	const char *mailbox;        /* NULL = INBOX */
+};
+
+struct store_delivery {
+	const char *return_path;    /* envelope sender without <>; "" for the null sender */
+	const char *body;           /* the message with CRLF line ends, trace headers included */
+	size_t body_len;
+	time_t internal_date;
+	const char *dsn;            /* DSN parameters (ENVID, RET, per-rcpt NOTIFY/ORCPT) as
+				       a printable string kept with each copy, or NULL */
+	const struct store_delivery_rcpt *rcpts;
+	size_t rcpt_count;
+};
+
+/* Called once per request: status 0 when every copy is durable and
+ * committed, <0 with error otherwise (no copy is visible then). */
+typedef void store_done_cb(void *ctx, int status, const char *error);
+
+/* Queue a delivery to the commit thread.  Everything in d is copied before
+ * return.  cb runs on base (event-loop thread) or, with base NULL, on the
+ * commit thread.  Returns 0 when queued, <0 (cb not called) on error. */
+int store_deliver(struct store *store, struct event_base *base,
+		  const struct store_delivery *d, store_done_cb *cb, void *ctx);
+/* The same, waiting for the result (CLI, tests). */
+int store_deliver_sync(struct store *store, const struct store_delivery *d,
+		       const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Maintenance
+ * ------------------------------------------------------------------- */
+
+/* Check the index against the files: every message row has a file of the
+ * recorded size, no file is unreferenced, per-mailbox counters and per-user
+ * usage match.  cb gets one line per problem.  Returns the number of
+ * problems found (0 = consistent), <0 on error. */
+int store_verify(struct store *store, void (*cb)(void *ctx, const char *problem), void *ctx,
+		 const char **error_r);
+
+/* Test hook: make the Nth write, fsync or rename of the commit thread from
+ * now fail with err (ENOSPC, EIO); 0 disables.  Also settable with the
+ * environment variable TERN_STORE_FAULT="N:ENOSPC". */
+void store_fault_inject(struct store *store, unsigned nth, int err);
+
+#endif
