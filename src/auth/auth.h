@@ -66,7 +66,9 @@ typedef void auth_sasl_cb(void *ctx, const struct auth_result *result);
 const char *auth_sasl_mechanisms(void);
 /* Start an exchange.  mech is matched case-insensitively; returns NULL
  * for an unknown mechanism.  The store is used to look up credentials;
- * slow verification runs on pool, and cb is called on base. */
+ * slow verification runs on pool, and cb is called on base.  With base
+ * NULL, cb runs on the pool thread; with pool NULL, everything runs inline
+ * and cb is called before auth_sasl_step returns (tests, tools). */
 struct auth_sasl *auth_sasl_begin(const char *mech, struct store *store,
 				  struct threadpool *pool, struct event_base *base);
 /* Feed one client response (decoded from base64; initial response

@@ -1,7 +1,135 @@
-/* Placeholder until the CLI lands. */
-#include <stdio.h>
-int main(void)
+/* main() of the `tern` command: global options, then one subcommand.
+ *
+ *   tern [-c FILE] COMMAND ...
+ *
+ * The config file is $TERN_CONF, else /etc/tern/tern.conf, unless -c
+ * names another.  Every command but init and help loads it first, and a
+ * config error stops the command with the file:line message (exit 1).
+ * Usage errors exit 2. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+#include "lib/config.h"
+#include "lib/log.h"
+
+void cli_usage(FILE *f)
 {
-	fputs("tern: not built yet\n", stderr);
-	return 1;
+	fputs(
+"usage: tern [-c FILE] COMMAND [ARGS]\n"
+"\n"
+"  -c FILE      config file (default: $TERN_CONF, else /etc/tern/tern.conf)\n"
+"\n"
+"Setup and server:\n"
+"  tern init DIR [--hostname NAME] [--bind ADDR]... [--port-offset N] [--user NAME]\n"
+"                               make DIR/tern.conf, DIR/data, a self-signed certificate\n"
+"  tern config check            validate the config file\n"
+"  tern serve                   run the server\n"
+"\n"
+"Domains:\n"
+"  tern domain add NAME\n"
+"  tern domain list\n"
+"  tern domain remove NAME [--force]      --force also removes its users and mail\n"
+"  tern domain policy NAME own|domain|any sender addresses its users may use\n"
+"\n"
+"Users (the password is read from stdin, or prompted for):\n"
+"  tern user add ADDRESS [--quota SIZE]   SIZE like 500M, 2G; 0 = unlimited\n"
+"  tern user passwd ADDRESS\n"
+"  tern user list [DOMAIN]\n"
+"  tern user quota ADDRESS SIZE\n"
+"  tern user remove ADDRESS               also removes the user's mail\n"
+"  tern user import-dovecot FILE [--domain DOMAIN] [--domain-create]\n"
+"                                         DOMAIN completes names without @domain\n"
+"\n"
+"Aliases (\"@domain\" is the catch-all of domain):\n"
+"  tern alias add ALIAS TARGET...\n"
+"  tern alias list [ALIAS]\n"
+"  tern alias remove ALIAS [TARGET...]\n"
+"\n"
+"Storage:\n"
+"  tern store verify            check the index against the message files\n", f);
+}
+
+static int run(const char *config_path, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	struct config *cfg;
+	char *error;
+	int ret;
+
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		cli_usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(cmd, "init") == 0)
+		return cli_init(argc, argv);
+	if (strcmp(cmd, "config") == 0)
+		return cli_config(config_path, argc, argv);
+
+	int (*fn)(struct config *, int, char **);
+	if (strcmp(cmd, "domain") == 0)
+		fn = cli_domain;
+	else if (strcmp(cmd, "user") == 0)
+		fn = cli_user;
+	else if (strcmp(cmd, "alias") == 0)
+		fn = cli_alias;
+	else if (strcmp(cmd, "store") == 0)
+		fn = cli_store;
+	else if (strcmp(cmd, "serve") == 0)
+		fn = cli_serve;
+	else
+		return cli_usage_error("unknown command '%s'", cmd);
+
+	if (fn != cli_serve && argc < 2) {
+		fprintf(stderr, "tern: '%s' needs an action\n\n", cmd);
+		cli_usage(stderr);
+		return CLI_USAGE;
+	}
+	cfg = config_load(config_path, &error);
+	if (cfg == NULL) {
+		cli_error("%s", error);
+		free(error);
+		return CLI_FAIL;
+	}
+	if (fn != cli_serve) {
+		/* the CLI talks to the administrator, not to a log */
+		log_set_level(LOG_LEVEL_WARN);
+	}
+	ret = fn(cfg, argc, argv);
+	config_free(&cfg);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
+		const char *a = argv[i];
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc)
+				return cli_usage_error("%s needs a file name", a);
+			config_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			config_path = a + 9;
+			i++;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			cli_usage(stdout);
+			return CLI_OK;
+		} else {
+			fprintf(stderr, "tern: unknown option '%s'\n\n", a);
+			cli_usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (i >= argc) {
+		cli_usage(stderr);
+		return CLI_USAGE;
+	}
+	if (config_path == NULL)
+		config_path = config_default_path();
+	return run(config_path, argc - i, argv + i);
 }

@@ -40,7 +40,7 @@ struct config_limits {
 	unsigned recipients;         /* per message (1000) */
 	unsigned timeout;            /* idle timeout, seconds (300) */
 	unsigned errors;             /* protocol errors before disconnect (20) */
-	unsigned connections_per_ip; /* concurrent connections per client IP (20) */
+	unsigned connections_per_ip; /* concurrent connections per client IP (50, as Postfix) */
 	unsigned connections;        /* concurrent connections in all (2000) */
 	unsigned auth_failures;      /* authentication failures per session before disconnect (3) */
 };
@@ -85,7 +85,19 @@ int config_write_template(const char *path, const char *hostname,
 			  const char *const *bind, unsigned bind_count, int port_offset,
 			  const char **error_r);
 
+/* The same with the service user written into the file (NULL = "tern").
+ * With path NULL, only checks the arguments (0, or -1 with *error_r). */
+int config_write_template_user(const char *path, const char *hostname, const char *user,
+			       const char *const *bind, unsigned bind_count, int port_offset,
+			       const char **error_r);
+
 /* Default config file: $TERN_CONF, else /etc/tern/tern.conf */
 const char *config_default_path(void);
+
+/* Parse a size: decimal digits with an optional K, M, G or T suffix
+ * (binary multiples, case-insensitive, an optional trailing "B" allowed:
+ * "500M", "2G", "0").  Returns 0 and *bytes_r, or -1 for anything else,
+ * including overflow past INT64_MAX. */
+int config_parse_size(const char *s, uint64_t *bytes_r);
 
 #endif

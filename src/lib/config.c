@@ -1,0 +1,1036 @@
+/* tern.conf: parse and validate the server-wide configuration (libconfig
+ * 1.5 syntax), and write the commented template `tern init` starts from.
+ *
+ * Invariants:
+ *  - Every setting has a default set before parsing, so a file holding only
+ *    `hostname = "...";` gives a complete, usable struct config.
+ *  - The file is checked strictly: an unknown name, a wrong type, a value
+ *    out of range or a malformed address is an error naming FILE:LINE
+ *    (config_setting_source_line()) and what was expected.  Nothing is
+ *    silently ignored, so a typo never turns into a default.
+ *  - Every path in struct config is absolute: relative paths are joined to
+ *    the realpath of the config file's directory.
+ *  - Strings in struct config are malloc'd and owned by it; config_free()
+ *    releases them all.
+ * The settings and their defaults are documented in docs/configuration.md
+ * and, as comments, in the template written by config_write_template(). */
+#include "lib/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+
+#define CONFIG_DEFAULT_FILE "/etc/tern/tern.conf"
+#define CONFIG_MAX_HOSTNAME 253
+#define CONFIG_MAX_USER 32
+#define CONFIG_MAX_SEPARATORS 8
+
+static const char *const listener_names[LISTENER_KIND_COUNT] = {
+	[LISTENER_SMTP] = "smtp",
+	[LISTENER_SUBMISSION] = "submission",
+	[LISTENER_SUBMISSIONS] = "submissions",
+	[LISTENER_IMAP] = "imap",
+	[LISTENER_IMAPS] = "imaps",
+	[LISTENER_POP3] = "pop3",
+	[LISTENER_POP3S] = "pop3s",
+	[LISTENER_HTTP] = "http",
+	[LISTENER_HTTPS] = "https",
+};
+
+static const int listener_ports[LISTENER_KIND_COUNT] = {
+	[LISTENER_SMTP] = 25,
+	[LISTENER_SUBMISSION] = 587,
+	[LISTENER_SUBMISSIONS] = 465,
+	[LISTENER_IMAP] = 143,
+	[LISTENER_IMAPS] = 993,
+	[LISTENER_POP3] = 110,
+	[LISTENER_POP3S] = 995,
+	[LISTENER_HTTP] = 80,
+	[LISTENER_HTTPS] = 443,
+};
+
+const char *listener_kind_name(enum listener_kind kind)
+{
+	if ((unsigned)kind >= LISTENER_KIND_COUNT)
+		return "unknown";
+	return listener_names[kind];
+}
+
+int listener_kind_default_port(enum listener_kind kind)
+{
+	if ((unsigned)kind >= LISTENER_KIND_COUNT)
+		return 0;
+	return listener_ports[kind];
+}
+
+const char *config_default_path(void)
+{
+	const char *env = getenv("TERN_CONF");
+	return env != NULL && *env != '\0' ? env : CONFIG_DEFAULT_FILE;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes_r)
+{
+	uint64_t n = 0, mult = 1;
+	const char *p = s;
+
+	if (s == NULL || !isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > ((uint64_t)INT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	switch (toupper((unsigned char)*p)) {
+	case 'K': mult = 1ULL << 10; p++; break;
+	case 'M': mult = 1ULL << 20; p++; break;
+	case 'G': mult = 1ULL << 30; p++; break;
+	case 'T': mult = 1ULL << 40; p++; break;
+	default: break;
+	}
+	if (toupper((unsigned char)*p) == 'B')
+		p++;
+	if (*p != '\0')
+		return -1;
+	if (n != 0 && mult > (uint64_t)INT64_MAX / n)
+		return -1;
+	*bytes_r = n * mult;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation of single values (shared by the parser and the template) */
+
+/* RFC 1123 2.1 host name: LDH labels of 1-63 octets, no leading or
+ * trailing hyphen, 253 octets at most, an optional trailing dot removed
+ * by the caller. */
+static bool hostname_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > CONFIG_MAX_HOSTNAME)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/* A POSIX-portable user name as useradd accepts it. */
+static bool user_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > CONFIG_MAX_USER || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+static bool ip_valid(const char *s)
+{
+	unsigned char tmp[16];
+	return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+/* "ADDR" or "ADDR/PREFIX" with PREFIX 0-32 (IPv4) or 0-128 (IPv6). */
+static bool cidr_valid(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	unsigned char tmp[16];
+	char *addr;
+	int family = 0;
+	unsigned prefix = 0, max;
+
+	if (slash == NULL)
+		return ip_valid(s);
+	addr = xstrndup(s, (size_t)(slash - s));
+	if (inet_pton(AF_INET, addr, tmp) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, tmp) == 1)
+		family = AF_INET6;
+	free(addr);
+	if (family == 0)
+		return false;
+	max = family == AF_INET ? 32 : 128;
+	const char *p = slash + 1;
+	if (*p == '\0' || strlen(p) > 3)
+		return false;
+	for (; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		prefix = prefix * 10 + (unsigned)(*p - '0');
+	}
+	return prefix <= max;
+}
+
+/* ------------------------------------------------------------------ */
+/* The parser: a table of known settings per group */
+
+struct parse_ctx {
+	const char *name;       /* file name for messages */
+	struct config *cfg;
+	char *error;            /* first error (malloc'd) */
+};
+
+struct key;
+typedef int key_handler(struct parse_ctx *p, const config_setting_t *s, const struct key *k);
+
+struct key {
+	const char *name;
+	key_handler *handler;
+	size_t off;                 /* offset of the target in struct config */
+	int64_t min, max;           /* integer range; for strings: min 0 allows "" */
+	const struct key *group;    /* sub-table for groups */
+	int index;                  /* listener kind for ports */
+};
+
+static int fail(struct parse_ctx *p, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct parse_ctx *p, const config_setting_t *s, const char *fmt, ...)
+{
+	const char *file = config_setting_source_file(s);
+	char *msg;
+	va_list ap;
+
+	if (p->error != NULL)
+		return -1;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (file != NULL && file[0] != '/' && p->cfg != NULL && p->cfg->dir != NULL)
+		/* an @include'd file, named as written: show where it is */
+		p->error = xasprintf("%s/%s:%u: %s", p->cfg->dir, file,
+				     config_setting_source_line(s), msg != NULL ? msg : "error");
+	else
+		p->error = xasprintf("%s:%u: %s", file != NULL ? file : p->name,
+				     config_setting_source_line(s), msg != NULL ? msg : "error");
+	free(msg);
+	return -1;
+}
+
+static const char *type_name(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a number with a fraction";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "nothing";
+	}
+}
+
+/* "limits.timeout" for messages */
+static char *full_name(const config_setting_t *s)
+{
+	const config_setting_t *parent = s->parent;
+	const char *name = config_setting_name(s);
+
+	if (name == NULL)
+		name = "(element)";
+	if (parent != NULL && parent->parent != NULL && config_setting_name(parent) != NULL)
+		return xasprintf("%s.%s", config_setting_name(parent), name);
+	return xstrdup(name);
+}
+
+static int fail_type(struct parse_ctx *p, const config_setting_t *s, const char *expected)
+{
+	char *name = full_name(s);
+	fail(p, s, "%s must be %s, not %s", name, expected, type_name(s));
+	free(name);
+	return -1;
+}
+
+static int fail_range(struct parse_ctx *p, const config_setting_t *s, const struct key *k,
+		      long long v)
+{
+	char *name = full_name(s);
+	fail(p, s, "%s = %lld is out of range (expected %lld to %lld)", name, v,
+	     (long long)k->min, (long long)k->max);
+	free(name);
+	return -1;
+}
+
+static void *target(struct parse_ctx *p, const struct key *k)
+{
+	return (char *)p->cfg + k->off;
+}
+
+static void set_string(char **dst, const char *value)
+{
+	free(*dst);
+	*dst = xstrdup(value);
+}
+
+static int get_string(struct parse_ctx *p, const config_setting_t *s, const struct key *k,
+		      const char **value_r)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail_type(p, s, "a string");
+	*value_r = config_setting_get_string(s);
+	if (**value_r == '\0' && k->min > 0) {
+		char *name = full_name(s);
+		fail(p, s, "%s must not be empty", name);
+		free(name);
+		return -1;
+	}
+	return 0;
+}
+
+static int h_path(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	set_string(target(p, k), v);
+	return 0;
+}
+
+static int h_hostname(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	char *h = xstrdup(v);
+	size_t len = strlen(h);
+	if (len > 1 && h[len - 1] == '.')
+		h[len - 1] = '\0';
+	if (!hostname_valid(h)) {
+		free(h);
+		return fail(p, s, "hostname \"%s\" is not a valid host name "
+			    "(expected letters, digits, '-' and '.', like \"mail.example.com\")", v);
+	}
+	for (char *c = h; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	free(p->cfg->hostname);
+	p->cfg->hostname = h;
+	return 0;
+}
+
+static int h_user(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	if (!user_valid(v))
+		return fail(p, s, "user \"%s\" is not a valid user name "
+			    "(expected up to %d letters, digits, '_', '-' or '.')", v, CONFIG_MAX_USER);
+	set_string(&p->cfg->user, v);
+	return 0;
+}
+
+static int h_bool(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail_type(p, s, "true or false");
+	*(bool *)target(p, k) = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+static int get_int(struct parse_ctx *p, const config_setting_t *s, const struct key *k,
+		   bool size, long long *v_r)
+{
+	int type = config_setting_type(s);
+	long long v;
+
+	if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+		v = config_setting_get_int64(s);
+	} else if (size && type == CONFIG_TYPE_STRING) {
+		uint64_t bytes;
+		if (config_parse_size(config_setting_get_string(s), &bytes) < 0) {
+			char *name = full_name(s);
+			fail(p, s, "%s = \"%s\" is not a size (expected bytes, or a number "
+			     "with K, M or G like \"50M\")", name, config_setting_get_string(s));
+			free(name);
+			return -1;
+		}
+		v = (long long)bytes;
+	} else {
+		return fail_type(p, s, size ? "an integer or a size string like \"50M\""
+				 : "an integer");
+	}
+	if (v < k->min || v > k->max)
+		return fail_range(p, s, k, v);
+	*v_r = v;
+	return 0;
+}
+
+static int h_unsigned(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	long long v;
+	if (get_int(p, s, k, false, &v) < 0)
+		return -1;
+	*(unsigned *)target(p, k) = (unsigned)v;
+	return 0;
+}
+
+static int h_size(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	long long v;
+	if (get_int(p, s, k, true, &v) < 0)
+		return -1;
+	*(size_t *)target(p, k) = (size_t)v;
+	return 0;
+}
+
+static int h_port(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	long long v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+		/* false disables; true keeps the standard port */
+		v = config_setting_get_bool(s) ? listener_ports[k->index] : 0;
+	} else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+		   config_setting_type(s) == CONFIG_TYPE_INT64) {
+		v = config_setting_get_int64(s);
+		if (v < 0 || v > 65535) {
+			char *name = full_name(s);
+			fail(p, s, "%s = %lld is not a port (expected 1 to 65535, "
+			     "or 0 or false to disable)", name, v);
+			free(name);
+			return -1;
+		}
+	} else {
+		return fail_type(p, s, "a port number or false");
+	}
+	p->cfg->port[k->index] = (int)v;
+	return 0;
+}
+
+static int h_choice(struct parse_ctx *p, const config_setting_t *s, const struct key *k,
+		    const char *const *choices, char **dst)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	for (size_t i = 0; choices[i] != NULL; i++) {
+		if (strcmp(v, choices[i]) == 0) {
+			set_string(dst, v);
+			return 0;
+		}
+	}
+	struct buf b;
+	buf_init(&b, BUF_UNLIMITED);
+	for (size_t i = 0; choices[i] != NULL; i++)
+		buf_printf(&b, "%s\"%s\"", i == 0 ? "" : choices[i + 1] == NULL ? " or " : ", ",
+			   choices[i]);
+	char *name = full_name(s);
+	fail(p, s, "%s = \"%s\" is not known (expected %s)", name, v, buf_cstr(&b));
+	free(name);
+	buf_free(&b);
+	return -1;
+}
+
+static int h_fsync(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const choices[] = { "syncfs", "fsync", NULL };
+	return h_choice(p, s, k, choices, &p->cfg->store_fsync);
+}
+
+static int h_log_level(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const choices[] = { "debug", "info", "warn", "error", NULL };
+	return h_choice(p, s, k, choices, &p->cfg->log_level);
+}
+
+static int h_separator(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	size_t len = strlen(v);
+	bool ok = len <= CONFIG_MAX_SEPARATORS;
+	for (size_t i = 0; ok && i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		/* must be a character that can appear in a local part but is
+		 * not a letter or digit, and is not the '@' itself */
+		ok = c > 0x20 && c < 0x7f && !isalnum(c) && strchr("@\"\\()<>[],;: ", c) == NULL;
+	}
+	if (!ok)
+		return fail(p, s, "smtp.subaddress_separator = \"%s\" is not allowed (expected up to "
+			    "%d punctuation characters such as \"+\" or \"+-\", or \"\" to disable)",
+			    v, CONFIG_MAX_SEPARATORS);
+	set_string(&p->cfg->subaddress_separator, v);
+	return 0;
+}
+
+/* A list or array of strings, each checked by valid() */
+static int h_addresses(struct parse_ctx *p, const config_setting_t *s, char **dst,
+		       unsigned *count, unsigned max, bool (*valid)(const char *),
+		       const char *what, bool allow_empty)
+{
+	int type = config_setting_type(s);
+	char *name = full_name(s);
+	int ret = -1;
+	unsigned n;
+
+	if (type == CONFIG_TYPE_STRING) {
+		n = 1;
+	} else if (type == CONFIG_TYPE_ARRAY || type == CONFIG_TYPE_LIST) {
+		n = (unsigned)config_setting_length(s);
+	} else {
+		fail(p, s, "%s must be a list of strings like [ \"%s\" ], not %s", name,
+		     what[0] == 'I' ? "0.0.0.0" : "10.0.0.0/8", type_name(s));
+		goto out;
+	}
+	if (n == 0 && !allow_empty) {
+		fail(p, s, "%s is empty (expected at least one address; "
+		     "a port of 0 disables a listener)", name);
+		goto out;
+	}
+	if (n > max) {
+		fail(p, s, "%s has %u entries (at most %u allowed)", name, n, max);
+		goto out;
+	}
+	for (unsigned i = 0; i < *count; i++) {
+		free(dst[i]);
+		dst[i] = NULL;
+	}
+	*count = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = type == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			fail(p, e, "%s entries must be strings, not %s", name, type_name(e));
+			goto out;
+		}
+		const char *v = config_setting_get_string(e);
+		if (!valid(v)) {
+			fail(p, e, "%s: \"%s\" is not %s", name, v, what);
+			goto out;
+		}
+		dst[(*count)++] = xstrdup(v);
+	}
+	ret = 0;
+out:
+	free(name);
+	return ret;
+}
+
+static int h_bind(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	return h_addresses(p, s, p->cfg->bind, &p->cfg->bind_count, CONFIG_MAX_BIND, ip_valid,
+			   "an IPv4 or IPv6 address", false);
+}
+
+static int h_trusted(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	return h_addresses(p, s, p->cfg->proxy_trusted, &p->cfg->proxy_trusted_count,
+			   CONFIG_MAX_TRUSTED, cidr_valid,
+			   "an IP address or a network like \"10.0.0.0/8\"", true);
+}
+
+static int parse_group(struct parse_ctx *p, const config_setting_t *g, const struct key *keys);
+
+static int h_group(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return fail_type(p, s, "a group { ... }");
+	return parse_group(p, s, k->group);
+}
+
+#define OFF(field) offsetof(struct config, field)
+#define SIZE_MAX_CFG ((int64_t)1 << 40)
+
+static const struct key tls_keys[] = {
+	{ "cert", h_path, OFF(tls_cert), 1, 0, NULL, 0 },
+	{ "key", h_path, OFF(tls_key), 1, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+#define PORT_KEY(kind, name) { name, h_port, 0, 0, 65535, NULL, kind }
+static const struct key listen_keys[] = {
+	{ "bind", h_bind, 0, 0, 0, NULL, 0 },
+	PORT_KEY(LISTENER_SMTP, "smtp"),
+	PORT_KEY(LISTENER_SUBMISSION, "submission"),
+	PORT_KEY(LISTENER_SUBMISSIONS, "submissions"),
+	PORT_KEY(LISTENER_IMAP, "imap"),
+	PORT_KEY(LISTENER_IMAPS, "imaps"),
+	PORT_KEY(LISTENER_POP3, "pop3"),
+	PORT_KEY(LISTENER_POP3S, "pop3s"),
+	PORT_KEY(LISTENER_HTTP, "http"),
+	PORT_KEY(LISTENER_HTTPS, "https"),
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key limits_keys[] = {
+	/* RFC 5321 4.5.3.1.4: a command line is at least 512 octets */
+	{ "smtp_line", h_size, OFF(limits.smtp_line), 512, 1 << 20, NULL, 0 },
+	{ "header_size", h_size, OFF(limits.header_size), 1024, 1 << 30, NULL, 0 },
+	{ "message_size", h_size, OFF(limits.message_size), 1024, SIZE_MAX_CFG, NULL, 0 },
+	{ "recipients", h_unsigned, OFF(limits.recipients), 1, 1000000, NULL, 0 },
+	{ "timeout", h_unsigned, OFF(limits.timeout), 1, 86400, NULL, 0 },
+	{ "errors", h_unsigned, OFF(limits.errors), 1, 1000000, NULL, 0 },
+	{ "connections_per_ip", h_unsigned, OFF(limits.connections_per_ip), 1, 1000000, NULL, 0 },
+	{ "connections", h_unsigned, OFF(limits.connections), 1, 10000000, NULL, 0 },
+	{ "auth_failures", h_unsigned, OFF(limits.auth_failures), 1, 1000000, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key smtp_keys[] = {
+	{ "plaintext_auth_loopback", h_bool, OFF(plaintext_auth_loopback), 0, 0, NULL, 0 },
+	{ "subaddress_separator", h_separator, 0, 0, 0, NULL, 0 },
+	{ "proxy_trusted", h_trusted, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key store_keys[] = {
+	{ "fsync", h_fsync, 0, 1, 0, NULL, 0 },
+	{ "commit_batch", h_unsigned, OFF(commit_batch), 1, 65536, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key log_keys[] = {
+	{ "level", h_log_level, 0, 1, 0, NULL, 0 },
+	{ "syslog", h_bool, OFF(log_syslog), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key root_keys[] = {
+	{ "hostname", h_hostname, 0, 1, 0, NULL, 0 },
+	{ "user", h_user, 0, 1, 0, NULL, 0 },
+	{ "data_dir", h_path, OFF(data_dir), 1, 0, NULL, 0 },
+	{ "tls", h_group, 0, 0, 0, tls_keys, 0 },
+	{ "listen", h_group, 0, 0, 0, listen_keys, 0 },
+	{ "worker_threads", h_unsigned, OFF(worker_threads), 0, 1024, NULL, 0 },
+	{ "limits", h_group, 0, 0, 0, limits_keys, 0 },
+	{ "smtp", h_group, 0, 0, 0, smtp_keys, 0 },
+	{ "store", h_group, 0, 0, 0, store_keys, 0 },
+	{ "log", h_group, 0, 0, 0, log_keys, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static int parse_group(struct parse_ctx *p, const config_setting_t *g, const struct key *keys)
+{
+	int n = config_setting_length(g);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct key *k;
+
+		for (k = keys; k->name != NULL; k++) {
+			if (name != NULL && strcmp(k->name, name) == 0)
+				break;
+		}
+		if (k->name == NULL) {
+			if (g->parent == NULL)
+				return fail(p, s, "unknown setting '%s'", name ? name : "");
+			return fail(p, s, "unknown setting '%s' in group '%s'", name ? name : "",
+				    config_setting_name(g));
+		}
+		if (k->handler(p, s, k) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void config_set_defaults(struct config *cfg)
+{
+	cfg->user = xstrdup("tern");
+	cfg->data_dir = xstrdup("data");
+	cfg->tls_cert = xstrdup("tls/cert.pem");
+	cfg->tls_key = xstrdup("tls/key.pem");
+	cfg->bind[0] = xstrdup("0.0.0.0");
+	cfg->bind[1] = xstrdup("::");
+	cfg->bind_count = 2;
+	for (int i = 0; i < LISTENER_KIND_COUNT; i++)
+		cfg->port[i] = listener_ports[i];
+	cfg->worker_threads = 0;
+	cfg->limits = (struct config_limits){
+		.smtp_line = 2048,
+		.header_size = 100 * 1024,
+		.message_size = 50 * 1024 * 1024,
+		.recipients = 1000,
+		.timeout = 300,
+		.errors = 20,
+		.connections_per_ip = 50,
+		.connections = 2000,
+		.auth_failures = 3,
+	};
+	cfg->plaintext_auth_loopback = false;
+	cfg->subaddress_separator = xstrdup("+");
+	cfg->proxy_trusted_count = 0;
+	cfg->store_fsync = xstrdup("syncfs");
+	cfg->commit_batch = 256;
+	cfg->log_level = xstrdup("info");
+	cfg->log_syslog = false;
+}
+
+/* Absolute form of the directory holding path (realpath when it exists). */
+static char *config_dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir, *real;
+
+	if (slash == NULL)
+		dir = xstrdup(".");
+	else if (slash == path)
+		dir = xstrdup("/");
+	else
+		dir = xstrndup(path, (size_t)(slash - path));
+	real = realpath(dir, NULL);
+	if (real != NULL) {
+		free(dir);
+		return real;
+	}
+	if (dir[0] != '/') {
+		char *cwd = getcwd(NULL, 0);
+		if (cwd != NULL) {
+			char *abs = xasprintf("%s/%s", cwd, dir);
+			free(cwd);
+			free(dir);
+			return abs;
+		}
+	}
+	return dir;
+}
+
+static void resolve_path(const char *dir, char **path)
+{
+	if ((*path)[0] == '/')
+		return;
+	const char *rel = *path;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	char *abs = strcmp(rel, ".") == 0 || rel[0] == '\0' ? xstrdup(dir)
+		: xasprintf("%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", rel);
+	free(*path);
+	*path = abs;
+}
+
+static struct config *config_finish(config_t *lc, const char *name, int read_ret,
+				    char **error_r)
+{
+	struct parse_ctx p = { .name = name };
+	struct config *cfg;
+
+	if (read_ret != CONFIG_TRUE) {
+		const char *file = config_error_file(lc);
+		*error_r = xasprintf("%s:%d: %s", file != NULL ? file : name,
+				     config_error_line(lc),
+				     config_error_text(lc) != NULL ? config_error_text(lc)
+				     : "syntax error");
+		return NULL;
+	}
+	cfg = xcalloc(1, sizeof(*cfg));
+	config_set_defaults(cfg);
+	cfg->path = xstrdup(name);
+	cfg->dir = config_dir_of(name);
+	p.cfg = cfg;
+	if (parse_group(&p, config_root_setting(lc), root_keys) < 0) {
+		*error_r = p.error;
+		config_free(&cfg);
+		return NULL;
+	}
+	if (cfg->hostname == NULL) {
+		*error_r = xasprintf("%s: hostname is required (add a line like "
+				     "hostname = \"mail.example.com\";)", name);
+		config_free(&cfg);
+		return NULL;
+	}
+	resolve_path(cfg->dir, &cfg->data_dir);
+	resolve_path(cfg->dir, &cfg->tls_cert);
+	resolve_path(cfg->dir, &cfg->tls_key);
+	return cfg;
+}
+
+struct config *config_load(const char *path, char **error_r)
+{
+	config_t lc;
+	struct config *cfg;
+	FILE *f;
+	char *dir;
+	int ret;
+
+	*error_r = NULL;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		*error_r = xasprintf("%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	dir = config_dir_of(path);
+	config_init(&lc);
+	config_set_include_dir(&lc, dir);
+	ret = config_read(&lc, f);
+	fclose(f);
+	cfg = config_finish(&lc, path, ret, error_r);
+	config_destroy(&lc);
+	free(dir);
+	return cfg;
+}
+
+/* Case-insensitive search for "@include" (there is no directory to include
+ * from, and the fuzz target must not open files). */
+static bool has_include(const char *text)
+{
+	for (const char *p = strchr(text, '@'); p != NULL; p = strchr(p + 1, '@')) {
+		if (strncasecmp(p, "@include", 8) == 0)
+			return true;
+	}
+	return false;
+}
+
+struct config *config_parse_string(const char *text, const char *name, char **error_r)
+{
+	config_t lc;
+	struct config *cfg;
+
+	*error_r = NULL;
+	if (has_include(text)) {
+		*error_r = xasprintf("%s: @include is only allowed in files", name);
+		return NULL;
+	}
+	config_init(&lc);
+	cfg = config_finish(&lc, name, config_read_string(&lc, text), error_r);
+	config_destroy(&lc);
+	return cfg;
+}
+
+void config_free(struct config **cfgp)
+{
+	struct config *cfg = *cfgp;
+
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->dir);
+	free(cfg->hostname);
+	free(cfg->user);
+	free(cfg->data_dir);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	for (unsigned i = 0; i < cfg->bind_count; i++)
+		free(cfg->bind[i]);
+	for (unsigned i = 0; i < cfg->proxy_trusted_count; i++)
+		free(cfg->proxy_trusted[i]);
+	free(cfg->subaddress_separator);
+	free(cfg->store_fsync);
+	free(cfg->log_level);
+	free(cfg);
+	*cfgp = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Template */
+
+static __thread char template_error[512];
+
+static int template_fail(const char **error_r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int template_fail(const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(template_error, sizeof(template_error), fmt, ap);
+	va_end(ap);
+	*error_r = template_error;
+	return -1;
+}
+
+static void template_text(struct buf *b, const char *hostname, const char *user,
+			  const char *const *bind, unsigned bind_count, int offset)
+{
+	static const char *const default_bind[] = { "0.0.0.0", "::" };
+	static const char *const comments[LISTENER_KIND_COUNT] = {
+		[LISTENER_SMTP] = "mail from other servers (MX), STARTTLS offered",
+		[LISTENER_SUBMISSION] = "mail from your users, STARTTLS required before AUTH",
+		[LISTENER_SUBMISSIONS] = "the same with implicit TLS",
+		[LISTENER_IMAP] = "IMAP with STARTTLS",
+		[LISTENER_IMAPS] = "IMAP with implicit TLS",
+		[LISTENER_POP3] = "POP3 with STARTTLS",
+		[LISTENER_POP3S] = "POP3 with implicit TLS",
+		[LISTENER_HTTP] = "plain HTTP",
+		[LISTENER_HTTPS] = "HTTPS: MTA-STS policy, autoconfig, admin API",
+	};
+
+	if (bind_count == 0) {
+		bind = default_bind;
+		bind_count = 2;
+	}
+	buf_printf(b,
+		"# tern.conf - Tern mail server configuration (libconfig syntax).\n"
+		"# Every setting below shows its default unless noted; only hostname is\n"
+		"# required.  Relative paths are relative to this file's directory.\n"
+		"# Domains, users and aliases are not set here: use `tern domain`,\n"
+		"# `tern user` and `tern alias`.  Check this file with `tern config check`.\n"
+		"# Full reference: docs/configuration.md\n"
+		"\n"
+		"# The name of this server: SMTP greeting, Received headers, TLS certificate.\n"
+		"# Required.\n"
+		"hostname = \"%s\";\n"
+		"\n"
+		"# The unprivileged user the worker process (and `tern` commands that\n"
+		"# change data, when run as root) run as.  Default \"tern\".\n"
+		"user = \"%s\";\n"
+		"\n"
+		"# Databases and message files.  Default \"data\".\n"
+		"data_dir = \"data\";\n"
+		"\n"
+		"# TLS certificate chain and private key (PEM).  The key is read by the\n"
+		"# master process as root before privileges are dropped, so it can stay\n"
+		"# readable by root only.\n"
+		"tls = {\n"
+		"  cert = \"tls/cert.pem\";\n"
+		"  key = \"tls/key.pem\";\n"
+		"};\n"
+		"\n"
+		"# Listeners.  bind: the addresses every listener binds (default\n"
+		"# [ \"0.0.0.0\", \"::\" ], all IPv4 and IPv6 addresses).  A port of 0 or\n"
+		"# false disables that listener.\n"
+		"listen = {\n"
+		"  bind = [ ",
+		hostname, user);
+	for (unsigned i = 0; i < bind_count; i++)
+		buf_printf(b, "%s\"%s\"", i == 0 ? "" : ", ", bind[i]);
+	buf_printf(b, " ];\n");
+	for (int i = 0; i < LISTENER_KIND_COUNT; i++) {
+		char setting[64];
+		snprintf(setting, sizeof(setting), "%s = %d;", listener_names[i],
+			 listener_ports[i] + offset);
+		if (offset != 0)
+			buf_printf(b, "  %-20s # %s (standard port %d)\n", setting, comments[i],
+				   listener_ports[i]);
+		else
+			buf_printf(b, "  %-20s # %s\n", setting, comments[i]);
+	}
+	buf_printf(b,
+		"};\n"
+		"\n"
+		"# Event-loop threads in the worker; 0 = one per CPU core.\n"
+		"worker_threads = 0;\n"
+		"\n"
+		"# Limits on what a client may send or use.  Sizes are bytes, or strings\n"
+		"# with a K, M or G suffix such as \"50M\".\n"
+		"limits = {\n"
+		"  smtp_line = 2048;            # longest SMTP command line (at least 512)\n"
+		"  header_size = 102400;        # largest header section of a message\n"
+		"  message_size = 52428800;     # largest message (advertised with SIZE; >= 1024)\n"
+		"  recipients = 1000;           # recipients per message\n"
+		"  timeout = 300;               # idle timeout, seconds\n"
+		"  errors = 20;                 # protocol errors before disconnecting\n"
+		"  connections_per_ip = 50;     # concurrent connections from one client address\n"
+		"  connections = 2000;          # concurrent connections in all\n"
+		"  auth_failures = 3;           # failed logins per connection before disconnecting\n"
+		"};\n"
+		"\n"
+		"smtp = {\n"
+		"  # Allow AUTH without TLS from 127.0.0.0/8 and ::1 (webmail on this host).\n"
+		"  plaintext_auth_loopback = false;\n"
+		"  # user+tag@domain delivers to user@domain; \"\" disables subaddressing.\n"
+		"  subaddress_separator = \"+\";\n"
+		"  # Load balancers allowed to send PROXY protocol headers (addresses or\n"
+		"  # networks like \"10.0.0.0/8\").  Empty: PROXY headers are refused.\n"
+		"  proxy_trusted = [ ];\n"
+		"};\n"
+		"\n"
+		"store = {\n"
+		"  # How a batch of new messages is made durable before it is acknowledged:\n"
+		"  # \"syncfs\" (one syncfs of the data filesystem per batch) or \"fsync\"\n"
+		"  # (one fsync per file).\n"
+		"  fsync = \"syncfs\";\n"
+		"  # Most messages committed together in one transaction.\n"
+		"  commit_batch = 256;\n"
+		"};\n"
+		"\n"
+		"log = {\n"
+		"  level = \"info\";              # \"debug\", \"info\", \"warn\" or \"error\"\n"
+		"  syslog = false;              # true: to syslog (mail facility) instead of stderr\n"
+		"};\n");
+}
+
+int config_write_template_user(const char *path, const char *hostname, const char *user,
+			       const char *const *bind, unsigned bind_count, int port_offset,
+			       const char **error_r)
+{
+	struct buf b;
+	int fd, ret = 0;
+
+	if (user == NULL)
+		user = "tern";
+	if (hostname == NULL || !hostname_valid(hostname))
+		return template_fail(error_r, "invalid host name \"%s\"", hostname ? hostname : "");
+	if (!user_valid(user))
+		return template_fail(error_r, "invalid user name \"%s\"", user);
+	if (bind_count > CONFIG_MAX_BIND)
+		return template_fail(error_r, "at most %d bind addresses", CONFIG_MAX_BIND);
+	for (unsigned i = 0; i < bind_count; i++) {
+		if (!ip_valid(bind[i]))
+			return template_fail(error_r, "\"%s\" is not an IPv4 or IPv6 address", bind[i]);
+	}
+	if (port_offset < 0 || port_offset > 65535 - 995)
+		return template_fail(error_r, "port offset %d out of range (0 to %d)",
+				     port_offset, 65535 - 995);
+
+	if (path == NULL)
+		return 0;
+	buf_init(&b, BUF_UNLIMITED);
+	template_text(&b, hostname, user, bind, bind_count, port_offset);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ret = template_fail(error_r, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (size_t done = 0; done < b.len;) {
+		ssize_t n = write(fd, b.data + done, b.len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = template_fail(error_r, "write %s: %s", path, strerror(errno));
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (ret == 0 && fsync(fd) < 0)
+		ret = template_fail(error_r, "fsync %s: %s", path, strerror(errno));
+	if (close(fd) < 0 && ret == 0)
+		ret = template_fail(error_r, "close %s: %s", path, strerror(errno));
+	if (ret < 0)
+		unlink(path);
+out:
+	buf_free(&b);
+	return ret;
+}
+
+int config_write_template(const char *path, const char *hostname,
+			  const char *const *bind, unsigned bind_count, int port_offset,
+			  const char **error_r)
+{
+	return config_write_template_user(path, hostname, NULL, bind, bind_count, port_offset,
+					  error_r);
+}

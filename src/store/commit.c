@@ -1,0 +1,684 @@
+/* The commit thread: the one writer of this process, with group commit.
+ *
+ * Requests (deliveries and synchronous directory operations) are queued by
+ * any thread.  The commit thread takes up to commit_batch of them at once
+ * and, for the whole batch:
+ *   1. writes one new file per delivered copy, "Return-Path: <...>\r\n"
+ *      "Delivered-To: ...\r\n" + body, created O_EXCL under a random 64-bit
+ *      name in messages/<first 2 hex>/ (fsync'd here only in FILE mode);
+ *   2. makes the files durable: one syncfs() of the messages filesystem
+ *      (SYNCFS mode) and an fsync() of each messages/<xx> directory that got
+ *      a new entry;
+ *   3. runs ONE index transaction (BEGIN IMMEDIATE ... COMMIT, durable by
+ *      SQLite's synchronous=FULL WAL commit) with each request inside its
+ *      own savepoint, so a request that fails is rolled back alone;
+ *   4. only then completes each request (callbacks, waiting callers) and,
+ *      for committed removals, unlinks the message files they released.
+ * Invariants: the index never points at a file that is not durable; a
+ * request reported as failed has no row in the index and no file left; a
+ * fault in one request's file writes fails that request only, while a
+ * failed syncfs/directory fsync/commit fails every request of the batch.
+ * Why group commit: one durable commit costs a few disk flushes whatever
+ * its size, so batching turns the disk's flush rate into a rate of batches,
+ * not of messages.
+ * The fault hook (store_fault_inject, TERN_STORE_FAULT) counts every
+ * write, fsync, syncfs and rename done here. */
+#include "store/store-private.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum req_kind { REQ_DELIVER, REQ_OP };
+
+struct store_copy {
+	int64_t user_id;
+	char *delivered_to;
+	char *mailbox;
+	char file[17];          /* 16 hex digits */
+	unsigned subdir;        /* first byte of the id */
+	int64_t size;
+	bool written;
+};
+
+struct store_req {
+	struct store_req *next;
+	enum req_kind kind;
+	int status;
+	char *error;
+	bool done;
+
+	/* REQ_DELIVER */
+	struct store *store;
+	struct event_base *base;
+	store_done_cb *cb;
+	void *ctx;
+	char *return_path;
+	char *body;
+	size_t body_len;
+	char *dsn;
+	time_t internal_date;
+	struct store_copy *copies;
+	size_t copy_count;
+
+	/* REQ_OP */
+	struct store_op *op;
+};
+
+static const char SQL_MB_BUMP[] =
+	"UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,"
+	" messages = messages + 1, bytes = bytes + ?1 WHERE id = ?2"
+	" RETURNING uidnext - 1, highestmodseq";
+static const char SQL_MSG_INSERT[] =
+	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7)";
+static const char SQL_USER_USAGE[] =
+	"UPDATE users SET used_bytes = used_bytes + ?1, used_messages = used_messages + 1"
+	" WHERE id = ?2";
+
+char *store_message_path(struct store *store, const char *file)
+{
+	return xasprintf("%s/%.2s/%s", store->msg_dir, file, file);
+}
+
+void store_op_add_unlink(struct store_op *op, char *path)
+{
+	op->unlink_paths = xrealloc(op->unlink_paths,
+				    (op->unlink_count + 1) * sizeof(*op->unlink_paths));
+	op->unlink_paths[op->unlink_count++] = path;
+}
+
+/* ------------------------------------------------------------ fault hook */
+
+void store_fault_inject(struct store *store, unsigned nth, int err)
+{
+	atomic_store(&store->fault_err, err);
+	atomic_store(&store->fault_nth, nth);
+}
+
+/* Count one I/O operation; -1 with errno set when it is the injected one. */
+static int io_fault(struct store *store)
+{
+	unsigned n = atomic_load(&store->fault_nth);
+
+	while (n > 0) {
+		if (atomic_compare_exchange_weak(&store->fault_nth, &n, n - 1)) {
+			if (n == 1) {
+				errno = atomic_load(&store->fault_err);
+				return -1;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- file writes */
+
+static int subdir_fd(struct store *store, unsigned sub)
+{
+	char name[3];
+
+	if (store->subdir_fd[sub] >= 0)
+		return store->subdir_fd[sub];
+	snprintf(name, sizeof(name), "%02x", sub);
+	int fd = openat(store->msgdir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* created at open; recreated here if someone removed it */
+		if (mkdirat(store->msgdir_fd, name, STORE_DIR_MODE) < 0 && errno != EEXIST)
+			return -1;
+		if (io_fault(store) < 0 || fsync(store->msgdir_fd) < 0)
+			return -1;
+		fd = openat(store->msgdir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	store->subdir_fd[sub] = fd;
+	return fd;
+}
+
+static void unlink_copy(struct store *store, struct store_copy *cp)
+{
+	if (!cp->written)
+		return;
+	if (store->subdir_fd[cp->subdir] < 0 ||
+	    unlinkat(store->subdir_fd[cp->subdir], cp->file, 0) < 0)
+		log_warn("store", "event=unlink_failed file=%s error=%s", cp->file,
+			 log_quote(strerror(errno)));
+	cp->written = false;
+}
+
+static void req_unlink_files(struct store *store, struct store_req *req)
+{
+	for (size_t i = 0; i < req->copy_count; i++)
+		unlink_copy(store, &req->copies[i]);
+}
+
+static void req_fail(struct store_req *req, char *error)
+{
+	if (req->status == 0) {
+		req->status = -1;
+		req->error = error;
+	} else {
+		free(error);
+	}
+}
+
+/* Write every copy of one delivery; on failure unlink what was written. */
+static int write_copies(struct store *store, struct store_req *req, bool touched[256])
+{
+	struct buf hdr;
+
+	buf_init(&hdr, BUF_UNLIMITED);
+	for (size_t i = 0; i < req->copy_count; i++) {
+		struct store_copy *cp = &req->copies[i];
+		int fd = -1, dfd;
+		uint64_t id;
+
+		buf_reset(&hdr);
+		buf_printf(&hdr, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", req->return_path,
+			   cp->delivered_to);
+		cp->size = (int64_t)(hdr.len + req->body_len);
+		for (int tries = 0; fd < 0 && tries < 8; tries++) {
+			if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+				goto fail;
+			cp->subdir = (unsigned)(id >> 56);
+			snprintf(cp->file, sizeof(cp->file), "%016llx", (unsigned long long)id);
+			if ((dfd = subdir_fd(store, cp->subdir)) < 0)
+				goto fail;
+			fd = openat(dfd, cp->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				    STORE_FILE_MODE);
+			if (fd < 0 && errno != EEXIST)
+				goto fail;
+		}
+		if (fd < 0)
+			goto fail;
+		cp->written = true;
+		touched[cp->subdir] = true;
+
+		struct iovec iov[2] = {
+			{ hdr.data, hdr.len },
+			{ req->body, req->body_len },
+		};
+		int iovcnt = 2;
+		struct iovec *v = iov;
+		while (iovcnt > 0) {
+			ssize_t n;
+			if (io_fault(store) < 0 || (n = writev(fd, v, iovcnt)) < 0) {
+				if (errno == EINTR)
+					continue;
+				close(fd);
+				goto fail;
+			}
+			while (iovcnt > 0 && (size_t)n >= v->iov_len) {
+				n -= (ssize_t)v->iov_len;
+				v++;
+				iovcnt--;
+			}
+			if (iovcnt > 0) {
+				v->iov_base = (char *)v->iov_base + n;
+				v->iov_len -= (size_t)n;
+			}
+		}
+		if (store->opts.fsync_mode == STORE_FSYNC_FILE &&
+		    (io_fault(store) < 0 || fsync(fd) < 0)) {
+			close(fd);
+			goto fail;
+		}
+		if (close(fd) < 0)
+			goto fail;
+	}
+	buf_free(&hdr);
+	return 0;
+fail:
+	req_fail(req, xasprintf("writing message file: %s", strerror(errno)));
+	buf_free(&hdr);
+	req_unlink_files(store, req);
+	return -1;
+}
+
+/* Make the batch's files and directory entries durable. */
+static int sync_batch(struct store *store, const bool touched[256], char **error_r)
+{
+	if (store->opts.fsync_mode == STORE_FSYNC_SYNCFS &&
+	    (io_fault(store) < 0 || syncfs(store->msgdir_fd) < 0)) {
+		*error_r = xasprintf("syncfs of %s: %s", store->msg_dir, strerror(errno));
+		return -1;
+	}
+	for (unsigned i = 0; i < 256; i++) {
+		if (!touched[i])
+			continue;
+		if (io_fault(store) < 0 || fsync(store->subdir_fd[i]) < 0) {
+			*error_r = xasprintf("fsync of %s/%02x: %s", store->msg_dir, i,
+					     strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------- index updates */
+
+static int apply_delivery(struct store *store, struct store_req *req, char **error_r)
+{
+	struct store_conn *c = &store->wconn;
+	const char *err;
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < req->copy_count; i++) {
+		struct store_copy *cp = &req->copies[i];
+		int64_t mailbox_id, uid, modseq;
+		int rc = store_mailbox_for_delivery(store, cp->user_id, cp->mailbox, &mailbox_id,
+						    error_r);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			*error_r = xasprintf("user id %lld does not exist", (long long)cp->user_id);
+			return -1;
+		}
+		if ((st = store_stmt(c, SQL_MB_BUMP, &err)) == NULL)
+			goto sqlfail_msg;
+		sqlite3_bind_int64(st, 1, cp->size);
+		sqlite3_bind_int64(st, 2, mailbox_id);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			goto sqlfail;
+		uid = sqlite3_column_int64(st, 0);
+		modseq = sqlite3_column_int64(st, 1);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			;
+		if (rc != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_reset(st);
+		if (uid > UINT32_MAX - 1) {
+			*error_r = xasprintf("mailbox %lld has no UIDs left", (long long)mailbox_id);
+			return -1;
+		}
+
+		if ((st = store_stmt(c, SQL_MSG_INSERT, &err)) == NULL)
+			goto sqlfail_msg;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, uid);
+		sqlite3_bind_int64(st, 3, modseq);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)req->internal_date);
+		sqlite3_bind_int64(st, 5, cp->size);
+		sqlite3_bind_text(st, 6, cp->file, -1, SQLITE_STATIC);
+		store_bind_text(st, 7, req->dsn);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_reset(st);
+
+		if ((st = store_stmt(c, SQL_USER_USAGE, &err)) == NULL)
+			goto sqlfail_msg;
+		sqlite3_bind_int64(st, 1, cp->size);
+		sqlite3_bind_int64(st, 2, cp->user_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto sqlfail;
+		sqlite3_reset(st);
+	}
+	return 0;
+sqlfail:
+	*error_r = store_sqlerr_dup(c, "index update");
+	sqlite3_reset(st);
+	return -1;
+sqlfail_msg:
+	*error_r = xstrdup(err);
+	return -1;
+}
+
+static int apply_req(struct store *store, struct store_req *req, char **error_r)
+{
+	if (req->kind == REQ_DELIVER)
+		return apply_delivery(store, req, error_r);
+	return req->op->fn(store, req->op, error_r);
+}
+
+/* One transaction for every request still alive in the batch.  A request
+ * whose statements fail is rolled back to its savepoint and dropped; if
+ * SQLite had to abandon the whole transaction (I/O error, disk full) the
+ * transaction is redone without that request. */
+static void commit_batch(struct store *store, struct store_req **reqs, size_t n)
+{
+	struct store_conn *c = &store->wconn;
+	char *err = NULL;
+	size_t alive;
+
+retry:
+	alive = 0;
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i]->status == 0)
+			alive++;
+	if (alive == 0)
+		return;
+	if (store_exec(c, "BEGIN IMMEDIATE", &err) < 0)
+		goto fail_all;
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *req = reqs[i];
+		char *rerr = NULL;
+
+		if (req->status != 0)
+			continue;
+		if (store_exec(c, "SAVEPOINT req", &err) < 0)
+			goto fail_txn;
+		if (apply_req(store, req, &rerr) == 0) {
+			if (store_exec(c, "RELEASE req", &err) < 0)
+				goto fail_txn;
+			continue;
+		}
+		req_fail(req, rerr ? rerr : xstrdup("index update failed"));
+		if (sqlite3_get_autocommit(c->db))
+			goto retry;     /* the transaction is gone: redo without req */
+		if (store_exec(c, "ROLLBACK TO req", NULL) < 0 ||
+		    store_exec(c, "RELEASE req", NULL) < 0) {
+			store_exec(c, "ROLLBACK", NULL);
+			goto retry;
+		}
+	}
+	if (store_exec(c, "COMMIT", &err) < 0)
+		goto fail_txn;
+	return;
+fail_txn:
+	store_exec(c, "ROLLBACK", NULL);
+fail_all:
+	for (size_t i = 0; i < n; i++)
+		req_fail(reqs[i], xstrdup(err));
+	free(err);
+}
+
+/* ------------------------------------------------------------ completion */
+
+static void req_free(struct store_req *req)
+{
+	for (size_t i = 0; i < req->copy_count; i++) {
+		free(req->copies[i].delivered_to);
+		free(req->copies[i].mailbox);
+	}
+	free(req->copies);
+	free(req->return_path);
+	free(req->body);
+	free(req->dsn);
+	free(req->error);
+	free(req);
+}
+
+static void deliver_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_req *req = arg;
+
+	req->cb(req->ctx, req->status, req->error);
+	req_free(req);
+}
+
+static void complete(struct store *store, struct store_req *req)
+{
+	if (req->kind == REQ_OP) {
+		pthread_mutex_lock(&store->lock);
+		req->done = true;
+		pthread_cond_broadcast(&store->done_cond);
+		pthread_mutex_unlock(&store->lock);
+		return;
+	}
+	if (req->status < 0)
+		log_warn("store", "event=delivery_failed copies=%zu error=%s", req->copy_count,
+			 log_quote(req->error));
+	if (req->base != NULL &&
+	    event_base_once(req->base, -1, EV_TIMEOUT, deliver_done, req,
+			    &(struct timeval){ 0, 0 }) == 0)
+		return;
+	if (req->base != NULL)
+		log_error("store", "event=callback_schedule_failed");
+	deliver_done(-1, 0, req);
+}
+
+static void process_batch(struct store *store, struct store_req **reqs, size_t n)
+{
+	bool touched[256] = { false };
+	bool any_files = false;
+	char *err = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i]->kind == REQ_DELIVER && write_copies(store, reqs[i], touched) == 0)
+			any_files = true;
+	}
+	if (any_files && sync_batch(store, touched, &err) < 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (reqs[i]->kind == REQ_DELIVER)
+				req_fail(reqs[i], xstrdup(err));
+		}
+		free(err);
+	}
+	commit_batch(store, reqs, n);
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *req = reqs[i];
+
+		if (req->kind == REQ_DELIVER && req->status < 0)
+			req_unlink_files(store, req);
+		if (req->kind == REQ_OP && req->status == 0) {
+			for (size_t j = 0; j < req->op->unlink_count; j++) {
+				if (unlink(req->op->unlink_paths[j]) < 0 && errno != ENOENT)
+					log_warn("store", "event=unlink_failed path=%s error=%s",
+						 log_quote(req->op->unlink_paths[j]),
+						 log_quote(strerror(errno)));
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		complete(store, reqs[i]);
+}
+
+static void *commit_thread(void *arg)
+{
+	struct store *store = arg;
+	unsigned max = store->opts.commit_batch ? store->opts.commit_batch : 256;
+	struct store_req **reqs = xcalloc(max, sizeof(*reqs));
+
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&store->lock);
+		while (store->head == NULL && !store->stopping)
+			pthread_cond_wait(&store->cond, &store->lock);
+		if (store->head == NULL) {
+			pthread_mutex_unlock(&store->lock);
+			break;
+		}
+		while (store->head != NULL && n < max) {
+			reqs[n++] = store->head;
+			store->head = store->head->next;
+		}
+		if (store->head == NULL)
+			store->tail = &store->head;
+		pthread_mutex_unlock(&store->lock);
+
+		process_batch(store, reqs, n);
+	}
+	free(reqs);
+	return NULL;
+}
+
+int store_commit_start(struct store *store, const char **error_r)
+{
+	for (unsigned i = 0; i < 256; i++)
+		store->subdir_fd[i] = -1;
+	store->head = NULL;
+	store->tail = &store->head;
+	store->msgdir_fd = open(store->msg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->msgdir_fd < 0) {
+		*error_r = store_errf("cannot open %s: %s", store->msg_dir, strerror(errno));
+		return -1;
+	}
+	int rc = pthread_create(&store->thread, NULL, commit_thread, store);
+	if (rc != 0) {
+		*error_r = store_errf("cannot start the commit thread: %s", strerror(rc));
+		close(store->msgdir_fd);
+		store->msgdir_fd = -1;
+		return -1;
+	}
+	store->thread_started = true;
+	return 0;
+}
+
+void store_commit_stop(struct store *store)
+{
+	if (!store->thread_started)
+		return;
+	pthread_mutex_lock(&store->lock);
+	store->stopping = true;
+	pthread_cond_signal(&store->cond);
+	pthread_mutex_unlock(&store->lock);
+	pthread_join(store->thread, NULL);
+	store->thread_started = false;
+	for (unsigned i = 0; i < 256; i++) {
+		if (store->subdir_fd[i] >= 0)
+			close(store->subdir_fd[i]);
+		store->subdir_fd[i] = -1;
+	}
+	close(store->msgdir_fd);
+	store->msgdir_fd = -1;
+}
+
+static void enqueue(struct store *store, struct store_req *req)
+{
+	pthread_mutex_lock(&store->lock);
+	req->next = NULL;
+	*store->tail = req;
+	store->tail = &req->next;
+	pthread_cond_signal(&store->cond);
+	pthread_mutex_unlock(&store->lock);
+}
+
+/* ------------------------------------------------------------ public API */
+
+int store_run_op(struct store *store, struct store_op *op, const char **error_r)
+{
+	struct store_req *req;
+	int status;
+
+	if (!store->thread_started) {
+		*error_r = "store opened read-only";
+		return -1;
+	}
+	if (pthread_equal(pthread_self(), store->thread)) {
+		/* it would wait for itself forever */
+		*error_r = "synchronous store write from a completion on the commit thread";
+		return -1;
+	}
+	req = xcalloc(1, sizeof(*req));
+	req->kind = REQ_OP;
+	req->op = op;
+	enqueue(store, req);
+	pthread_mutex_lock(&store->lock);
+	while (!req->done)
+		pthread_cond_wait(&store->done_cond, &store->lock);
+	pthread_mutex_unlock(&store->lock);
+	status = req->status;
+	if (status < 0)
+		*error_r = store_err_take(req->error);
+	else
+		free(req->error);
+	for (size_t i = 0; i < op->unlink_count; i++)
+		free(op->unlink_paths[i]);
+	free(op->unlink_paths);
+	op->unlink_paths = NULL;
+	op->unlink_count = 0;
+	free(req);
+	return status;
+}
+
+static bool header_value_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\r' || *s == '\n')
+			return false;
+	return true;
+}
+
+int store_deliver(struct store *store, struct event_base *base, const struct store_delivery *d,
+		  store_done_cb *cb, void *ctx)
+{
+	struct store_req *req;
+
+	if (!store->thread_started || d->rcpt_count == 0 || cb == NULL ||
+	    (d->body == NULL && d->body_len > 0))
+		return -1;
+	if (d->return_path && !header_value_ok(d->return_path))
+		return -1;
+	for (size_t i = 0; i < d->rcpt_count; i++) {
+		if (d->rcpts[i].delivered_to == NULL || !header_value_ok(d->rcpts[i].delivered_to))
+			return -1;
+	}
+	req = xcalloc(1, sizeof(*req));
+	req->kind = REQ_DELIVER;
+	req->store = store;
+	req->base = base;
+	req->cb = cb;
+	req->ctx = ctx;
+	req->return_path = xstrdup(d->return_path ? d->return_path : "");
+	req->body = xmalloc(d->body_len + 1);
+	if (d->body_len > 0)
+		memcpy(req->body, d->body, d->body_len);
+	req->body[d->body_len] = '\0';
+	req->body_len = d->body_len;
+	req->dsn = d->dsn ? xstrdup(d->dsn) : NULL;
+	req->internal_date = d->internal_date ? d->internal_date : clock_now();
+	req->copies = xcalloc(d->rcpt_count, sizeof(*req->copies));
+	req->copy_count = d->rcpt_count;
+	for (size_t i = 0; i < d->rcpt_count; i++) {
+		req->copies[i].user_id = d->rcpts[i].user_id;
+		req->copies[i].delivered_to = xstrdup(d->rcpts[i].delivered_to);
+		req->copies[i].mailbox = d->rcpts[i].mailbox ? xstrdup(d->rcpts[i].mailbox) : NULL;
+	}
+	enqueue(store, req);
+	return 0;
+}
+
+struct sync_wait {
+	struct store *store;
+	bool done;
+	int status;
+	char *error;
+};
+
+static void sync_done(void *ctx, int status, const char *error)
+{
+	struct sync_wait *w = ctx;
+
+	pthread_mutex_lock(&w->store->lock);
+	w->status = status;
+	w->error = error ? xstrdup(error) : NULL;
+	w->done = true;
+	pthread_cond_broadcast(&w->store->done_cond);
+	pthread_mutex_unlock(&w->store->lock);
+}
+
+int store_deliver_sync(struct store *store, const struct store_delivery *d, const char **error_r)
+{
+	struct sync_wait w = { .store = store };
+
+	if (store->thread_started && pthread_equal(pthread_self(), store->thread)) {
+		*error_r = "synchronous store write from a completion on the commit thread";
+		return -1;
+	}
+	if (store_deliver(store, NULL, d, sync_done, &w) < 0) {
+		*error_r = store->thread_started ? "invalid delivery request" :
+			"store opened read-only";
+		return -1;
+	}
+	pthread_mutex_lock(&store->lock);
+	while (!w.done)
+		pthread_cond_wait(&store->done_cond, &store->lock);
+	pthread_mutex_unlock(&store->lock);
+	if (w.status < 0) {
+		*error_r = store_err_take(w.error ? w.error : xstrdup("delivery failed"));
+		return -1;
+	}
+	free(w.error);
+	return 0;
+}

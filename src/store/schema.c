@@ -1,0 +1,150 @@
+/* The index schema and its migrations.
+ *
+ * The schema is an ordered list of migrations; migrations[i] takes the
+ * database from version i to version i + 1.  store_open() applies the
+ * missing ones, each in its own IMMEDIATE transaction that also records the
+ * new version in schema_version, so a crash between two leaves a valid,
+ * older version that the next open continues from.  Several processes may
+ * open the store at once: the version is re-read inside the transaction,
+ * so a migration is never applied twice.
+ *
+ * To add a field: append a migration (ALTER TABLE ... ADD COLUMN ..., new
+ * tables, indexes, data backfills) to the array and bump
+ * STORE_SCHEMA_VERSION_CURRENT in store.h.  Never edit a migration that has
+ * shipped.  docs/storage.md describes the current schema. */
+#include "store/store-private.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#include <stdlib.h>
+
+static const char *const migrations[] = {
+	/* version 1: directory, mailboxes, messages */
+	"CREATE TABLE domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  sender_policy INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	"  address TEXT NOT NULL UNIQUE,"
+	"  password_hash TEXT,"
+	"  scram_sha256 TEXT,"
+	"  quota_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  used_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  used_messages INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL);"
+	"CREATE INDEX users_domain ON users(domain_id);"
+	"CREATE TABLE aliases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alias TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  UNIQUE(alias, target));"
+	"CREATE TABLE mailboxes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  special_use TEXT,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL DEFAULT 1,"
+	"  highestmodseq INTEGER NOT NULL DEFAULT 1,"
+	"  messages INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE(user_id, name));"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  internal_date INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  flags TEXT NOT NULL DEFAULT '',"
+	"  file TEXT NOT NULL,"
+	"  dsn TEXT,"
+	"  UNIQUE(mailbox_id, uid));"
+	/* store-wide counters, e.g. the last UIDVALIDITY handed out */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL);",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,
+	       "one migration per schema version");
+
+int store_schema_read(struct store_conn *c, int *version_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT coalesce(max(version), 0) FROM schema_version",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_sqlerr(c, "reading the schema version");
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = store_sqlerr(c, "reading the schema version");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*version_r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_migrate(struct store *store, const char **error_r)
+{
+	struct store_conn *c = &store->wconn;
+	char *err = NULL;
+	int version;
+
+	if (store_exec(c, "CREATE TABLE IF NOT EXISTS schema_version ("
+			  "  version INTEGER PRIMARY KEY,"
+			  "  applied INTEGER NOT NULL)", &err) < 0) {
+		*error_r = store_err_take(err);
+		return -1;
+	}
+	for (;;) {
+		if (store_exec(c, "BEGIN IMMEDIATE", &err) < 0) {
+			*error_r = store_err_take(err);
+			return -1;
+		}
+		if (store_schema_read(c, &version, error_r) < 0)
+			goto fail;
+		if (version > STORE_SCHEMA_VERSION_CURRENT) {
+			*error_r = store_errf("store schema version %d is newer than this tern "
+					      "understands (%d)", version,
+					      STORE_SCHEMA_VERSION_CURRENT);
+			goto fail;
+		}
+		if (version == STORE_SCHEMA_VERSION_CURRENT)
+			break;
+		if (store_exec(c, migrations[version], &err) < 0) {
+			*error_r = store_errf("migration to schema version %d failed: %s",
+					      version + 1, err);
+			free(err);
+			goto fail;
+		}
+		char *sql = xasprintf("INSERT INTO schema_version(version, applied) "
+				      "VALUES (%d, %lld)", version + 1, (long long)clock_now());
+		int rc = store_exec(c, sql, &err);
+		free(sql);
+		if (rc < 0) {
+			*error_r = store_err_take(err);
+			goto fail;
+		}
+		if (store_exec(c, "COMMIT", &err) < 0) {
+			*error_r = store_err_take(err);
+			goto fail;
+		}
+		log_info("store", "event=migrated dir=%s schema_version=%d",
+			 log_quote(store->dir), version + 1);
+	}
+	store_exec(c, "COMMIT", NULL);
+	store->schema_version = version;
+	return 0;
+fail:
+	store_exec(c, "ROLLBACK", NULL);
+	return -1;
+}
