@@ -56,6 +56,22 @@ static int make_layout(struct store *store, const char **error_r)
 		rc = make_dir(sub, error_r);
 		free(sub);
 	}
+	if (rc == 0) {
+		/* SQLite would create index.db 0644; its -wal and -shm copy the
+		 * database's mode, so creating it first makes all three 0640.
+		 * O_EXCL: never open (and close) an existing database behind
+		 * SQLite's back, as closing any descriptor of a file drops the
+		 * process's POSIX locks on it. */
+		char *db = xasprintf("%s/index.db", store->dir);
+		int fd = open(db, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, STORE_FILE_MODE);
+		if (fd < 0 && errno != EEXIST) {
+			*error_r = store_errf("cannot create %s: %s", db, strerror(errno));
+			rc = -1;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+		free(db);
+	}
 	if (rc == 0)
 		rc = fsync_path(store->msg_dir, error_r);
 	if (rc == 0)
