@@ -29,9 +29,11 @@ if [ ! -f "$CONF" ]; then
 	}
 fi
 
+NEW_PASSWORD=0
 if [ ! -s "$DIR/password.txt" ]; then
 	# 18 random bytes -> 24 characters of base64 without +, / or =
 	(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' 'xy' | tr -d '=\n' >"$DIR/password.txt")
+	NEW_PASSWORD=1
 fi
 PASSWORD=$(cat "$DIR/password.txt")
 
@@ -47,8 +49,11 @@ add() { # what, command...
 	fi
 }
 add "domain add" "$TERN" -c "$CONF" domain add "$DOMAIN"
-if ! "$TERN" -c "$CONF" user list 2>/dev/null | grep -qi "$USER"; then
+if ! "$TERN" -c "$CONF" user list 2>/dev/null | grep -qiF "$USER"; then
 	add "user add" "$TERN" -c "$CONF" user add "$USER" <<<"$PASSWORD"
+elif [ $NEW_PASSWORD = 1 ]; then
+	# the user exists but password.txt was lost: make them agree again
+	"$TERN" -c "$CONF" user passwd "$USER" <<<"$PASSWORD" >/dev/null
 fi
 
 DATA=$(sed -n 's/^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"\(.*\)";.*/\1/p' "$CONF" | head -1)

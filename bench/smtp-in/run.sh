@@ -43,10 +43,14 @@ for a in "$@"; do
 	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
 	esac
 done
+# SEND_TIMEOUT bounds one smtp-source run and Postfix's queue drain;
+# COUNT_TIMEOUT the wait for a count that should already be complete.
 if [ $QUICK = 1 ]; then
-	M=${BENCH_MESSAGES:-200}; S=${BENCH_SESSIONS:-5}; RUNS=${BENCH_RUNS:-1}; SEND_TIMEOUT=15
+	M=${BENCH_MESSAGES:-200}; S=${BENCH_SESSIONS:-5}; RUNS=${BENCH_RUNS:-1}
+	SEND_TIMEOUT=12; COUNT_TIMEOUT=5
 else
-	M=${BENCH_MESSAGES:-5000}; S=${BENCH_SESSIONS:-20}; RUNS=${BENCH_RUNS:-3}; SEND_TIMEOUT=300
+	M=${BENCH_MESSAGES:-5000}; S=${BENCH_SESSIONS:-20}; RUNS=${BENCH_RUNS:-3}
+	SEND_TIMEOUT=300; COUNT_TIMEOUT=30
 fi
 SYSTEMS=${BENCH_ONLY:-tern postfix sink}
 SIZE=4096
@@ -74,10 +78,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX") || die "mktemp failed"
 chmod 755 "$WORK"
 PIDS=()
 PF_CONF=
+WATCHDOG=
 cleanup() {
 	if [ -n "$PF_CONF" ] && [ -f "$PF_CONF/main.cf" ]; then
-		timeout 20 /usr/sbin/postfix -c "$PF_CONF" stop >/dev/null 2>&1
-		# postfix stop returns before every daemon is gone; wait (bounded)
+		# abort: stop at once; the instance is thrown away with its queue
+		timeout 20 /usr/sbin/postfix -c "$PF_CONF" abort >/dev/null 2>&1
+		# it returns before every daemon is gone; wait (bounded)
 		for _ in $(seq 50); do
 			[ -f "$WORK/postfix/queue/pid/master.pid" ] || break
 			kill -0 "$(cat "$WORK/postfix/queue/pid/master.pid" 2>/dev/null)" 2>/dev/null || break
@@ -91,6 +97,7 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null
 	done
+	[ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
 	[ -n "${BENCH_KEEP:-}" ] && { log "kept $WORK"; return; }
 	rm -rf "$WORK"
 }
@@ -139,6 +146,10 @@ send_load() {
 	# -s sessions, -m messages, -l payload bytes; one message per connection
 	timeout "$SEND_TIMEOUT" "$SOURCE" -s "$S" -m "$M" -l "$SIZE" -M bench.source.example \
 		-f "$SENDER" -t "$RCPT" "127.0.0.1:$1" >"$out" 2>&1
+	local rc=$?
+	[ $rc = 124 ] && echo "smtp-source timed out after ${SEND_TIMEOUT}s" >>"$out"
+	[ $rc != 0 ] && echo "smtp-source exit status $rc" >>"$out"
+	return $rc
 }
 
 rate() { $PY -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print('%.1f' % (int(sys.argv[3])/t if t>0 else 0))" "$@"; }
@@ -161,7 +172,7 @@ sink_run() {
 	local base t1
 	base=$(sink_count); base=${base:-0}
 	send_load "$SINK_PORT" "$WORK/source-sink.out" || { log "smtp-source to sink failed: $(tail -3 "$WORK/source-sink.out")"; return 1; }
-	t1=$(wait_count sink_count $((base + M)) 10) || return 1
+	t1=$(wait_count sink_count $((base + M)) "$COUNT_TIMEOUT") || return 1
 	rate "$ELAPSED_START" "$t1" "$M"
 }
 
@@ -260,12 +271,12 @@ tern_setup() {
 		[ $err = 0 ] && break
 	done
 	TERN_PORT=$((25 + off))
-	"$TERN_BIN" init "$d" --hostname bench-tern.example.test --bind 127.0.0.1 \
+	timeout 60 "$TERN_BIN" init "$d" --hostname bench-tern.example.test --bind 127.0.0.1 \
 		--port-offset "$off" >"$WORK/tern-init.out" 2>&1 ||
 		{ log "tern init failed: $(tail -5 "$WORK/tern-init.out")"; return 1; }
 	TERN_CONF=$d/tern.conf
-	"$TERN_BIN" -c "$TERN_CONF" domain add example.test >>"$WORK/tern-init.out" 2>&1 &&
-	echo "bench-password-$RANDOM$RANDOM" | "$TERN_BIN" -c "$TERN_CONF" user add "$RCPT" \
+	timeout 30 "$TERN_BIN" -c "$TERN_CONF" domain add example.test >>"$WORK/tern-init.out" 2>&1 &&
+	echo "bench-password-$RANDOM$RANDOM" | timeout 30 "$TERN_BIN" -c "$TERN_CONF" user add "$RCPT" \
 		>>"$WORK/tern-init.out" 2>&1 ||
 		{ log "tern domain/user add failed: $(tail -5 "$WORK/tern-init.out")"; return 1; }
 	"$TERN_BIN" -c "$TERN_CONF" serve >"$WORK/tern.log" 2>&1 &
@@ -289,7 +300,7 @@ EOF
 # Messages stored for the benchmark user, read from the store's index
 # (read-only, so it never competes with the server's writer).
 tern_count() {
-	$PY - "$TERN_DATA" "$RCPT" <<'EOF'
+	timeout 10 $PY - "$TERN_DATA" "$RCPT" <<'EOF'
 import glob, os, sqlite3, sys
 data, rcpt = sys.argv[1], sys.argv[2]
 for db in sorted(glob.glob(os.path.join(data, "*.db")) + glob.glob(os.path.join(data, "*", "*.db"))):
@@ -314,11 +325,21 @@ tern_run() {
 	base=$(tern_count); base=${base:-0}
 	send_load "$TERN_PORT" "$WORK/source-tern.out" || { log "smtp-source to tern failed: $(tail -3 "$WORK/source-tern.out")"; return 1; }
 	# every 250 came after the commit, so this should hold at once
-	t1=$(wait_count tern_count $((base + M)) 10) || return 1
+	t1=$(wait_count tern_count $((base + M)) "$COUNT_TIMEOUT") || return 1
 	rate "$ELAPSED_START" "$t1" "$M"
 }
 
 # --------------------------------------------------------------------- main
+# Quick mode runs inside `make check`: whatever hangs, give up after 22 s
+# (stopping the current child, so that the EXIT trap cleans up at once).
+if [ $QUICK = 1 ]; then
+	# short sleeps, so that the cleanup's kill ends the watchdog at once
+	( trap 'exit 0' TERM
+	  for _ in $(seq 220); do sleep 0.1; done
+	  echo "bench: quick mode exceeded 22 s, giving up" >&2
+	  kill -TERM $$; pkill -TERM -P $$ ) &
+	WATCHDOG=$!
+fi
 port_free 25 || PORT25_BUSY_BEFORE=1
 mode=full; [ $QUICK = 1 ] && mode=quick
 log "$mode: $M messages of $SIZE bytes over $S sessions, $RUNS run(s) per receiver"
@@ -343,7 +364,7 @@ for sys in $SYSTEMS; do echo "${sys}_msgs_per_s=${RESULT[$sys]}"; done
 [ -n "${RESULT[tern]:-}" ] && [ -n "${RESULT[postfix]:-}" ] && echo "ratio_tern_postfix=$(ratio "${RESULT[tern]}" "${RESULT[postfix]}")"
 [ -n "${RESULT[tern]:-}" ] && [ -n "${RESULT[sink]:-}" ] && echo "ratio_tern_sink=$(ratio "${RESULT[tern]}" "${RESULT[sink]}")"
 if [ ${#FAILED[@]} -gt 0 ]; then
-	echo "bench: FAILED: ${FAILED[*]} did not receive every message" >&2
+	echo "bench: FAILED: ${FAILED[*]} (did not start, or did not receive every message)" >&2
 	exit 1
 fi
 exit 0

@@ -56,7 +56,9 @@ struct auth_result {
 	const unsigned char *out;   /* challenge or SCRAM server-final (raw, not base64) */
 	size_t out_len;
 	int64_t user_id;            /* with AUTH_SASL_OK */
-	const char *address;        /* with AUTH_SASL_OK; valid while the auth_sasl lives */
+	const char *address;        /* with AUTH_SASL_OK; with AUTH_SASL_FAIL the user name
+				       tried (normalised) or NULL, for logs; valid while
+				       the auth_sasl lives */
 	const char *reason;         /* for logs with FAIL/ERROR */
 };
 

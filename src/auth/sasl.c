@@ -162,6 +162,9 @@ static void sasl_set(struct auth_sasl *sasl, enum auth_sasl_status status, const
 	if (status == AUTH_SASL_OK) {
 		sasl->result.user_id = sasl->user_id;
 		sasl->result.address = sasl->address;
+	} else if (status == AUTH_SASL_FAIL) {
+		/* the name tried, for the auth_failed log line (fail2ban) */
+		sasl->result.address = sasl->user;
 	}
 	if (status != AUTH_SASL_CONTINUE)
 		sasl->next_state = ST_DONE;

@@ -226,7 +226,7 @@ char *cli_address_normalize(const char *s, const char **error_r)
 	char *out = NULL;
 	int n;
 
-	n = address_parse_path(s, len, ADDRESS_ALLOW_NO_BRACKETS, &a, error_r);
+	n = address_parse_path(s, len, ADDRESS_ALLOW_NO_BRACKETS | ADDRESS_ALLOW_UTF8, &a, error_r);
 	if (n < 0)
 		return NULL;
 	if ((size_t)n != len)

@@ -54,6 +54,19 @@ static unsigned thread_count;
 static struct smtp_listener smtp_listeners[LISTENER_KIND_COUNT];
 static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
+static atomic_uint threads_listening;
+static const struct serve_state *worker_state;
+
+/* The last thread to stop accepting closes our copies of the listening
+ * sockets, so that a master restarted after a crash can bind them while we
+ * drain (we hold no listening socket of our own after this). */
+static void listeners_closed_by_thread(void)
+{
+	if (atomic_fetch_sub(&threads_listening, 1) != 1)
+		return;
+	for (unsigned i = 0; i < worker_state->sock_count; i++)
+		close(worker_state->socks[i].fd);
+}
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
@@ -80,6 +93,7 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 		for (unsigned i = 0; i < t->listener_count; i++)
 			evconnlistener_free(t->listeners[i]);
 		t->listener_count = 0;
+		listeners_closed_by_thread();
 		t->stop_timer = event_new(t->base, -1, EV_PERSIST, stop_tick, t);
 		event_add(t->stop_timer, &tick);
 	}
@@ -180,6 +194,8 @@ void serve_worker_main(const struct serve_state *st)
 	signal(SIGHUP, SIG_IGN);
 
 	thread_count = thread_target(cfg);
+	worker_state = st;
+	atomic_store(&threads_listening, thread_count);
 	threads = xcalloc(thread_count, sizeof(*threads));
 	accept_ctxs = xcalloc((size_t)thread_count * (st->sock_count + 1), sizeof(*accept_ctxs));
 	for (unsigned i = 0; i < thread_count; i++) {

@@ -82,8 +82,15 @@ static int bind_listeners(const struct config *cfg, struct serve_state *old,
 					o->fd = -1;   /* moved */
 				}
 			}
-			if (s->fd < 0)
+			/* At start-up, the worker of a master that was just killed may
+			 * hold the port for a moment (it closes its listeners when it
+			 * notices, see serve-worker.c): wait for it, briefly. */
+			for (int tries = 0; s->fd < 0; tries++) {
 				s->fd = net_listen(s->addr, s->port, 1024, error_r);
+				if (s->fd >= 0 || errno != EADDRINUSE || old != NULL || tries >= 50)
+					break;
+				nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+			}
 			if (s->fd < 0)
 				return -1;
 			st->sock_count++;
@@ -157,6 +164,14 @@ static pid_t spawn_worker(const struct serve_state *st)
 	return pid;
 }
 
+/* kill() that says so when it fails (e.g. without CAP_KILL under systemd) */
+static void signal_worker(pid_t pid, int sig)
+{
+	if (kill(pid, sig) < 0 && errno != ESRCH)
+		log_error("master", "event=signal_failed pid=%d signal=%d error=%s", (int)pid, sig,
+			  log_quote(strerror(errno)));
+}
+
 static void add_retired(pid_t pid)
 {
 	for (int i = 0; i < MAX_RETIRED; i++)
@@ -165,7 +180,7 @@ static void add_retired(pid_t pid)
 			return;
 		}
 	/* too many draining workers: the oldest must go now */
-	kill(retired[0], SIGTERM);
+	signal_worker(retired[0], SIGTERM);
 	memmove(retired, retired + 1, sizeof(retired) - sizeof(retired[0]));
 	retired[MAX_RETIRED - 1] = pid;
 }
@@ -212,10 +227,10 @@ static void shutdown_all(void)
 	log_info("master", "event=shutdown");
 	shutting_down = true;
 	if (worker_pid > 0)
-		kill(worker_pid, SIGTERM);
+		signal_worker(worker_pid, SIGTERM);
 	for (int i = 0; i < MAX_RETIRED; i++)
 		if (retired[i] > 0)
-			kill(retired[i], SIGTERM);
+			signal_worker(retired[i], SIGTERM);
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += 20;
 	while (any_children()) {
@@ -260,7 +275,7 @@ static void reload(struct serve_state *st)
 		return;
 	}
 	if (worker_pid > 0) {
-		kill(worker_pid, SIGQUIT);
+		signal_worker(worker_pid, SIGQUIT);
 		add_retired(worker_pid);
 	}
 	worker_pid = pid;

@@ -612,6 +612,14 @@ static const struct key store_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key pop3_keys[] = {
+	/* RFC 2449 6.7: EXPIRE is a number of days, at most a few years here */
+	{ "expire_days", h_unsigned, OFF(pop3.expire_days), 0, 36500, NULL, 0 },
+	{ "delete_to_trash", h_bool, OFF(pop3.delete_to_trash), 0, 0, NULL, 0 },
+	{ "plaintext_auth_loopback", h_bool, OFF(pop3.plaintext_auth_loopback), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key log_keys[] = {
 	{ "level", h_log_level, 0, 1, 0, NULL, 0 },
 	{ "syslog", h_bool, OFF(log_syslog), 0, 0, NULL, 0 },
@@ -629,6 +637,7 @@ static const struct key root_keys[] = {
 	{ "smtp", h_group, 0, 0, 0, smtp_keys, 0 },
 	{ "store", h_group, 0, 0, 0, store_keys, 0 },
 	{ "log", h_group, 0, 0, 0, log_keys, 0 },
+	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -689,6 +698,9 @@ static void config_set_defaults(struct config *cfg)
 	cfg->commit_batch = 256;
 	cfg->log_level = xstrdup("info");
 	cfg->log_syslog = false;
+	cfg->pop3.expire_days = 0;
+	cfg->pop3.delete_to_trash = false;
+	cfg->pop3.plaintext_auth_loopback = false;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -966,6 +978,16 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"  fsync = \"syncfs\";\n"
 		"  # Most messages committed together in one transaction.\n"
 		"  commit_batch = 256;\n"
+		"};\n"
+		"\n"
+		"pop3 = {\n"
+		"  # Delete messages this many days after POP3 first retrieved them\n"
+		"  # (\"leave on server\" clients); 0 = never.\n"
+		"  expire_days = 0;\n"
+		"  # DELE moves messages to Trash instead of deleting them.\n"
+		"  delete_to_trash = false;\n"
+		"  # Allow USER/PASS and AUTH without TLS from 127.0.0.0/8 and ::1.\n"
+		"  plaintext_auth_loopback = false;\n"
 		"};\n"
 		"\n"
 		"log = {\n"

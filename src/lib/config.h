@@ -70,6 +70,13 @@ struct config {
 	/* logging */
 	char *log_level;             /* "info" */
 	bool log_syslog;
+	/* POP3 (group pop3 = { ... }) */
+	struct {
+		unsigned expire_days;           /* delete messages retrieved this many days ago
+						   (0 = never; advertised as CAPA EXPIRE) */
+		bool delete_to_trash;           /* DELE moves to Trash instead of expunging */
+		bool plaintext_auth_loopback;   /* USER/PASS and AUTH without TLS from loopback */
+	} pop3;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r

@@ -38,18 +38,24 @@ int net_listen(const char *addr, int port, int backlog, const char **error_r)
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
+	/* SO_REUSEADDR only: SO_REUSEPORT would let a second server bind the
+	 * same port silently and split the connections with us. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0)
 		goto fail;
 	return fd;
 fail:
-	snprintf(err, sizeof(err), "cannot listen on [%s]:%d: %s", addr, port, strerror(errno));
-	*error_r = err;
-	if (fd >= 0)
-		close(fd);
+	{
+		int saved = errno;
+		snprintf(err, sizeof(err), "cannot listen on [%s]:%d: %s", addr, port,
+			 strerror(saved));
+		*error_r = err;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+	}
 	return -1;
 }
 

@@ -10,9 +10,9 @@
 #define NET_ADDR_MAX 64   /* enough for any IPv6 text form plus scope */
 
 /* Bind and listen on addr:port (numeric IPv4 or IPv6; "::" is IPv6-only so
- * that "0.0.0.0" can be bound beside it).  SO_REUSEADDR and SO_REUSEPORT are
- * set (a restarted master may bind while an old worker drains).  The fd is
- * non-blocking and close-on-exec.  -1 with *error_r on failure. */
+ * that "0.0.0.0" can be bound beside it).  SO_REUSEADDR is set, not
+ * SO_REUSEPORT, so a second server on the same port fails loudly.  The fd
+ * is non-blocking and close-on-exec.  -1 with *error_r and errno on failure. */
 int net_listen(const char *addr, int port, int backlog, const char **error_r);
 
 /* Numeric address text of sa ("192.0.2.1", "2001:db8::1"; IPv4-mapped

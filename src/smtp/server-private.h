@@ -53,6 +53,7 @@ struct smtp_session {
 	bool loopback;
 	enum smtp_state state;
 	bool waiting;           /* an async step is in flight: do not read commands */
+	unsigned processing;    /* smtp_process_input() is on the stack */
 	bool discard_line;      /* discarding the rest of an over-long line */
 	bool esmtp;
 	char *helo;

@@ -461,6 +461,7 @@ static bool smtp_discard_line(struct smtp_session *s, struct evbuffer *in)
 static void smtp_process_input(struct smtp_session *s)
 {
 	smtp_session_ref(s);
+	s->processing++;
 	while (!s->closed && !s->close_after_write && !s->waiting && s->bev != NULL) {
 		struct evbuffer *in = bufferevent_get_input(s->bev);
 		size_t avail = evbuffer_get_length(in);
@@ -516,12 +517,18 @@ static void smtp_process_input(struct smtp_session *s)
 			smtp_command_line(s, l);
 		free(copy);
 	}
+	s->processing--;
 	smtp_session_unref(s);
 }
 
 void smtp_resume(struct smtp_session *s)
 {
 	s->waiting = false;
+	/* An async step that completed synchronously, inside the input loop:
+	 * that loop goes on by itself once the current input is consumed
+	 * (re-entering it here would read bytes not yet drained). */
+	if (s->processing > 0)
+		return;
 	if (!s->closed && s->bev != NULL) {
 		smtp_process_input(s);
 		if (!s->closed && s->close_after_write)
@@ -553,10 +560,12 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *ctx)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->close_after_write || (what & BEV_EVENT_WRITING)) {
+			smtp_disconnect(s, "timeout");   /* the peer does not read */
+			return;
+		}
 		smtp_send(s, 421, "4.4.2", "%s Timeout, closing connection", s->l->cfg->hostname);
-		/* flush best-effort, then drop */
-		bufferevent_flush(s->bev, EV_WRITE, BEV_FLUSH);
-		smtp_disconnect(s, "timeout");
+		smtp_close(s, "timeout");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

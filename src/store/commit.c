@@ -74,6 +74,8 @@ struct store_req {
 
 	/* REQ_OP */
 	struct store_op *op;
+	bool async;             /* store_op_submit: complete through cb on base, free op */
+	void (*op_free)(struct store_op *op);
 };
 
 static const char SQL_MB_BUMP[] =
@@ -424,8 +426,31 @@ static void deliver_done(evutil_socket_t fd, short what, void *arg)
 	req_free(req);
 }
 
+static void op_async_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_req *req = arg;
+	struct store_op *op = req->op;
+
+	req->cb(req->ctx, req->status, req->error);
+	for (size_t i = 0; i < op->unlink_count; i++)
+		free(op->unlink_paths[i]);
+	free(op->unlink_paths);
+	if (req->op_free != NULL)
+		req->op_free(op);
+	free(req->error);
+	free(req);
+}
+
 static void complete(struct store *store, struct store_req *req)
 {
+	if (req->kind == REQ_OP && req->async) {
+		if (req->base != NULL &&
+		    event_base_once(req->base, -1, EV_TIMEOUT, op_async_done, req,
+				    &(struct timeval){ 0, 0 }) == 0)
+			return;
+		op_async_done(-1, 0, req);
+		return;
+	}
 	if (req->kind == REQ_OP) {
 		pthread_mutex_lock(&store->lock);
 		req->done = true;
@@ -598,6 +623,25 @@ int store_run_op(struct store *store, struct store_op *op, const char **error_r)
 	op->unlink_count = 0;
 	free(req);
 	return status;
+}
+
+int store_op_submit(struct store *store, struct store_op *op, void (*op_free)(struct store_op *op),
+		    struct event_base *base, store_done_cb *cb, void *ctx)
+{
+	struct store_req *req;
+
+	if (!store->thread_started || cb == NULL)
+		return -1;
+	req = xcalloc(1, sizeof(*req));
+	req->kind = REQ_OP;
+	req->op = op;
+	req->async = true;
+	req->op_free = op_free;
+	req->base = base;
+	req->cb = cb;
+	req->ctx = ctx;
+	enqueue(store, req);
+	return 0;
 }
 
 static bool header_value_ok(const char *s)

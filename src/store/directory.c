@@ -882,7 +882,7 @@ static int resolve(struct store *store, const char *address, const char *sep, bo
 	if ((r.c = store_rconn(store, error_r)) == NULL)
 		return -1;
 	addr = store_lower(address);
-	if (!store_address_ok(addr, false)) {
+	if (strrchr(addr, '@') == NULL || !store_domain_name_ok(store_addr_domain(addr))) {
 		*error_r = store_errf("invalid address \"%s\"", addr);
 		free(addr);
 		return -1;
@@ -890,6 +890,10 @@ static int resolve(struct store *store, const char *address, const char *sep, bo
 	rc = is_local_domain(&r, store_addr_domain(addr));
 	if (rc == 0) {
 		rcpt_r->kind = STORE_RCPT_REMOTE;
+	} else if (rc > 0 && !store_address_ok(addr, false)) {
+		/* a local part no account can have (quoted, with '@' or spaces):
+		 * nobody here, never a reason to look elsewhere */
+		rcpt_r->kind = STORE_RCPT_UNKNOWN;
 	} else if (rc > 0) {
 		rc = resolve_local(&r, addr, 0);
 		if (rc >= 0)

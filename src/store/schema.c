@@ -67,6 +67,20 @@ static const char *const migrations[] = {
 	"CREATE TABLE meta ("
 	"  key TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL);",
+
+	/* version 2: POP3 state and expunge history.
+	 * messages.pop3_retrieved: when POP3 first retrieved (RETR) the message,
+	 * NULL if never; drives pop3.expire_days (RFC 2449 EXPIRE).
+	 * expunged: UIDs removed from a mailbox with the modseq of the removal,
+	 * so IMAP sessions can report them (EXPUNGE, QRESYNC VANISHED). */
+	"ALTER TABLE messages ADD COLUMN pop3_retrieved INTEGER;"
+	"CREATE INDEX messages_pop3_retrieved ON messages(mailbox_id, pop3_retrieved)"
+	"  WHERE pop3_retrieved IS NOT NULL;"
+	"CREATE TABLE expunged ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY(mailbox_id, uid));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

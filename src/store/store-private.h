@@ -125,6 +125,13 @@ int store_commit_start(struct store *store, const char **error_r);
 void store_commit_stop(struct store *store);
 /* Run op on the commit thread and wait; 0 or <0 with *error_r. */
 int store_run_op(struct store *store, struct store_op *op, const char **error_r);
+/* Queue op to the commit thread without waiting: cb(ctx, status, error)
+ * runs on base (or on the commit thread when base is NULL) after the batch
+ * committed and op's unlink_paths were unlinked; then the paths are freed
+ * and op_free(op) is called (when not NULL).  0 when queued, <0 (nothing
+ * called) when the store is read-only. */
+int store_op_submit(struct store *store, struct store_op *op, void (*op_free)(struct store_op *op),
+		    struct event_base *base, store_done_cb *cb, void *ctx);
 /* Path of a message file name (16 hex), malloc'd. */
 char *store_message_path(struct store *store, const char *file);
 

@@ -34,7 +34,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION_CURRENT 1
+#define STORE_SCHEMA_VERSION_CURRENT 2
 
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */
@@ -271,5 +271,54 @@ int store_verify(struct store *store, void (*cb)(void *ctx, const char *problem)
  * now fail with err (ENOSPC, EIO); 0 disables.  Also settable with the
  * environment variable TERN_STORE_FAULT="N:ENOSPC". */
 void store_fault_inject(struct store *store, unsigned nth, int err);
+
+/* ---------------------------------------------------------------------
+ * POP3 / expunge
+ * ------------------------------------------------------------------- */
+
+/* What a POP3 session changes in its maildrop when it ends in the UPDATE
+ * state (RFC 1939 6), and the leave-on-server expiry applied at login. */
+struct store_pop3_update {
+	int64_t user_id;
+	int64_t mailbox_id;             /* the maildrop (INBOX) of user_id */
+	const uint32_t *expunge_uids;   /* DELE'd messages, any order */
+	size_t expunge_count;
+	const uint32_t *retrieved_uids; /* RETR'd messages: \Seen is added and
+					   pop3_retrieved set when still NULL */
+	size_t retrieved_count;
+	time_t retrieved_at;            /* the time recorded (0 = clock_now()) */
+	time_t expire_before;           /* also expunge messages POP3 retrieved before
+					   this time (0 = none): pop3.expire_days */
+	bool to_trash;                  /* move instead of expunging (pop3.delete_to_trash);
+					   expired messages are always expunged */
+};
+
+/* Apply u in one commit-thread request, atomically:
+ *  - UIDs no longer in the mailbox (expunged meanwhile by IMAP or another
+ *    session) are skipped silently;
+ *  - every change of this request gets one new modseq (the mailbox's
+ *    highestmodseq + 1): flag changes set the message's modseq, each
+ *    expunged UID is recorded in the expunge history with it, so IMAP
+ *    sessions can report EXPUNGE / VANISHED;
+ *  - expunging keeps the mailbox counters and users.used_bytes /
+ *    used_messages exact and unlinks the message files after the commit;
+ *    moving to Trash gives the message the next UID of the user's Trash
+ *    (created if missing) and leaves the file and the usage as they are.
+ * Everything in u is copied before return.  cb runs on base (or on the
+ * commit thread with base NULL) with status 0 when committed, <0 with the
+ * reason otherwise (nothing changed then).  Returns 0 when queued, <0 (cb
+ * not called) when the store is read-only or u is invalid.  The number of
+ * messages actually removed is logged (event=pop3_update). */
+int store_pop3_update(struct store *store, struct event_base *base,
+		      const struct store_pop3_update *u, store_done_cb *cb, void *ctx);
+/* The same, waiting for the result (CLI, tests); never from a completion
+ * running on the commit thread. */
+int store_pop3_update_sync(struct store *store, const struct store_pop3_update *u,
+			   const char **error_r);
+
+/* Is the message uid still in mailbox_id?  1 yes, 0 no (expunged or moved),
+ * <0 error.  A synchronous read. */
+int store_message_exists(struct store *store, int64_t mailbox_id, uint32_t uid,
+			 const char **error_r);
 
 #endif

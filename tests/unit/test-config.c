@@ -437,6 +437,39 @@ static void test_template_roundtrip(void)
 	free(dir);
 }
 
+/* The pop3 group: defaults, values, range and unknown keys. */
+static void test_pop3_group(void)
+{
+	char *error = NULL;
+	struct config *cfg = parse("hostname = \"mx.example.org\";\n", &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->pop3.expire_days == 0);
+		CHECK(!cfg->pop3.delete_to_trash);
+		CHECK(!cfg->pop3.plaintext_auth_loopback);
+		config_free(&cfg);
+	}
+	cfg = parse("hostname = \"mx.example.org\";\n"
+		    "pop3 = { expire_days = 30; delete_to_trash = true;\n"
+		    "  plaintext_auth_loopback = true; };\n", &error);
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->pop3.expire_days == 30);
+		CHECK(cfg->pop3.delete_to_trash);
+		CHECK(cfg->pop3.plaintext_auth_loopback);
+		CHECK(!cfg->plaintext_auth_loopback);   /* the SMTP setting is separate */
+		config_free(&cfg);
+	}
+	cfg = parse("hostname = \"mx.example.org\";\npop3 = { expire_days = -1; };\n", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, ":2:") != NULL);
+	free(error);
+	error = NULL;
+	cfg = parse("hostname = \"mx.example.org\";\npop3 = { expire = 3; };\n", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, "expire") != NULL);
+	free(error);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -445,5 +478,6 @@ int main(void)
 	RUN(test_errors);
 	RUN(test_sizes);
 	RUN(test_template_roundtrip);
+	RUN(test_pop3_group);
 	return unit_summary("config");
 }
