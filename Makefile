@@ -13,7 +13,7 @@ CC        ?= cc
 BUILD     ?= build
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
-WARN      := -Wall -Wextra -Wformat=2 -Wno-unused-parameter
+WARN      := -Wall -Wextra -Wformat=2
 ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Isrc -D_GNU_SOURCE \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

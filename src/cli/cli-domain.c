@@ -28,6 +28,7 @@ static int print_domain(void *ctx, const struct store_domain *d)
 
 static int domain_list(struct config *cfg, int argc, char **argv)
 {
+	(void)argv;
 	struct store *store;
 	const char *error;
 	unsigned count = 0;

@@ -291,6 +291,7 @@ static void reload(struct serve_state *st)
 
 int cli_serve(struct config *cfg, int argc, char **argv)
 {
+	(void)argc; (void)argv;
 	struct serve_state st;
 	const char *error = NULL;
 	sigset_t set;

@@ -541,12 +541,14 @@ out:
 
 static int h_bind(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
 {
+	(void)k;
 	return h_addresses(p, s, p->cfg->bind, &p->cfg->bind_count, CONFIG_MAX_BIND, ip_valid,
 			   "an IPv4 or IPv6 address", false);
 }
 
 static int h_trusted(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
 {
+	(void)k;
 	return h_addresses(p, s, p->cfg->proxy_trusted, &p->cfg->proxy_trusted_count,
 			   CONFIG_MAX_TRUSTED, cidr_valid,
 			   "an IP address or a network like \"10.0.0.0/8\"", true);

@@ -166,6 +166,7 @@ static __thread const char *chown_failed;
 
 static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+	(void)st; (void)flag; (void)ftw;
 	if (lchown(path, chown_uid, chown_gid) < 0) {
 		chown_failed = path;
 		snprintf(privdrop_error, sizeof(privdrop_error), "chown %s: %s", path,

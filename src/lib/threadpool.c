@@ -37,6 +37,7 @@ struct threadpool {
 /* Runs on the job's event_base: call done and free the job. */
 static void threadpool_done_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	struct threadpool_job *job = arg;
 	job->done(job->arg);
 	free(job);

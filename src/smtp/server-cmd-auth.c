@@ -140,6 +140,7 @@ static void smtp_auth_begin(struct smtp_session *s, const char *initial)
 
 static void smtp_auth_delay_done(evutil_socket_t fd, short what, void *ctx)
 {
+	(void)fd; (void)what;
 	struct auth_start *a = ctx;
 	struct smtp_session *s = a->s;
 

@@ -59,6 +59,7 @@ void smtp_cmd_helo(struct smtp_session *s, struct slice arg, bool ehlo)
 
 void smtp_cmd_rset(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	smtp_transaction_reset(s);
 	smtp_send(s, 250, "2.0.0", "OK");
 }

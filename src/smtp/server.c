@@ -125,6 +125,7 @@ static bool smtp_output_flushed(struct smtp_session *s)
  * TLS case (the socket bufferevent's callbacks belong to the filter). */
 static void smtp_close_poll(evutil_socket_t fd, short what, void *ctx)
 {
+	(void)fd; (void)what;
 	struct smtp_session *s = ctx;
 
 	if (s->closed)
@@ -361,33 +362,39 @@ static void cmd_ehlo(struct smtp_session *s, struct slice arg) { smtp_cmd_helo(s
 
 static void cmd_noop(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	smtp_send(s, 250, "2.0.0", "OK");
 }
 
 static void cmd_quit(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	smtp_send(s, 221, "2.0.0", "%s closing connection", s->l->cfg->hostname);
 	smtp_close(s, "QUIT");
 }
 
 static void cmd_vrfy(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	/* RFC 5321 3.5.3: 252 when we do not verify (address harvesting) */
 	smtp_send(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void cmd_expn(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	smtp_error(s, 502, "5.5.1", "EXPN is not supported");
 }
 
 static void cmd_help(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	smtp_send(s, 214, "2.0.0", "See RFC 5321; Tern supports the commands listed in EHLO");
 }
 
 static void cmd_http(struct smtp_session *s, struct slice arg)
 {
+	(void)arg;
 	log_warn("smtp", "sid=%s event=http_request ip=%s", s->id, s->ip);
 	smtp_send(s, 554, "5.7.0", "This is an SMTP server, not a web proxy");
 	smtp_close(s, "HTTP request");
@@ -540,11 +547,13 @@ void smtp_resume(struct smtp_session *s)
 
 static void smtp_read_cb(struct bufferevent *bev, void *ctx)
 {
+	(void)bev;
 	smtp_process_input(ctx);
 }
 
 static void smtp_write_cb(struct bufferevent *bev, void *ctx)
 {
+	(void)bev;
 	struct smtp_session *s = ctx;
 	if (s->close_after_write)
 		smtp_close_when_flushed(s);
@@ -552,6 +561,7 @@ static void smtp_write_cb(struct bufferevent *bev, void *ctx)
 
 static void smtp_event_cb(struct bufferevent *bev, short what, void *ctx)
 {
+	(void)bev;
 	struct smtp_session *s = ctx;
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -585,6 +595,7 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *ctx)
 void smtp_session_accept(const struct smtp_listener *l, struct event_base *base, int fd,
 			 const struct sockaddr *sa, socklen_t salen)
 {
+	(void)salen;
 	const struct config *cfg = l->cfg;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	unsigned char rnd[4];
@@ -644,6 +655,7 @@ void smtp_session_accept(const struct smtp_listener *l, struct event_base *base,
 
 void smtp_sessions_drain(struct event_base *base, bool immediate)
 {
+	(void)base;
 	struct smtp_session *s, *next;
 
 	for (s = sessions; s != NULL; s = next) {

@@ -420,6 +420,7 @@ static void req_free(struct store_req *req)
 
 static void deliver_done(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	struct store_req *req = arg;
 
 	req->cb(req->ctx, req->status, req->error);
@@ -428,6 +429,7 @@ static void deliver_done(evutil_socket_t fd, short what, void *arg)
 
 static void op_async_done(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	struct store_req *req = arg;
 	struct store_op *op = req->op;
 

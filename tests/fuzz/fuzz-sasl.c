@@ -21,6 +21,7 @@
 static int fuzz_user_get(struct store *store, const char *address, struct store_user *u,
 			 const char **error_r)
 {
+	(void)store; (void)error_r;
 	if (strcmp(address, FUZZ_USER) != 0)
 		return 0;
 	memset(u, 0, sizeof(*u));

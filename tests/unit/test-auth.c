@@ -184,6 +184,7 @@ static char last_lookup[300];
 static int stub_user_get(struct store *store, const char *address, struct store_user *u,
 			 const char **error_r)
 {
+	(void)store;
 	snprintf(last_lookup, sizeof(last_lookup), "%s", address);
 	if (strcmp(address, "broken@example.org") == 0) {
 		*error_r = "database on fire";
@@ -503,6 +504,7 @@ static void pool_cb(void *ctx, const struct auth_result *r)
 
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what; (void)arg;
 }
 
 static void test_sasl_pool(void)

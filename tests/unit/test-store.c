@@ -33,6 +33,7 @@ static const char *mktemp_dir(void)
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
+	(void)sb; (void)flag; (void)ftw;
 	return remove(path);
 }
 
@@ -223,6 +224,7 @@ static void test_open_migrate(void)
 
 static int count_cb(void *ctx, const void *x)
 {
+	(void)x;
 	(*(int *)ctx)++;
 	return 0;
 }
@@ -711,6 +713,7 @@ struct worker {
 
 static void worker_cb(void *ctx, int status, const char *error)
 {
+	(void)error;
 	struct worker *w = ctx;
 	pthread_mutex_lock(&w->mu);
 	w->status = status;
@@ -800,6 +803,7 @@ struct loop_ctx {
 
 static void loop_cb(void *ctx, int status, const char *error)
 {
+	(void)error;
 	struct loop_ctx *c = ctx;
 	c->calls++;
 	c->status = status;
@@ -901,6 +905,7 @@ struct batch_ctx {
 
 static void batch_cb(void *ctx, int status, const char *error)
 {
+	(void)error;
 	struct batch_ctx *b = ctx;
 	pthread_mutex_lock(&b->mu);
 	b->done++;

@@ -112,11 +112,13 @@ static void test_fifo_and_drain(void)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	event_base_loopbreak(arg);
 }
 
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what; (void)arg;
 }
 
 static void test_event_base(void)
