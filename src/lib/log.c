@@ -3,6 +3,7 @@
 #include "lib/log.h"
 #include "lib/buf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,28 @@
 
 static enum log_level min_level = LOG_LEVEL_INFO;
 static bool use_syslog;
+static _Atomic pid_t log_pid;   /* cached: one getpid() per line showed in profiles */
+
+static void log_forget_pid(void);
+
+static void log_register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, log_forget_pid);
+}
+
+static void log_forget_pid(void)
+{
+	log_pid = 0;
+}
+
+static pid_t log_getpid(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, log_register_atfork);
+	if (log_pid == 0)
+		log_pid = getpid();
+	return log_pid;
+}
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -49,7 +72,7 @@ static void log_vmsg(enum log_level level, const char *mod, const char *fmt, va_
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = snprintf(line, sizeof(line), "%s.%03dZ tern[%d]: level=%s mod=%s ", ts,
-		     (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level], mod);
+		     (int)(tv.tv_usec / 1000), (int)log_getpid(), level_names[level], mod);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;
