@@ -11,8 +11,10 @@ PKGS=(
   # tests and tools the tests drive
   openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
   fail2ban procps iproute2
-  # benchmark peers (smtp-source, smtp-sink, a private Postfix)
-  postfix
+  fetchmail
+  # benchmark peers (smtp-source, smtp-sink, a private Postfix; a private
+  # Dovecot for bench/pop3)
+  postfix dovecot-pop3d
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -26,8 +28,9 @@ if [ "$(id -u)" != 0 ] || [ "${1:-}" = "--check" ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Postfix is only a benchmark peer: keep its daemon from starting on port 25
-# while it installs (policy-rc.d 101 = "do not start services").
+# Postfix and Dovecot are only benchmark peers: keep their daemons from
+# starting on ports 25/110/995 while they install (policy-rc.d 101 = "do not
+# start services").
 created_policy=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
@@ -38,4 +41,8 @@ rc=$?
 [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
 # Never leave a system MTA listening on the ports Tern and its tests use.
 if command -v postfix >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi
+# The system Dovecot, if a start slipped through (bench/pop3 runs its own).
+if [ -s /run/dovecot/master.pid ] && command -v doveadm >/dev/null 2>&1; then
+  doveadm -c /etc/dovecot/dovecot.conf stop >/dev/null 2>&1 || true
+fi
 exit $rc

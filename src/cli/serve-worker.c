@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/privdrop.h"
 #include "lib/threadpool.h"
+#include "pop3/pop3.h"
 #include "smtp/receive.h"
 #include "smtp/server.h"
 #include "store/store.h"
@@ -46,12 +47,14 @@ struct worker_thread {
 
 struct accept_ctx {
 	const struct smtp_listener *smtp;
+	const struct pop3_listener *pop3;   /* set for POP3 and POP3S sockets instead */
 	struct worker_thread *thread;
 };
 
 static struct worker_thread *threads;
 static unsigned thread_count;
 static struct smtp_listener smtp_listeners[LISTENER_KIND_COUNT];
+static struct pop3_listener pop3_listeners[LISTENER_KIND_COUNT];
 static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
 static atomic_uint threads_listening;
@@ -71,20 +74,26 @@ static void listeners_closed_by_thread(void)
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
+	(void)lev;
 	struct accept_ctx *a = arg;
-	smtp_session_accept(a->smtp, a->thread->base, fd, sa, (socklen_t)salen);
+	if (a->pop3 != NULL)
+		pop3_session_accept(a->pop3, a->thread->base, fd, sa, (socklen_t)salen);
+	else
+		smtp_session_accept(a->smtp, a->thread->base, fd, sa, (socklen_t)salen);
 }
 
 /* Runs on each thread while stopping: exit the loop once its sessions are gone. */
 static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	struct worker_thread *t = arg;
-	if (smtp_sessions_count() == 0)
+	if (smtp_sessions_count() == 0 && pop3_sessions_count() == 0)
 		event_base_loopexit(t->base, NULL);
 }
 
 static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd; (void)what;
 	struct worker_thread *t = arg;
 	struct timeval tick = { 0, 100 * 1000 };
 
@@ -97,8 +106,10 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 		t->stop_timer = event_new(t->base, -1, EV_PERSIST, stop_tick, t);
 		event_add(t->stop_timer, &tick);
 	}
-	if (atomic_load(&stop_mode) == 1 || t->immediate)
+	if (atomic_load(&stop_mode) == 1 || t->immediate) {
 		smtp_sessions_drain(t->base, t->immediate);
+		pop3_sessions_drain(t->base, t->immediate);
+	}
 }
 
 static void thread_force_stop(evutil_socket_t fd, short what, void *arg)
@@ -110,6 +121,7 @@ static void thread_force_stop(evutil_socket_t fd, short what, void *arg)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	(void)what;
 	struct event_base *main_base = arg;
 	int mode = sig == SIGQUIT ? 2 : 1;
 	int prev = atomic_exchange(&stop_mode, mode);
@@ -183,6 +195,14 @@ void serve_worker_main(const struct serve_state *st)
 		l->name = listener_kind_name((enum listener_kind)k);
 		l->role = k == LISTENER_SMTP ? SMTP_ROLE_MX : SMTP_ROLE_SUBMISSION;
 		l->implicit_tls = k == LISTENER_SUBMISSIONS;
+
+		struct pop3_listener *p = &pop3_listeners[k];
+		p->name = listener_kind_name((enum listener_kind)k);
+		p->implicit_tls = k == LISTENER_POP3S;
+		p->cfg = cfg;
+		p->tls = st->tls;
+		p->store = store;
+		p->pool = pool;
 	}
 
 	/* only the main thread takes signals, through its event loop */
@@ -205,6 +225,8 @@ void serve_worker_main(const struct serve_state *st)
 		for (unsigned j = 0; j < st->sock_count; j++) {
 			struct accept_ctx *a = &accept_ctxs[i * (st->sock_count + 1) + j];
 			a->smtp = &smtp_listeners[st->socks[j].kind];
+			if (st->socks[j].kind == LISTENER_POP3 || st->socks[j].kind == LISTENER_POP3S)
+				a->pop3 = &pop3_listeners[st->socks[j].kind];
 			a->thread = t;
 			t->listeners[t->listener_count++] =
 				evconnlistener_new(t->base, on_accept, a, LEV_OPT_CLOSE_ON_EXEC, -1,

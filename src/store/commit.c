@@ -1,7 +1,8 @@
 /* The commit thread: the one writer of this process, with group commit.
  *
- * Requests (deliveries and synchronous directory operations) are queued by
- * any thread.  The commit thread takes up to commit_batch of them at once
+ * Requests (deliveries, synchronous directory operations, and asynchronous
+ * operations such as POP3's expunge via store_op_submit) are queued by any
+ * thread.  The commit thread takes up to commit_batch of them at once
  * and, for the whole batch:
  *   1. writes one new file per delivered copy, "Return-Path: <...>\r\n"
  *      "Delivered-To: ...\r\n" + body, created O_EXCL under a random 64-bit

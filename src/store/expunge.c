@@ -319,6 +319,7 @@ static uint32_t *uids_dup(const uint32_t *uids, size_t n)
 
 static struct pop3_op *pop3_op_new(struct store *store, const struct store_pop3_update *u)
 {
+	(void)store;
 	struct pop3_op *p;
 
 	if (u->mailbox_id <= 0 || (u->expunge_count > 0 && u->expunge_uids == NULL) ||

@@ -1,0 +1,69 @@
+"""One test per tests/integration/transcripts-pop3/*.t, run against a POP3
+server of its own (the file format is tests/harness/transcript.py's; this
+runner adds the @port kinds pop3 and pop3s, pop3s being implicit TLS)."""
+import glob
+import os
+import smtplib
+import socket
+
+import pytest
+
+import tern as tern_harness
+import transcript
+from conftest import finish
+from smtpc import SmtpConn, ServerClosed
+
+DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transcripts-pop3")
+FILES = sorted(glob.glob(os.path.join(DIR, "*.t")))
+USER, PASSWORD = "pt@example.test", "pt-Secret-1"
+MESSAGES = [
+    b"From: sender@remote.test\r\nTo: pt@example.test\r\nSubject: one\r\n\r\nfirst\r\n",
+    b"From: sender@remote.test\r\nTo: pt@example.test\r\nSubject: two\r\n\r\n"
+    b".leading dot\r\n..\r\nlast line\r\n",
+]
+
+
+@pytest.fixture(scope="module")
+def pop3_server():
+    srv = tern_harness.TernServer(name="pop3t")
+    srv.add_domain("example.test")
+    srv.add_user(USER, PASSWORD)
+    srv.start()
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp"), timeout=30) as s:
+        for m in MESSAGES:
+            s.sendmail("sender@remote.test", [USER], m)
+    yield srv
+    finish(srv)
+
+
+def run_pop3(path, srv):
+    name = os.path.splitext(os.path.basename(path))[0]
+    steps = transcript.parse(path)
+    kind = "pop3"
+    for _, d, a in steps:
+        if d == "@port":
+            kind = a.strip()
+    assert kind in ("pop3", "pop3s"), kind
+    conn = SmtpConn(srv.port(kind), tls=(kind == "pop3s"))
+    current = None
+    try:
+        for n, d, a in steps:
+            where = "transcript %s: line %d (%s %s)" % (name, n, d, a[:80])
+            try:
+                current = transcript._step(conn, d, a, current, srv, {})
+            except transcript.Mismatch as e:
+                return False, "%s: %s" % (where, e)
+            except ServerClosed:
+                return False, "%s: server closed the connection" % where
+            except (socket.timeout, OSError) as e:
+                return False, "%s: %s: %s" % (where, type(e).__name__, e)
+        return True, "transcript %s: ok" % name
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f)[:-2] for f in FILES])
+def test_pop3_transcript(pop3_server, path):
+    ok, msg = run_pop3(path, pop3_server)
+    print(msg)
+    assert ok, msg
