@@ -321,4 +321,124 @@ int store_pop3_update_sync(struct store *store, const struct store_pop3_update *
 int store_message_exists(struct store *store, int64_t mailbox_id, uint32_t uid,
 			 const char **error_r);
 
+/* ---------------------------------------------------------------------
+ * IMAP: mailbox management, append, flags, copy/move, expunge, changes
+ *
+ * Mailbox names are UTF-8 with '/' as the hierarchy separator (the IMAP
+ * layer converts modified UTF-7).  "INBOX" is matched case-insensitively
+ * and always exists.  Every write below goes through the commit thread
+ * (group commit, durable before cb), gives the changed mailbox a new
+ * modseq (highestmodseq + 1, also stored on each changed message), and
+ * after the commit publishes a lib/notify.h event for the user
+ * (NOTIFY_MESSAGE_NEW / _EXPUNGE / NOTIFY_FLAGS / NOTIFY_MAILBOX), as
+ * deliveries and POP3 updates do.  cb runs on base (or on the commit thread
+ * with base NULL); the result and everything it points to are valid only
+ * during cb.  Each async call returns 0 when queued, <0 (cb not called)
+ * when the store is read-only or the arguments are invalid.
+ * ------------------------------------------------------------------- */
+
+struct store_write_result {
+	int status;                     /* 0 ok, <0 failed (nothing changed) */
+	const char *error;              /* with status <0: readable reason */
+	const char *code;               /* with status <0: IMAP response code or NULL:
+					   "ALREADYEXISTS" "NONEXISTENT" "OVERQUOTA"
+					   "INUSE" "CANNOT" "LIMIT" */
+	uint64_t modseq;                /* the mailbox's highestmodseq after the change */
+	uint32_t uidvalidity;           /* APPEND/COPY/MOVE: of the destination (UIDPLUS) */
+	const uint32_t *src_uids;       /* COPY/MOVE: source UIDs actually copied, ascending */
+	const uint32_t *dst_uids;       /* APPEND/COPY/MOVE: the new UIDs, same order */
+	size_t count;                   /* entries in src_uids/dst_uids */
+	const uint32_t *modified_uids;  /* flags update with unchangedsince: UIDs not
+					   changed because their modseq was higher */
+	size_t modified_count;
+	int64_t mailbox_id;             /* CREATE: the new mailbox */
+};
+
+typedef void store_write_cb(void *ctx, const struct store_write_result *r);
+
+/* 1 found, 0 not, <0 error. */
+int store_mailbox_get_by_id(struct store *store, int64_t mailbox_id,
+			    struct store_mailbox *mailbox_r, const char **error_r);
+
+/* CREATE: missing parents are created too; special_use ("\\Archive", ...)
+ * may be NULL; an existing name fails with code ALREADYEXISTS. */
+int store_mailbox_create(struct store *store, struct event_base *base, int64_t user_id,
+			 const char *name, const char *special_use, store_write_cb *cb,
+			 void *ctx);
+/* DELETE: INBOX cannot be deleted; a mailbox with children fails (code
+ * INUSE, as Dovecot); its messages are removed with their files (after the
+ * commit) and the user's usage is lowered. */
+int store_mailbox_delete(struct store *store, struct event_base *base, int64_t user_id,
+			 const char *name, store_write_cb *cb, void *ctx);
+/* RENAME, children included (RFC 3501 6.3.5); renaming INBOX moves all its
+ * messages into the new mailbox (new UIDs there) and leaves INBOX empty.
+ * The target must not exist (ALREADYEXISTS); missing parents are created. */
+int store_mailbox_rename(struct store *store, struct event_base *base, int64_t user_id,
+			 const char *from, const char *to, store_write_cb *cb, void *ctx);
+/* SUBSCRIBE / UNSUBSCRIBE (any name, existing or not, RFC 3501 6.3.6). */
+int store_subscribe(struct store *store, struct event_base *base, int64_t user_id,
+		    const char *name, bool subscribe, store_write_cb *cb, void *ctx);
+/* Subscribed names of a user, in name order; cb returning non-zero stops. */
+int store_subscription_list(struct store *store, int64_t user_id,
+			    int (*cb)(void *ctx, const char *name), void *ctx,
+			    const char **error_r);
+
+/* APPEND (RFC 3501 6.3.11): data is the message as the client sent it
+ * (CRLF line ends; bare LF is normalised to CRLF), stored without
+ * Return-Path/Delivered-To; flags space-separated ("" none; \Recent is
+ * ignored); internal_date 0 = now.  Fails with OVERQUOTA past the user's
+ * quota and NONEXISTENT ("TRYCREATE" is the IMAP layer's) for a missing
+ * mailbox.  Result: uidvalidity and dst_uids[0]. */
+int store_append(struct store *store, struct event_base *base, int64_t user_id,
+		 const char *mailbox, const char *data, size_t len, const char *flags,
+		 time_t internal_date, store_write_cb *cb, void *ctx);
+
+enum store_flags_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+/* STORE: change the flags of uids (any order; missing ones skipped) in
+ * mailbox_id.  unchangedsince > 0 (CONDSTORE, RFC 7162 3.1.3): messages
+ * whose modseq is higher are not changed and are listed in modified_uids.
+ * Only messages whose flags really change get the new modseq. */
+int store_flags_update(struct store *store, struct event_base *base, int64_t mailbox_id,
+		       const uint32_t *uids, size_t count, enum store_flags_mode mode,
+		       const char *flags, uint64_t unchangedsince, store_write_cb *cb,
+		       void *ctx);
+
+/* COPY / MOVE (RFC 3501 6.4.7, RFC 6851) of uids (any order, missing ones
+ * skipped) from src_mailbox_id to dst_mailbox_id of the same user, keeping
+ * flags and internal date; copies share the message file (hard link).
+ * MOVE expunges the sources in the same transaction (expunge history
+ * recorded).  COPY fails with OVERQUOTA past the quota.  Result:
+ * uidvalidity of the destination, src_uids and dst_uids (COPYUID). */
+int store_copy(struct store *store, struct event_base *base, int64_t src_mailbox_id,
+	       const uint32_t *uids, size_t count, int64_t dst_mailbox_id, bool move,
+	       store_write_cb *cb, void *ctx);
+
+/* EXPUNGE exactly these uids (the IMAP layer picks the \Deleted ones);
+ * missing ones are skipped.  Recorded in the expunge history with the new
+ * modseq; files unlinked after the commit (when no other copy links them). */
+int store_expunge(struct store *store, struct event_base *base, int64_t mailbox_id,
+		  const uint32_t *uids, size_t count, store_write_cb *cb, void *ctx);
+
+/* \Recent (IMAP4rev1): the first session to select a mailbox after new mail
+ * arrived sees it as recent.  Atomically returns the mailbox's previous
+ * "recent" mark in *first_recent_uid_r (messages with uid >= it are recent
+ * for this session) and moves the mark to uidnext.  Synchronous (short,
+ * through the commit thread). */
+int store_mailbox_claim_recent(struct store *store, int64_t mailbox_id,
+			       uint32_t *first_recent_uid_r, const char **error_r);
+
+/* Messages of mailbox_id whose modseq is > since (CONDSTORE FETCH
+ * CHANGEDSINCE, QRESYNC), in UID order; cb returning non-zero stops. */
+int store_message_list_changed(struct store *store, int64_t mailbox_id, uint64_t since,
+			       int (*cb)(void *ctx, const struct store_message *m), void *ctx,
+			       const char **error_r);
+/* UIDs expunged from mailbox_id with a modseq > since (QRESYNC VANISHED),
+ * ascending; cb returning non-zero stops. */
+int store_expunged_since(struct store *store, int64_t mailbox_id, uint64_t since,
+			 int (*cb)(void *ctx, uint32_t uid), void *ctx, const char **error_r);
+/* Keywords ever used in mailbox_id (for the FLAGS / PERMANENTFLAGS
+ * responses), space-separated, malloc'd. */
+char *store_mailbox_keywords(struct store *store, int64_t mailbox_id, const char **error_r);
+
 #endif
