@@ -59,6 +59,7 @@ fi
 DATA=$(sed -n 's/^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"\(.*\)";.*/\1/p' "$CONF" | head -1)
 case ${DATA:-data} in /*) ;; *) DATA=$PWD/$DIR/${DATA:-data} ;; esac
 SMTP=$((25 + OFFSET)); SUB=$((587 + OFFSET)); SUBS=$((465 + OFFSET))
+POP3=$((110 + OFFSET)); POP3S=$((995 + OFFSET))
 
 cat <<EOF
 
@@ -67,6 +68,8 @@ cat <<EOF
   SMTP (MX)          127.0.0.1:$SMTP   no login; mail for @$DOMAIN only
   submission         127.0.0.1:$SUB   STARTTLS, then AUTH
   submission (TLS)   127.0.0.1:$SUBS   implicit TLS
+  POP3               127.0.0.1:$POP3   STLS, then USER/PASS or AUTH
+  POP3 (TLS)         127.0.0.1:$POP3S   implicit TLS
   user               $USER
   password           $PASSWORD
 
@@ -79,6 +82,10 @@ cat <<EOF
           --auth-user $USER --auth-password '$PASSWORD' \\
           --from $USER --to $USER
   (This demo also allows AUTH without TLS from this machine: drop --tls.)
+
+  Read the mail with a mail client set up for POP3 on 127.0.0.1:$POP3S
+  (SSL/TLS), or list it with curl:
+    curl -k pop3s://127.0.0.1:$POP3S/ -u '$USER:$PASSWORD'
 
   Stored messages land under $DATA/, one file per copy
   (layout: docs/storage.md):  find $DATA -type f
