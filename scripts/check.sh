@@ -41,7 +41,12 @@ if want replay; then
   for t in "$BUILD"/replay/fuzz-*; do
     [ -x "$t" ] || continue
     n=$(basename "$t")
-    if "$t" "tests/fuzz/corpus/$n" >"$log/$n.out" 2>&1; then rp=$((rp + 1))
+    extra=()
+    # the shared MIME vectors are seeds too, read in place (never copied here)
+    shared=${TERN_SHARED_TESTDATA:-../shared/testdata}
+    [ "$n" = fuzz-mime ] && [ -d "$shared/mime/mail-parser" ] &&
+      extra=("$shared/mime/mail-parser/malformed" "$shared/mime/mail-parser/rfc")
+    if "$t" "tests/fuzz/corpus/$n" "${extra[@]}" >"$log/$n.out" 2>&1; then rp=$((rp + 1))
     else rf=$((rf + 1)); echo "fuzz replay $n FAILED:"; tail -20 "$log/$n.out"; fi
   done
   echo "fuzz corpus replay: $rp passed, $rf failed"

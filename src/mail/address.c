@@ -983,3 +983,258 @@ out:
 		*error_r = lp.error != NULL ? lp.error : ERR_SYNTAX;
 	return ret;
 }
+
+/* ---- RFC 5322 address lists for display (IMAP ENVELOPE) ----
+ *
+ * A second, forgiving parser: the strict one above decides whom mail goes
+ * to and must refuse what it does not understand; this one shows a header
+ * to a client and must show something for anything.  Same grammar (3.4,
+ * obsolete forms of 4.4), different error policy:
+ *  - unterminated quoted strings, comments and domain literals run to the
+ *    end of the value;
+ *  - an element with no '@' gives a mailbox without a domain, "<>" one with
+ *    neither; junk up to the next ',' (or ';' in a group) is skipped;
+ *  - a group left open at the end is closed.
+ * Matches what Dovecot reports (it fills missing parts with MISSING_*; the
+ * caller decides).  Linear: one tokenising pass, one parse pass. */
+
+struct dtok {
+	enum tok_kind kind;
+	char ch;
+	const char *p;
+	size_t len;
+};
+
+struct dparser {
+	struct dtok *toks;
+	size_t n, cap, i;
+};
+
+static void dtok_push(struct dparser *dp, enum tok_kind kind, char ch, const char *p, size_t len)
+{
+	if (dp->n == dp->cap) {
+		dp->cap = dp->cap ? dp->cap * 2 : 16;
+		dp->toks = xrealloc(dp->toks, dp->cap * sizeof(*dp->toks));
+	}
+	dp->toks[dp->n++] = (struct dtok){ kind, ch, p, len };
+}
+
+static void display_tokenise(struct dparser *dp, const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			p++;
+		} else if (c == '(') {
+			unsigned depth = 0;
+			while (p < end) {
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')' && --depth == 0) {
+					p++;
+					break;
+				}
+				p++;
+			}
+		} else if (c == '"') {
+			const char *q = p + 1;
+			while (q < end && *q != '"') {
+				if (*q == '\\' && q + 1 < end)
+					q++;
+				q++;
+			}
+			dtok_push(dp, TOK_QSTRING, 0, p + 1, (size_t)(q - p - 1));
+			p = q < end ? q + 1 : end;
+		} else if (c == '[') {
+			const char *q = p + 1;
+			while (q < end && *q != ']')
+				q++;
+			q = q < end ? q + 1 : end;
+			dtok_push(dp, TOK_DLIT, 0, p, (size_t)(q - p));
+			p = q;
+		} else if (strchr("<>@,;:.", c) != NULL && c != 0) {
+			dtok_push(dp, TOK_SPECIAL, (char)c, p, 1);
+			p++;
+		} else {
+			const char *q = p;
+			while (q < end && strchr("<>@,;:.()\"[ \t\r\n", *q) == NULL)
+				q++;
+			if (q == p)
+				q++;  /* a lone ']' or ')' or NUL: an atom of its own */
+			dtok_push(dp, TOK_ATOM, 0, p, (size_t)(q - p));
+			p = q;
+		}
+	}
+}
+
+static bool dtok_is(const struct dparser *dp, size_t i, char ch)
+{
+	return i < dp->n && dp->toks[i].kind == TOK_SPECIAL && dp->toks[i].ch == ch;
+}
+
+/* Append a token's text: quoted strings unquoted, CR/LF dropped. */
+static void dtok_text(const struct dtok *t, struct buf *out)
+{
+	for (size_t k = 0; k < t->len; k++) {
+		char c = t->p[k];
+		if (t->kind == TOK_QSTRING && c == '\\' && k + 1 < t->len)
+			c = t->p[++k];
+		if (c != '\r' && c != '\n')
+			buf_append(out, &c, 1);
+	}
+}
+
+/* display-name / obs-phrase: words (and dots) up to a special */
+static char *display_phrase(struct dparser *dp)
+{
+	struct buf b;
+	bool any = false;
+
+	buf_init(&b, BUF_UNLIMITED);
+	while (dp->i < dp->n && (dp->toks[dp->i].kind == TOK_ATOM ||
+				 dp->toks[dp->i].kind == TOK_QSTRING ||
+				 dp->toks[dp->i].kind == TOK_DLIT || dtok_is(dp, dp->i, '.'))) {
+		const struct dtok *t = &dp->toks[dp->i++];
+		if (any && !(t->kind == TOK_SPECIAL))
+			buf_append(&b, " ", 1);
+		dtok_text(t, &b);
+		any = true;
+	}
+	if (!any) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+/* local-part [ "@" domain ], each as written; stops at '>' ',' ';' */
+static void display_addr_spec(struct dparser *dp, char **mailbox, char **domain)
+{
+	struct buf b;
+	bool any = false;
+
+	buf_init(&b, BUF_UNLIMITED);
+	while (dp->i < dp->n && !dtok_is(dp, dp->i, '@') && !dtok_is(dp, dp->i, '>') &&
+	       !dtok_is(dp, dp->i, ',') && !dtok_is(dp, dp->i, ';') && !dtok_is(dp, dp->i, '<')) {
+		dtok_text(&dp->toks[dp->i++], &b);
+		any = true;
+	}
+	*mailbox = any ? buf_steal(&b) : NULL;
+	if (!any)
+		buf_free(&b);
+	if (!dtok_is(dp, dp->i, '@'))
+		return;
+	dp->i++;
+	buf_init(&b, BUF_UNLIMITED);
+	any = false;
+	while (dp->i < dp->n && !dtok_is(dp, dp->i, '>') && !dtok_is(dp, dp->i, ',') &&
+	       !dtok_is(dp, dp->i, ';') && !dtok_is(dp, dp->i, '<')) {
+		const struct dtok *t = &dp->toks[dp->i++];
+		if (t->kind == TOK_QSTRING || dtok_is(dp, dp->i - 1, '@'))
+			continue;
+		dtok_text(t, &b);
+		any = true;
+	}
+	*domain = any ? buf_steal(&b) : NULL;
+	if (!any)
+		buf_free(&b);
+}
+
+static void item_clear(struct address_item *it)
+{
+	free(it->name);
+	free(it->route);
+	free(it->mailbox);
+	free(it->domain);
+	memset(it, 0, sizeof(*it));
+}
+
+size_t address_parse_list_display(const char *s, size_t s_len, size_t max_items,
+				  void (*cb)(void *ctx, const struct address_item *item),
+				  void *ctx)
+{
+	struct dparser dp = { 0 };
+	struct address_item it = { 0 };
+	size_t count = 0;
+	bool in_group = false;
+
+	display_tokenise(&dp, s, s_len);
+	while (dp.i < dp.n && count < max_items) {
+		size_t start = dp.i;
+		if (dtok_is(&dp, dp.i, ',')) {
+			dp.i++;
+			continue;
+		}
+		if (dtok_is(&dp, dp.i, ';')) {
+			dp.i++;
+			if (in_group) {
+				it.group_end = true;
+				cb(ctx, &it);
+				item_clear(&it);
+				count++;
+				in_group = false;
+			}
+			continue;
+		}
+		it.name = display_phrase(&dp);
+		if (dtok_is(&dp, dp.i, ':') && !in_group && it.name != NULL) {
+			dp.i++;
+			it.mailbox = it.name;
+			it.name = NULL;
+			it.group_start = true;
+			cb(ctx, &it);
+			item_clear(&it);
+			count++;
+			in_group = true;
+			continue;
+		}
+		if (dtok_is(&dp, dp.i, '<')) {
+			dp.i++;
+			if (dtok_is(&dp, dp.i, '@')) {
+				/* obs-route: "@a,@b:" */
+				struct buf r;
+				buf_init(&r, BUF_UNLIMITED);
+				while (dp.i < dp.n && !dtok_is(&dp, dp.i, ':') &&
+				       !dtok_is(&dp, dp.i, '>'))
+					dtok_text(&dp.toks[dp.i++], &r);
+				if (dtok_is(&dp, dp.i, ':')) {
+					dp.i++;
+					it.route = buf_steal(&r);
+				} else
+					buf_free(&r);
+			}
+			display_addr_spec(&dp, &it.mailbox, &it.domain);
+		} else if (dp.i - start > 1 && !dtok_is(&dp, dp.i, '@') &&
+			   dp.toks[start].kind != TOK_SPECIAL && strchr(it.name, ' ') != NULL) {
+			/* several words and no address: a display name
+			 * without a mailbox (what Dovecot reports) */
+		} else {
+			/* addr-spec alone: what was read as a phrase is the
+			 * local part */
+			dp.i = start;
+			free(it.name);
+			it.name = NULL;
+			display_addr_spec(&dp, &it.mailbox, &it.domain);
+		}
+		cb(ctx, &it);
+		item_clear(&it);
+		count++;
+		/* skip junk to the end of this element */
+		while (dp.i < dp.n && !dtok_is(&dp, dp.i, ',') && !dtok_is(&dp, dp.i, ';'))
+			dp.i++;
+		if (dp.i == start)
+			dp.i++;  /* always advance */
+	}
+	if (in_group && count < max_items) {
+		it.group_end = true;
+		cb(ctx, &it);
+		count++;
+	}
+	item_clear(&it);
+	free(dp.toks);
+	return count;
+}

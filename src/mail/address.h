@@ -53,4 +53,29 @@ void address_clear(struct address *addr);
 /* Is s a syntactically valid domain name (or address literal)? */
 bool address_domain_valid(const char *s, size_t len, bool allow_utf8);
 
+/* One element of an address list as shown to a mail client (IMAP ENVELOPE,
+ * RFC 3501 7.4.2): display forms, nothing normalised.  A group is reported
+ * as a group_start item (mailbox = the group's display name), its members,
+ * then a group_end item. */
+struct address_item {
+	char *name;      /* display name: words joined by one space, quotes and
+			    quoted-pairs removed, RFC 2047 words kept; NULL if none */
+	char *route;     /* obsolete source route "@a,@b" (without ':'), or NULL */
+	char *mailbox;   /* local part as written, quotes removed; NULL if missing */
+	char *domain;    /* domain as written (case kept); NULL if missing */
+	bool group_start, group_end;
+};
+
+/* Parse an RFC 5322 address-list for display, tolerating everything real
+ * mail contains (missing '@' or domain, "<>", unterminated quotes,
+ * comments or groups, control characters, 8-bit text): it never fails and
+ * never calls back with an item that has CR or LF in it.  cb gets each
+ * item in order; the item and its strings belong to the parser and are
+ * valid only during the call.  At most max_items items are reported (the
+ * rest is ignored; a caller passing a header a peer controls passes a cap).
+ * Returns the number of items reported. */
+size_t address_parse_list_display(const char *s, size_t s_len, size_t max_items,
+				  void (*cb)(void *ctx, const struct address_item *item),
+				  void *ctx);
+
 #endif
