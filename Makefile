@@ -16,7 +16,7 @@ CFLAGS    ?= $(OPT) -g
 WARN      := -Wall -Wextra -Wformat=2
 ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Isrc -D_GNU_SOURCE \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistring -lpthread -lm
 DEPFLAGS   = -MMD -MP
 
 MAIN_SRC  := src/cli/main.c
