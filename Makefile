@@ -4,7 +4,7 @@
 #   make demo     build and start a demo server on 127.0.0.1 (ports + 10000)
 #   make asan     AddressSanitizer + UBSan build, then the test run under it
 #   make fuzz     libFuzzer targets (clang); FUZZ_SECONDS=N runs each that long
-#   make bench    benchmarks against Postfix (bench/)
+#   make bench    every benchmark, side by side with its peer (bench/*/run.sh)
 # Every .c file under src/<module>/ is part of the server; src/cli/main.c
 # holds main().  Tests, fuzz targets and benchmarks find their sources by name.
 
@@ -92,7 +92,7 @@ fuzz:
 	done
 
 bench: all
-	@bench/smtp-in/run.sh
+	@for b in bench/*/run.sh; do echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build build-asan build-fuzz tern
