@@ -13,9 +13,10 @@ PKGS=(
   openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
   fail2ban procps iproute2
   fetchmail
+  isync
   # benchmark peers (smtp-source, smtp-sink, a private Postfix; a private
-  # Dovecot for bench/pop3)
-  postfix dovecot-pop3d
+  # Dovecot for bench/pop3 and bench/imap)
+  postfix dovecot-pop3d dovecot-imapd
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -30,7 +31,7 @@ if [ "$(id -u)" != 0 ] || [ "${1:-}" = "--check" ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Postfix and Dovecot are only benchmark peers: keep their daemons from
-# starting on ports 25/110/995 while they install (policy-rc.d 101 = "do not
+# starting on ports 25/110/143/993/995 while they install (policy-rc.d 101 = "do not
 # start services").
 created_policy=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then

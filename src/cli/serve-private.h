@@ -28,7 +28,8 @@ void serve_worker_main(const struct serve_state *st) __attribute__((noreturn));
 static inline int serve_kind_implemented(enum listener_kind k)
 {
 	return k == LISTENER_SMTP || k == LISTENER_SUBMISSION || k == LISTENER_SUBMISSIONS ||
-	       k == LISTENER_POP3 || k == LISTENER_POP3S;
+	       k == LISTENER_POP3 || k == LISTENER_POP3S || k == LISTENER_IMAP ||
+	       k == LISTENER_IMAPS;
 }
 
 #endif

@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/privdrop.h"
 #include "lib/threadpool.h"
+#include "imap/imap.h"
 #include "pop3/pop3.h"
 #include "smtp/receive.h"
 #include "smtp/server.h"
@@ -48,6 +49,7 @@ struct worker_thread {
 struct accept_ctx {
 	const struct smtp_listener *smtp;
 	const struct pop3_listener *pop3;   /* set for POP3 and POP3S sockets instead */
+	const struct imap_listener *imap;   /* set for IMAP and IMAPS sockets instead */
 	struct worker_thread *thread;
 };
 
@@ -55,6 +57,7 @@ static struct worker_thread *threads;
 static unsigned thread_count;
 static struct smtp_listener smtp_listeners[LISTENER_KIND_COUNT];
 static struct pop3_listener pop3_listeners[LISTENER_KIND_COUNT];
+static struct imap_listener imap_listeners[LISTENER_KIND_COUNT];
 static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
 static atomic_uint threads_listening;
@@ -76,7 +79,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
 	(void)lev;
 	struct accept_ctx *a = arg;
-	if (a->pop3 != NULL)
+	if (a->imap != NULL)
+		imap_session_accept(a->imap, a->thread->base, fd, sa, (socklen_t)salen);
+	else if (a->pop3 != NULL)
 		pop3_session_accept(a->pop3, a->thread->base, fd, sa, (socklen_t)salen);
 	else
 		smtp_session_accept(a->smtp, a->thread->base, fd, sa, (socklen_t)salen);
@@ -87,7 +92,8 @@ static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd; (void)what;
 	struct worker_thread *t = arg;
-	if (smtp_sessions_count() == 0 && pop3_sessions_count() == 0)
+	if (smtp_sessions_count() == 0 && pop3_sessions_count() == 0 &&
+	    imap_sessions_count() == 0)
 		event_base_loopexit(t->base, NULL);
 }
 
@@ -109,6 +115,7 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 	if (atomic_load(&stop_mode) == 1 || t->immediate) {
 		smtp_sessions_drain(t->base, t->immediate);
 		pop3_sessions_drain(t->base, t->immediate);
+		imap_sessions_drain(t->base, t->immediate);
 	}
 }
 
@@ -203,6 +210,14 @@ void serve_worker_main(const struct serve_state *st)
 		p->tls = st->tls;
 		p->store = store;
 		p->pool = pool;
+
+		struct imap_listener *im = &imap_listeners[k];
+		im->name = listener_kind_name((enum listener_kind)k);
+		im->implicit_tls = k == LISTENER_IMAPS;
+		im->cfg = cfg;
+		im->tls = st->tls;
+		im->store = store;
+		im->pool = pool;
 	}
 
 	/* only the main thread takes signals, through its event loop */
@@ -227,6 +242,8 @@ void serve_worker_main(const struct serve_state *st)
 			a->smtp = &smtp_listeners[st->socks[j].kind];
 			if (st->socks[j].kind == LISTENER_POP3 || st->socks[j].kind == LISTENER_POP3S)
 				a->pop3 = &pop3_listeners[st->socks[j].kind];
+			if (st->socks[j].kind == LISTENER_IMAP || st->socks[j].kind == LISTENER_IMAPS)
+				a->imap = &imap_listeners[st->socks[j].kind];
 			a->thread = t;
 			t->listeners[t->listener_count++] =
 				evconnlistener_new(t->base, on_accept, a, LEV_OPT_CLOSE_ON_EXEC, -1,

@@ -622,6 +622,13 @@ static const struct key pop3_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key imap_keys[] = {
+	{ "plaintext_auth_loopback", h_bool, OFF(imap.plaintext_auth_loopback), 0, 0, NULL, 0 },
+	/* per user and client address, as Dovecot counts them */
+	{ "connections_per_user", h_unsigned, OFF(imap.connections_per_user), 0, 100000, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key log_keys[] = {
 	{ "level", h_log_level, 0, 1, 0, NULL, 0 },
 	{ "syslog", h_bool, OFF(log_syslog), 0, 0, NULL, 0 },
@@ -640,6 +647,7 @@ static const struct key root_keys[] = {
 	{ "store", h_group, 0, 0, 0, store_keys, 0 },
 	{ "log", h_group, 0, 0, 0, log_keys, 0 },
 	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
+	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -703,6 +711,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->pop3.expire_days = 0;
 	cfg->pop3.delete_to_trash = false;
 	cfg->pop3.plaintext_auth_loopback = false;
+	cfg->imap.plaintext_auth_loopback = false;
+	cfg->imap.connections_per_user = 10;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -990,6 +1000,13 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"  delete_to_trash = false;\n"
 		"  # Allow USER/PASS and AUTH without TLS from 127.0.0.0/8 and ::1.\n"
 		"  plaintext_auth_loopback = false;\n"
+		"};\n"
+		"\n"
+		"imap = {\n"
+		"  # Allow LOGIN and AUTHENTICATE without TLS from 127.0.0.0/8 and ::1.\n"
+		"  plaintext_auth_loopback = false;\n"
+		"  # Logged-in sessions of one user from one client address (0 = no limit).\n"
+		"  connections_per_user = 10;\n"
 		"};\n"
 		"\n"
 		"log = {\n"

@@ -77,6 +77,13 @@ struct config {
 		bool delete_to_trash;           /* DELE moves to Trash instead of expunging */
 		bool plaintext_auth_loopback;   /* USER/PASS and AUTH without TLS from loopback */
 	} pop3;
+	/* IMAP (group imap = { ... }) */
+	struct {
+		bool plaintext_auth_loopback;   /* LOGIN and AUTHENTICATE without TLS from loopback */
+		unsigned connections_per_user;  /* logged-in sessions of one user from one client
+						   address (Dovecot's mail_max_userip_connections);
+						   0 = no limit */
+	} imap;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r

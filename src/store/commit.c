@@ -14,8 +14,14 @@
  *   3. runs ONE index transaction (BEGIN IMMEDIATE ... COMMIT, durable by
  *      SQLite's synchronous=FULL WAL commit) with each request inside its
  *      own savepoint, so a request that fails is rolled back alone;
- *   4. only then completes each request (callbacks, waiting callers) and,
- *      for committed removals, unlinks the message files they released.
+ *   4. for committed removals, unlinks the message files they released
+ *      (unless another row still names the file: COPY shares files),
+ *      publishes a lib/notify.h event for every mailbox the batch changed
+ *      (deliveries: one NOTIFY_MESSAGE_NEW per mailbox with its newest
+ *      modseq; operations: the events they recorded), and only then
+ *      completes each request (callbacks, waiting callers).
+ * Operations may carry a message file of their own (IMAP APPEND): it is
+ * written in step 1 with the deliveries and shares their flush.
  * Invariants: the index never points at a file that is not durable; a
  * request reported as failed has no row in the index and no file left; a
  * fault in one request's file writes fails that request only, while a
@@ -26,9 +32,11 @@
  * The fault hook (store_fault_inject, TERN_STORE_FAULT) counts every
  * write, fsync, syncfs and rename done here. */
 #include "store/store-private.h"
+#include "store/search-private.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/notify.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -51,6 +59,8 @@ struct store_copy {
 	unsigned subdir;        /* first byte of the id */
 	int64_t size;
 	bool written;
+	int64_t mailbox_id;     /* set by the index update, for the notify event */
+	int64_t modseq;
 };
 
 struct store_req {
@@ -86,6 +96,8 @@ static const char SQL_MB_BUMP[] =
 static const char SQL_MSG_INSERT[] =
 	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7)";
+static const char SQL_FILE_REFERENCED[] =
+	"SELECT 1 FROM messages WHERE file = ?1 LIMIT 1";
 static const char SQL_USER_USAGE[] =
 	"UPDATE users SET used_bytes = used_bytes + ?1, used_messages = used_messages + 1"
 	" WHERE id = ?2";
@@ -100,6 +112,37 @@ void store_op_add_unlink(struct store_op *op, char *path)
 	op->unlink_paths = xrealloc(op->unlink_paths,
 				    (op->unlink_count + 1) * sizeof(*op->unlink_paths));
 	op->unlink_paths[op->unlink_count++] = path;
+}
+
+void store_op_add_event(struct store_op *op, int64_t user_id, int64_t mailbox_id,
+			unsigned kinds, uint64_t modseq)
+{
+	for (size_t i = 0; i < op->event_count; i++) {
+		struct notify_event *ev = &op->events[i];
+		if (ev->user_id == user_id && ev->mailbox_id == mailbox_id) {
+			ev->kinds |= kinds;
+			if (modseq > ev->modseq)
+				ev->modseq = modseq;
+			return;
+		}
+	}
+	op->events = xrealloc(op->events, (op->event_count + 1) * sizeof(*op->events));
+	op->events[op->event_count++] = (struct notify_event){
+		.user_id = user_id, .mailbox_id = mailbox_id, .kinds = kinds, .modseq = modseq,
+	};
+}
+
+/* Free what the commit thread attached to op (unlink list, events). */
+static void op_release(struct store_op *op)
+{
+	for (size_t i = 0; i < op->unlink_count; i++)
+		free(op->unlink_paths[i]);
+	free(op->unlink_paths);
+	op->unlink_paths = NULL;
+	op->unlink_count = 0;
+	free(op->events);
+	op->events = NULL;
+	op->event_count = 0;
 }
 
 /* ------------------------------------------------------------ fault hook */
@@ -176,6 +219,71 @@ static void req_fail(struct store_req *req, char *error)
 	}
 }
 
+/* Create one new message file holding iov[0..iovcnt) (at most 2 parts)
+ * under a fresh random name in messages/<xx>/, created O_EXCL (fsync'd here
+ * only in FILE mode).  0 with name and *subdir_r set; -1 with errno and
+ * nothing left behind. */
+static int write_file(struct store *store, const struct iovec *parts, int iovcnt,
+		      char name[17], unsigned *subdir_r, bool touched[256])
+{
+	struct iovec iov[2];
+	struct iovec *v = iov;
+	int fd = -1, dfd = -1, saved;
+	uint64_t id;
+
+	for (int tries = 0; fd < 0 && tries < 8; tries++) {
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			return -1;
+		*subdir_r = (unsigned)(id >> 56);
+		snprintf(name, 17, "%016llx", (unsigned long long)id);
+		if ((dfd = subdir_fd(store, *subdir_r)) < 0)
+			return -1;
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, STORE_FILE_MODE);
+		if (fd < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (fd < 0)
+		return -1;
+	touched[*subdir_r] = true;
+	memcpy(iov, parts, (size_t)iovcnt * sizeof(*iov));
+	while (iovcnt > 0) {
+		ssize_t n;
+		if (v->iov_len == 0) {
+			v++;
+			iovcnt--;
+			continue;
+		}
+		if (io_fault(store) < 0 || (n = writev(fd, v, iovcnt)) < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		while (iovcnt > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
+	if (store->opts.fsync_mode == STORE_FSYNC_FILE && (io_fault(store) < 0 || fsync(fd) < 0))
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dfd, name, 0);
+	errno = saved;
+	return -1;
+}
+
 /* Write every copy of one delivery; on failure unlink what was written. */
 static int write_copies(struct store *store, struct store_req *req, bool touched[256])
 {
@@ -184,61 +292,18 @@ static int write_copies(struct store *store, struct store_req *req, bool touched
 	buf_init(&hdr, BUF_UNLIMITED);
 	for (size_t i = 0; i < req->copy_count; i++) {
 		struct store_copy *cp = &req->copies[i];
-		int fd = -1, dfd;
-		uint64_t id;
 
 		buf_reset(&hdr);
 		buf_printf(&hdr, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", req->return_path,
 			   cp->delivered_to);
 		cp->size = (int64_t)(hdr.len + req->body_len);
-		for (int tries = 0; fd < 0 && tries < 8; tries++) {
-			if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-				goto fail;
-			cp->subdir = (unsigned)(id >> 56);
-			snprintf(cp->file, sizeof(cp->file), "%016llx", (unsigned long long)id);
-			if ((dfd = subdir_fd(store, cp->subdir)) < 0)
-				goto fail;
-			fd = openat(dfd, cp->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				    STORE_FILE_MODE);
-			if (fd < 0 && errno != EEXIST)
-				goto fail;
-		}
-		if (fd < 0)
-			goto fail;
-		cp->written = true;
-		touched[cp->subdir] = true;
-
 		struct iovec iov[2] = {
 			{ hdr.data, hdr.len },
 			{ req->body, req->body_len },
 		};
-		int iovcnt = 2;
-		struct iovec *v = iov;
-		while (iovcnt > 0) {
-			ssize_t n;
-			if (io_fault(store) < 0 || (n = writev(fd, v, iovcnt)) < 0) {
-				if (errno == EINTR)
-					continue;
-				close(fd);
-				goto fail;
-			}
-			while (iovcnt > 0 && (size_t)n >= v->iov_len) {
-				n -= (ssize_t)v->iov_len;
-				v++;
-				iovcnt--;
-			}
-			if (iovcnt > 0) {
-				v->iov_base = (char *)v->iov_base + n;
-				v->iov_len -= (size_t)n;
-			}
-		}
-		if (store->opts.fsync_mode == STORE_FSYNC_FILE &&
-		    (io_fault(store) < 0 || fsync(fd) < 0)) {
-			close(fd);
+		if (write_file(store, iov, 2, cp->file, &cp->subdir, touched) < 0)
 			goto fail;
-		}
-		if (close(fd) < 0)
-			goto fail;
+		cp->written = true;
 	}
 	buf_free(&hdr);
 	return 0;
@@ -247,6 +312,31 @@ fail:
 	buf_free(&hdr);
 	req_unlink_files(store, req);
 	return -1;
+}
+
+/* Write an operation's own message file (APPEND). */
+static int write_op_file(struct store *store, struct store_req *req, bool touched[256])
+{
+	struct store_op *op = req->op;
+	struct iovec iov[1] = { { op->file_data, op->file_len } };
+
+	if (write_file(store, iov, 1, op->file, &op->file_subdir, touched) < 0) {
+		req_fail(req, xasprintf("writing message file: %s", strerror(errno)));
+		return -1;
+	}
+	op->file_written = true;
+	return 0;
+}
+
+static void unlink_op_file(struct store *store, struct store_op *op)
+{
+	if (!op->file_written)
+		return;
+	if (store->subdir_fd[op->file_subdir] < 0 ||
+	    unlinkat(store->subdir_fd[op->file_subdir], op->file, 0) < 0)
+		log_warn("store", "event=unlink_failed file=%s error=%s", op->file,
+			 log_quote(strerror(errno)));
+	op->file_written = false;
 }
 
 /* Make the batch's files and directory entries durable. */
@@ -308,6 +398,8 @@ static int apply_delivery(struct store *store, struct store_req *req, char **err
 		if (rc != SQLITE_DONE)
 			goto sqlfail;
 		sqlite3_reset(st);
+		cp->mailbox_id = mailbox_id;
+		cp->modseq = modseq;
 		if (uid > UINT32_MAX - 1) {
 			*error_r = xasprintf("mailbox %lld has no UIDs left", (long long)mailbox_id);
 			return -1;
@@ -348,6 +440,9 @@ static int apply_req(struct store *store, struct store_req *req, char **error_r)
 {
 	if (req->kind == REQ_DELIVER)
 		return apply_delivery(store, req, error_r);
+	/* A retried transaction runs fn again from scratch: drop what an
+	 * earlier, rolled-back attempt recorded. */
+	op_release(req->op);
 	return req->op->fn(store, req->op, error_r);
 }
 
@@ -435,9 +530,7 @@ static void op_async_done(evutil_socket_t fd, short what, void *arg)
 	struct store_op *op = req->op;
 
 	req->cb(req->ctx, req->status, req->error);
-	for (size_t i = 0; i < op->unlink_count; i++)
-		free(op->unlink_paths[i]);
-	free(op->unlink_paths);
+	op_release(op);
 	if (req->op_free != NULL)
 		req->op_free(op);
 	free(req->error);
@@ -473,6 +566,70 @@ static void complete(struct store *store, struct store_req *req)
 	deliver_done(-1, 0, req);
 }
 
+/* Is a message file still named by a row (COPY shares files)?  On error
+ * the answer is yes: keeping a file is harmless (verify reports it),
+ * losing one is not. */
+static bool file_referenced(struct store *store, const char *path)
+{
+	const char *name = strrchr(path, '/');
+	const char *err;
+	sqlite3_stmt *st = store_stmt(&store->wconn, SQL_FILE_REFERENCED, &err);
+	int rc;
+
+	if (st == NULL)
+		return true;
+	sqlite3_bind_text(st, 1, name ? name + 1 : path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc != SQLITE_DONE;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct notify_event *x = a, *y = b;
+
+	if (x->user_id != y->user_id)
+		return x->user_id < y->user_id ? -1 : 1;
+	if (x->mailbox_id != y->mailbox_id)
+		return x->mailbox_id < y->mailbox_id ? -1 : 1;
+	return x->modseq < y->modseq ? -1 : x->modseq > y->modseq;
+}
+
+/* One NOTIFY_MESSAGE_NEW per mailbox the batch's deliveries reached, with
+ * the newest modseq (sorted, so the cost stays O(n log n) per batch). */
+static void publish_deliveries(struct store_req **reqs, size_t n)
+{
+	struct notify_event *evs = NULL;
+	size_t count = 0, alloc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct store_req *req = reqs[i];
+		if (req->kind != REQ_DELIVER || req->status < 0)
+			continue;
+		for (size_t j = 0; j < req->copy_count; j++) {
+			if (count == alloc) {
+				alloc = alloc ? alloc * 2 : 64;
+				evs = xrealloc(evs, alloc * sizeof(*evs));
+			}
+			evs[count++] = (struct notify_event){
+				.user_id = req->copies[j].user_id,
+				.mailbox_id = req->copies[j].mailbox_id,
+				.kinds = NOTIFY_MESSAGE_NEW,
+				.modseq = (uint64_t)req->copies[j].modseq,
+			};
+		}
+	}
+	if (count > 1)
+		qsort(evs, count, sizeof(*evs), cmp_event);
+	for (size_t i = 0; i < count; i++) {
+		if (i + 1 < count && evs[i + 1].user_id == evs[i].user_id &&
+		    evs[i + 1].mailbox_id == evs[i].mailbox_id)
+			continue;       /* the last of a run has the highest modseq */
+		notify_publish(&evs[i]);
+	}
+	free(evs);
+}
+
 static void process_batch(struct store *store, struct store_req **reqs, size_t n)
 {
 	bool touched[256] = { false };
@@ -482,10 +639,14 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 	for (size_t i = 0; i < n; i++) {
 		if (reqs[i]->kind == REQ_DELIVER && write_copies(store, reqs[i], touched) == 0)
 			any_files = true;
+		if (reqs[i]->kind == REQ_OP && reqs[i]->op->file_data != NULL &&
+		    write_op_file(store, reqs[i], touched) == 0)
+			any_files = true;
 	}
 	if (any_files && sync_batch(store, touched, &err) < 0) {
 		for (size_t i = 0; i < n; i++) {
-			if (reqs[i]->kind == REQ_DELIVER)
+			if (reqs[i]->kind == REQ_DELIVER ||
+			    (reqs[i]->kind == REQ_OP && reqs[i]->op->file_data != NULL))
 				req_fail(reqs[i], xstrdup(err));
 		}
 		free(err);
@@ -496,15 +657,23 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 
 		if (req->kind == REQ_DELIVER && req->status < 0)
 			req_unlink_files(store, req);
+		if (req->kind == REQ_OP && req->status < 0)
+			unlink_op_file(store, req->op);
 		if (req->kind == REQ_OP && req->status == 0) {
 			for (size_t j = 0; j < req->op->unlink_count; j++) {
-				if (unlink(req->op->unlink_paths[j]) < 0 && errno != ENOENT)
+				const char *path = req->op->unlink_paths[j];
+				if (file_referenced(store, path))
+					continue;
+				if (unlink(path) < 0 && errno != ENOENT)
 					log_warn("store", "event=unlink_failed path=%s error=%s",
-						 log_quote(req->op->unlink_paths[j]),
-						 log_quote(strerror(errno)));
+						 log_quote(path), log_quote(strerror(errno)));
 			}
+			for (size_t j = 0; j < req->op->event_count; j++)
+				notify_publish(&req->op->events[j]);
 		}
 	}
+	publish_deliveries(reqs, n);
+	store_search_notify(store);     /* index the new text, off this thread */
 	for (size_t i = 0; i < n; i++)
 		complete(store, reqs[i]);
 }
@@ -619,11 +788,7 @@ int store_run_op(struct store *store, struct store_op *op, const char **error_r)
 		*error_r = store_err_take(req->error);
 	else
 		free(req->error);
-	for (size_t i = 0; i < op->unlink_count; i++)
-		free(op->unlink_paths[i]);
-	free(op->unlink_paths);
-	op->unlink_paths = NULL;
-	op->unlink_count = 0;
+	op_release(op);
 	free(req);
 	return status;
 }

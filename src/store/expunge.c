@@ -14,8 +14,13 @@
  *  - all changes of one request share one new modseq; every expunged UID is
  *    recorded in the expunge history (table expunged) with that modseq,
  *    which is what IMAP needs for EXPUNGE/VANISHED (RFC 7162 3.2.10);
- *  - UIDs already gone (expunged by another session) are skipped.
- * RFC 1939 6 (UPDATE state), RFC 2449 6.7 (EXPIRE). */
+ *  - UIDs already gone (expunged by another session) are skipped;
+ *  - a deleted row's file is queued for unlinking, but the commit thread
+ *    unlinks it only when no other row names it (COPY shares files).
+ * The row helpers (store_rows_*) are shared with IMAP EXPUNGE, MOVE,
+ * DELETE and the INBOX RENAME (imap-*.c): moving a row to another mailbox
+ * gives it the next UIDs there and one new modseq for the batch of rows.
+ * RFC 1939 6 (UPDATE state), RFC 2449 6.7 (EXPIRE), RFC 7162 3.2.10. */
 #include "store/store-private.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -31,9 +36,13 @@ struct pop3_op {
 	uint32_t *retrieved;
 };
 
-static const char SQL_MB_MODSEQ[] =
-	"UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1 AND user_id = ?2"
-	" RETURNING highestmodseq";
+static const char SQL_MB_BUMP1[] =
+	"UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1"
+	" RETURNING user_id, uidvalidity, highestmodseq";
+static const char SQL_MB_ALLOC[] =
+	"UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + 1,"
+	" messages = messages + ?1, bytes = bytes + ?2 WHERE id = ?3"
+	" RETURNING uidnext - ?1, highestmodseq, uidvalidity";
 static const char SQL_EXPIRED[] =
 	"SELECT uid FROM messages WHERE mailbox_id = ?1 AND pop3_retrieved < ?2";
 static const char SQL_MSG_RETRIEVED[] =
@@ -42,18 +51,16 @@ static const char SQL_MSG_RETRIEVED[] =
 	" flags = CASE WHEN instr(' ' || flags || ' ', ' \\Seen ') > 0 THEN flags"
 	"  WHEN flags = '' THEN '\\Seen' ELSE '\\Seen ' || flags END"
 	" WHERE mailbox_id = ?1 AND uid = ?2";
-static const char SQL_MSG_GET[] =
-	"SELECT id, size, file FROM messages WHERE mailbox_id = ?1 AND uid = ?2";
+static const char SQL_ROW_GET[] =
+	"SELECT id, uid, size, file, flags, modseq FROM messages WHERE mailbox_id = ?1 AND uid = ?2";
+static const char SQL_ROW_ALL[] =
+	"SELECT id, uid, size, file, flags, modseq FROM messages WHERE mailbox_id = ?1 ORDER BY uid";
 static const char SQL_MSG_DELETE[] =
 	"DELETE FROM messages WHERE id = ?1";
 static const char SQL_MSG_MOVE[] =
 	"UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3 WHERE id = ?4";
 static const char SQL_MB_SUB[] =
 	"UPDATE mailboxes SET messages = messages - ?1, bytes = bytes - ?2 WHERE id = ?3";
-static const char SQL_MB_APPEND[] =
-	"UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,"
-	" messages = messages + 1, bytes = bytes + ?1 WHERE id = ?2"
-	" RETURNING uidnext - 1, highestmodseq";
 static const char SQL_USER_SUB[] =
 	"UPDATE users SET used_bytes = used_bytes - ?1, used_messages = used_messages - ?2"
 	" WHERE id = ?3";
@@ -62,15 +69,14 @@ static const char SQL_EXPUNGED_ADD[] =
 static const char SQL_MSG_EXISTS[] =
 	"SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2";
 
-/* Step a statement that returns no rows (or ignores them) and reset it. */
-static int step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r)
+int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r)
 {
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr_dup(c, "pop3 update");
+		*error_r = store_sqlerr_dup(c, "index update");
 		sqlite3_reset(st);
 		return -1;
 	}
@@ -78,7 +84,7 @@ static int step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r)
 	return 0;
 }
 
-static sqlite3_stmt *stmt(struct store_conn *c, const char *sql, char **error_r)
+sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r)
 {
 	const char *err;
 	sqlite3_stmt *st = store_stmt(c, sql, &err);
@@ -88,146 +94,281 @@ static sqlite3_stmt *stmt(struct store_conn *c, const char *sql, char **error_r)
 	return st;
 }
 
-/* Move one message (row id, size) to Trash: the next UID there. */
-static int move_to_trash(struct store *store, int64_t trash_id, int64_t msg_id, int64_t size,
-			 char **error_r)
-{
-	struct store_conn *c = &store->wconn;
-	sqlite3_stmt *st;
-	int64_t uid, modseq;
+/* ------------------------------------------------ shared row operations */
 
-	if ((st = stmt(c, SQL_MB_APPEND, error_r)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, size);
-	sqlite3_bind_int64(st, 2, trash_id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		*error_r = store_sqlerr_dup(c, "pop3 move to Trash");
-		sqlite3_reset(st);
-		return -1;
-	}
-	uid = sqlite3_column_int64(st, 0);
-	modseq = sqlite3_column_int64(st, 1);
-	if (step_done(c, st, error_r) < 0)
-		return -1;
-	if (uid > UINT32_MAX - 1) {
-		*error_r = xstrdup("Trash has no UIDs left");
-		return -1;
-	}
-	if ((st = stmt(c, SQL_MSG_MOVE, error_r)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, trash_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, modseq);
-	sqlite3_bind_int64(st, 4, msg_id);
-	return step_done(c, st, error_r);
+const uint32_t store_rows_all[1] = { 0 };
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
-/* Expunge (or move) one UID; *removed_r counts what left the mailbox. */
-static int expunge_one(struct store *store, struct pop3_op *p, uint32_t uid, int64_t modseq,
-		       int64_t trash_id, size_t *removed_r, size_t *moved_r, int64_t *bytes_r,
-		       int64_t *freed_bytes_r, int64_t *freed_msgs_r, char **error_r)
+void store_rows_free(struct store_row *rows, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(rows[i].file);
+		free(rows[i].flags);
+	}
+	free(rows);
+}
+
+static void row_from(sqlite3_stmt *st, struct store_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->uid = (uint32_t)sqlite3_column_int64(st, 1);
+	r->size = sqlite3_column_int64(st, 2);
+	r->file = store_col_dup(st, 3);
+	r->flags = store_col_dup(st, 4);
+	r->modseq = sqlite3_column_int64(st, 5);
+	if (r->file == NULL)
+		r->file = xstrdup("");
+	if (r->flags == NULL)
+		r->flags = xstrdup("");
+}
+
+int store_rows_load(struct store *store, int64_t mailbox_id, const uint32_t *uids,
+		    size_t count, struct store_row **rows_r, size_t *count_r, char **error_r)
+{
+	struct store_conn *c = &store->wconn;
+	struct store_row *rows = NULL;
+	size_t n = 0, alloc = 0;
+	uint32_t *sorted = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	*rows_r = NULL;
+	*count_r = 0;
+	if (uids == STORE_ROWS_ALL) {
+		/* every row of the mailbox */
+		if ((st = store_wstmt(c, SQL_ROW_ALL, error_r)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (n == alloc) {
+				alloc = alloc ? alloc * 2 : 64;
+				rows = xrealloc(rows, alloc * sizeof(*rows));
+			}
+			row_from(st, &rows[n++]);
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			goto sqlfail;
+		*rows_r = rows;
+		*count_r = n;
+		return 0;
+	}
+	if (uids == NULL || count == 0)
+		return 0;
+	sorted = xmalloc(count * sizeof(*sorted));
+	memcpy(sorted, uids, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), cmp_u32);
+	rows = xmalloc(count * sizeof(*rows));
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0 && sorted[i] == sorted[i - 1])
+			continue;
+		if ((st = store_wstmt(c, SQL_ROW_GET, error_r)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, sorted[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			row_from(st, &rows[n++]);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			goto sqlfail;
+	}
+	free(sorted);
+	*rows_r = rows;
+	*count_r = n;
+	return 0;
+sqlfail:
+	*error_r = store_sqlerr_dup(c, "reading messages");
+fail:
+	free(sorted);
+	store_rows_free(rows, n);
+	return -1;
+}
+
+int store_mailbox_bump(struct store *store, int64_t mailbox_id, int64_t *user_id_r,
+		       uint32_t *uidvalidity_r, int64_t *modseq_r, char **error_r)
 {
 	struct store_conn *c = &store->wconn;
 	sqlite3_stmt *st;
-	int64_t id, size;
-	char *path;
 	int rc;
 
-	if ((st = stmt(c, SQL_MSG_GET, error_r)) == NULL)
+	if ((st = store_wstmt(c, SQL_MB_BUMP1, error_r)) == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, p->u.mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 1, mailbox_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		sqlite3_reset(st);
-		return 0;       /* gone already */
+		return 0;
 	}
 	if (rc != SQLITE_ROW) {
-		*error_r = store_sqlerr_dup(c, "pop3 expunge");
+		*error_r = store_sqlerr_dup(c, "mailbox modseq");
 		sqlite3_reset(st);
 		return -1;
 	}
-	id = sqlite3_column_int64(st, 0);
-	size = sqlite3_column_int64(st, 1);
-	path = store_message_path(store, (const char *)sqlite3_column_text(st, 2));
-	sqlite3_reset(st);
+	if (user_id_r != NULL)
+		*user_id_r = sqlite3_column_int64(st, 0);
+	if (uidvalidity_r != NULL)
+		*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 1);
+	*modseq_r = sqlite3_column_int64(st, 2);
+	if (store_step_done(c, st, error_r) < 0)
+		return -1;
+	return 1;
+}
 
-	if (trash_id > 0) {
-		if (move_to_trash(store, trash_id, id, size, error_r) < 0) {
-			free(path);
-			return -1;
-		}
-		free(path);
-		(*moved_r)++;
-	} else {
-		if ((st = stmt(c, SQL_MSG_DELETE, error_r)) == NULL || (sqlite3_bind_int64(st, 1, id),
-		    step_done(c, st, error_r)) < 0) {
-			free(path);
-			return -1;
-		}
-		store_op_add_unlink(&p->op, path);
-		*freed_bytes_r += size;
-		(*freed_msgs_r)++;
+int store_mailbox_alloc(struct store *store, int64_t mailbox_id, size_t count, int64_t bytes,
+			uint32_t *first_uid_r, int64_t *modseq_r, uint32_t *uidvalidity_r,
+			char **error_r)
+{
+	struct store_conn *c = &store->wconn;
+	sqlite3_stmt *st;
+	int64_t first;
+	int rc;
+
+	if ((st = store_wstmt(c, SQL_MB_ALLOC, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)count);
+	sqlite3_bind_int64(st, 2, bytes);
+	sqlite3_bind_int64(st, 3, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = rc == SQLITE_DONE ? xstrdup("mailbox does not exist") :
+			store_sqlerr_dup(c, "allocating UIDs");
+		sqlite3_reset(st);
+		return -1;
 	}
-	if ((st = stmt(c, SQL_EXPUNGED_ADD, error_r)) == NULL)
+	first = sqlite3_column_int64(st, 0);
+	*modseq_r = sqlite3_column_int64(st, 1);
+	if (uidvalidity_r != NULL)
+		*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 2);
+	if (store_step_done(c, st, error_r) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, p->u.mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, modseq);
-	if (step_done(c, st, error_r) < 0)
+	/* UIDs are 32-bit and never reused (RFC 9051 2.3.1.1) */
+	if (first < 1 || first + (int64_t)count - 1 > (int64_t)UINT32_MAX - 1) {
+		*error_r = xasprintf("mailbox %lld has no UIDs left", (long long)mailbox_id);
 		return -1;
-	(*removed_r)++;
-	*bytes_r += size;
+	}
+	*first_uid_r = (uint32_t)first;
 	return 0;
 }
+
+int store_rows_remove(struct store *store, struct store_op *op, int64_t user_id,
+		      int64_t mailbox_id, int64_t modseq, const struct store_row *rows,
+		      size_t count, int64_t dest_id, uint32_t *dst_uids_r,
+		      int64_t *dest_modseq_r, char **error_r)
+{
+	struct store_conn *c = &store->wconn;
+	sqlite3_stmt *st;
+	int64_t bytes = 0, dest_modseq = 0;
+	uint32_t first = 0;
+
+	if (count == 0)
+		return 0;
+	for (size_t i = 0; i < count; i++)
+		bytes += rows[i].size;
+	if (dest_id > 0 && store_mailbox_alloc(store, dest_id, count, bytes, &first, &dest_modseq,
+					       NULL, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		const struct store_row *r = &rows[i];
+
+		if (dest_id > 0) {
+			if ((st = store_wstmt(c, SQL_MSG_MOVE, error_r)) == NULL)
+				return -1;
+			sqlite3_bind_int64(st, 1, dest_id);
+			sqlite3_bind_int64(st, 2, first + (int64_t)i);
+			sqlite3_bind_int64(st, 3, dest_modseq);
+			sqlite3_bind_int64(st, 4, r->id);
+			if (dst_uids_r != NULL)
+				dst_uids_r[i] = first + (uint32_t)i;
+		} else {
+			if ((st = store_wstmt(c, SQL_MSG_DELETE, error_r)) == NULL)
+				return -1;
+			sqlite3_bind_int64(st, 1, r->id);
+			store_op_add_unlink(op, store_message_path(store, r->file));
+		}
+		if (store_step_done(c, st, error_r) < 0)
+			return -1;
+		if ((st = store_wstmt(c, SQL_EXPUNGED_ADD, error_r)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, r->uid);
+		sqlite3_bind_int64(st, 3, modseq);
+		if (store_step_done(c, st, error_r) < 0)
+			return -1;
+	}
+	if ((st = store_wstmt(c, SQL_MB_SUB, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)count);
+	sqlite3_bind_int64(st, 2, bytes);
+	sqlite3_bind_int64(st, 3, mailbox_id);
+	if (store_step_done(c, st, error_r) < 0)
+		return -1;
+	if (dest_id == 0) {
+		if ((st = store_wstmt(c, SQL_USER_SUB, error_r)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, bytes);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
+		sqlite3_bind_int64(st, 3, user_id);
+		if (store_step_done(c, st, error_r) < 0)
+			return -1;
+	}
+	store_op_add_event(op, user_id, mailbox_id, NOTIFY_MESSAGE_EXPUNGE, (uint64_t)modseq);
+	if (dest_id > 0) {
+		store_op_add_event(op, user_id, dest_id, NOTIFY_MESSAGE_NEW, (uint64_t)dest_modseq);
+		if (dest_modseq_r != NULL)
+			*dest_modseq_r = dest_modseq;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ POP3 */
 
 static int op_pop3_update(struct store *store, struct store_op *op, char **error_r)
 {
 	struct pop3_op *p = (struct pop3_op *)op;
 	struct store_conn *c = &store->wconn;
 	sqlite3_stmt *st;
-	int64_t modseq, trash_id = 0;
-	size_t removed = 0, moved = 0, expired_count = 0;
-	int64_t bytes = 0, freed_bytes = 0, freed_msgs = 0;
+	int64_t modseq, trash_id = 0, owner = 0;
+	size_t expired_count = 0, freed = 0, moved = 0;
 	uint32_t *expired = NULL;
+	struct store_row *rows = NULL;
+	size_t nrows = 0;
 	int rc;
 
-	if ((st = stmt(c, SQL_MB_MODSEQ, error_r)) == NULL)
+	rc = store_mailbox_bump(store, p->u.mailbox_id, &owner, NULL, &modseq, error_r);
+	if (rc < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, p->u.mailbox_id);
-	sqlite3_bind_int64(st, 2, p->u.user_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	if (rc == 0 || owner != p->u.user_id) {
 		/* the mailbox (or the user) is gone: nothing left to change */
-		sqlite3_reset(st);
 		return 0;
 	}
-	if (rc != SQLITE_ROW) {
-		*error_r = store_sqlerr_dup(c, "pop3 update");
-		sqlite3_reset(st);
-		return -1;
-	}
-	modseq = sqlite3_column_int64(st, 0);
-	if (step_done(c, st, error_r) < 0)
-		return -1;
 
 	/* RETR'd: \Seen and the first retrieval time */
 	for (size_t i = 0; i < p->u.retrieved_count; i++) {
-		if ((st = stmt(c, SQL_MSG_RETRIEVED, error_r)) == NULL)
+		if ((st = store_wstmt(c, SQL_MSG_RETRIEVED, error_r)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, p->u.mailbox_id);
 		sqlite3_bind_int64(st, 2, p->retrieved[i]);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)p->u.retrieved_at);
 		sqlite3_bind_int64(st, 4, modseq);
-		if (step_done(c, st, error_r) < 0)
+		if (store_step_done(c, st, error_r) < 0)
 			return -1;
 	}
+	if (p->u.retrieved_count > 0)
+		store_op_add_event(op, p->u.user_id, p->u.mailbox_id, NOTIFY_FLAGS,
+				   (uint64_t)modseq);
 
 	/* expired by pop3.expire_days: always expunged, never moved */
 	if (p->u.expire_before > 0) {
 		size_t alloc = 0;
 
-		if ((st = stmt(c, SQL_EXPIRED, error_r)) == NULL)
+		if ((st = store_wstmt(c, SQL_EXPIRED, error_r)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, p->u.mailbox_id);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)p->u.expire_before);
@@ -245,14 +386,17 @@ static int op_pop3_update(struct store *store, struct store_op *op, char **error
 			return -1;
 		}
 		sqlite3_reset(st);
-		for (size_t i = 0; i < expired_count; i++) {
-			if (expunge_one(store, p, expired[i], modseq, 0, &removed, &moved, &bytes,
-					&freed_bytes, &freed_msgs, error_r) < 0) {
-				free(expired);
-				return -1;
-			}
-		}
+		rc = store_rows_load(store, p->u.mailbox_id, expired, expired_count, &rows, &nrows,
+				     error_r);
 		free(expired);
+		if (rc < 0)
+			return -1;
+		rc = store_rows_remove(store, op, p->u.user_id, p->u.mailbox_id, modseq, rows,
+				       nrows, 0, NULL, NULL, error_r);
+		freed += nrows;
+		store_rows_free(rows, nrows);
+		if (rc < 0)
+			return -1;
 	}
 
 	if (p->u.expunge_count > 0 && p->u.to_trash) {
@@ -266,33 +410,22 @@ static int op_pop3_update(struct store *store, struct store_op *op, char **error
 		if (rc == 0 || trash_id == p->u.mailbox_id)
 			trash_id = 0;
 	}
-	for (size_t i = 0; i < p->u.expunge_count; i++) {
-		if (expunge_one(store, p, p->expunge[i], modseq, trash_id, &removed, &moved, &bytes,
-				&freed_bytes, &freed_msgs, error_r) < 0)
-			return -1;
-	}
-
-	if (removed > 0) {
-		if ((st = stmt(c, SQL_MB_SUB, error_r)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)removed);
-		sqlite3_bind_int64(st, 2, bytes);
-		sqlite3_bind_int64(st, 3, p->u.mailbox_id);
-		if (step_done(c, st, error_r) < 0)
-			return -1;
-	}
-	if (freed_msgs > 0) {
-		if ((st = stmt(c, SQL_USER_SUB, error_r)) == NULL)
-			return -1;
-		sqlite3_bind_int64(st, 1, freed_bytes);
-		sqlite3_bind_int64(st, 2, freed_msgs);
-		sqlite3_bind_int64(st, 3, p->u.user_id);
-		if (step_done(c, st, error_r) < 0)
-			return -1;
-	}
-	log_info("store", "event=pop3_update user_id=%lld mailbox_id=%lld expunged=%lld moved=%zu "
+	/* loaded after the expiry: a UID both expired and DELE'd is gone now */
+	if (store_rows_load(store, p->u.mailbox_id, p->expunge, p->u.expunge_count, &rows,
+			    &nrows, error_r) < 0)
+		return -1;
+	rc = store_rows_remove(store, op, p->u.user_id, p->u.mailbox_id, modseq, rows, nrows,
+			       trash_id, NULL, NULL, error_r);
+	store_rows_free(rows, nrows);
+	if (rc < 0)
+		return -1;
+	if (trash_id > 0)
+		moved = nrows;
+	else
+		freed += nrows;
+	log_info("store", "event=pop3_update user_id=%lld mailbox_id=%lld expunged=%zu moved=%zu "
 		 "expired=%zu retrieved=%zu modseq=%lld", (long long)p->u.user_id,
-		 (long long)p->u.mailbox_id, (long long)freed_msgs, moved, expired_count,
+		 (long long)p->u.mailbox_id, freed, moved, expired_count,
 		 p->u.retrieved_count, (long long)modseq);
 	return 0;
 }

@@ -67,17 +67,23 @@ void store_message_clear(struct store_message *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* IMAP: INBOX is case-insensitive (RFC 9051 5.1). */
-static const char *canon_name(const char *name)
+/* IMAP: INBOX is case-insensitive (RFC 9051 5.1), and so is it as the
+ * first level of a hierarchy ("inbox/x" is "INBOX/x", as Dovecot has it). */
+char *store_mailbox_canon(const char *name)
 {
+	char *out;
+
 	if (name == NULL || strcasecmp(name, "INBOX") == 0)
-		return "INBOX";
-	return name;
+		return xstrdup("INBOX");
+	out = xstrdup(name);
+	if (strncasecmp(out, "INBOX/", 6) == 0)
+		memcpy(out, "INBOX/", 6);
+	return out;
 }
 
 /* ------------------------------------------------ writer (commit thread) */
 
-static int next_uidvalidity(struct store *store, uint32_t *uidv_r, char **error_r)
+int store_next_uidvalidity(struct store *store, uint32_t *uidv_r, char **error_r)
 {
 	struct store_conn *c = &store->wconn;
 	const char *err;
@@ -145,7 +151,7 @@ static int ensure(struct store *store, int64_t user_id, char **error_r)
 
 		if (have[i])
 			continue;
-		if (next_uidvalidity(store, &uidv, error_r) < 0)
+		if (store_next_uidvalidity(store, &uidv, error_r) < 0)
 			return -1;
 		if ((st = store_stmt(c, SQL_MB_CREATE, &err)) == NULL)
 			goto fail_msg;
@@ -205,23 +211,38 @@ static int find_mailbox(struct store *store, int64_t user_id, const char *name, 
 int store_mailbox_for_delivery(struct store *store, int64_t user_id, const char *name,
 			       int64_t *id_r, char **error_r)
 {
+	char *canon = store_mailbox_canon(name);
 	int rc;
 
-	name = canon_name(name);
 	/* Hot path: the mailbox exists. */
-	if ((rc = find_mailbox(store, user_id, name, id_r, error_r)) != 0)
-		return rc;
+	if ((rc = find_mailbox(store, user_id, canon, id_r, error_r)) != 0)
+		goto out;
 	if ((rc = ensure(store, user_id, error_r)) <= 0)
-		return rc;
-	if ((rc = find_mailbox(store, user_id, name, id_r, error_r)) != 0)
-		return rc;
+		goto out;
+	if ((rc = find_mailbox(store, user_id, canon, id_r, error_r)) != 0)
+		goto out;
 	/* A mailbox that does not exist (and is not special): file into INBOX. */
 	rc = find_mailbox(store, user_id, "INBOX", id_r, error_r);
 	if (rc == 0) {
 		*error_r = xstrdup("INBOX missing after creation");
-		return -1;
+		rc = -1;
 	}
+out:
+	free(canon);
 	return rc;
+}
+
+int store_wmailbox_find(struct store *store, int64_t user_id, const char *name, int64_t *id_r,
+			char **error_r)
+{
+	int rc = find_mailbox(store, user_id, name, id_r, error_r);
+
+	if (rc != 0)
+		return rc;
+	/* INBOX and the special-use set always exist: create them on first use */
+	if ((rc = ensure(store, user_id, error_r)) <= 0)
+		return rc;
+	return find_mailbox(store, user_id, name, id_r, error_r);
 }
 
 int store_user_files(struct store *store, int64_t user_id, struct store_op *op, char **error_r)
@@ -327,16 +348,28 @@ int store_mailbox_list(struct store *store, int64_t user_id,
 	return 0;
 }
 
+static int get_by_name(struct store *store, struct store_conn *c, int64_t user_id,
+		       const char *name, struct store_mailbox *mailbox_r, const char **error_r);
+
 int store_mailbox_get(struct store *store, int64_t user_id, const char *name,
 		      struct store_mailbox *mailbox_r, const char **error_r)
 {
 	struct store_conn *c = store_rconn(store, error_r);
-	sqlite3_stmt *st;
-	int rc;
 
 	if (c == NULL)
 		return -1;
-	name = canon_name(name);
+	char *canon = store_mailbox_canon(name);
+	int found = get_by_name(store, c, user_id, canon, mailbox_r, error_r);
+	free(canon);
+	return found;
+}
+
+static int get_by_name(struct store *store, struct store_conn *c, int64_t user_id,
+		       const char *name, struct store_mailbox *mailbox_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((st = store_stmt(c, SQL_MB_GET, error_r)) == NULL)
 			return -1;
@@ -405,4 +438,32 @@ int store_message_list(struct store *store, int64_t mailbox_id, uint32_t min_uid
 		return -1;
 	}
 	return 0;
+}
+
+static const char SQL_MB_GET_ID[] =
+	"SELECT id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
+	" messages, bytes FROM mailboxes WHERE id = ?1";
+
+int store_mailbox_get_by_id(struct store *store, int64_t mailbox_id,
+			    struct store_mailbox *mailbox_r, const char **error_r)
+{
+	struct store_conn *c = store_rconn(store, error_r);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (c == NULL || (st = store_stmt(c, SQL_MB_GET_ID, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(mailbox_r, 0, sizeof(*mailbox_r));
+		mailbox_from_row(st, mailbox_r);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	*error_r = store_sqlerr(c, "reading mailbox");
+	return -1;
 }

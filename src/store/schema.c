@@ -81,6 +81,28 @@ static const char *const migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  modseq INTEGER NOT NULL,"
 	"  PRIMARY KEY(mailbox_id, uid));",
+
+	/* version 3: IMAP.
+	 * mailboxes.recent_uid: the \Recent mark (IMAP4rev1): messages with
+	 * uid >= it are recent for the next session that selects the mailbox;
+	 * existing mailboxes start with nothing recent.
+	 * subscriptions: LSUB / LIST (SUBSCRIBED) names, existing or not.
+	 * keywords: every keyword used in a mailbox, for FLAGS responses.
+	 * messages_file: COPY shares files between rows; a file is unlinked
+	 * only when no row names it any more.
+	 * messages_modseq: CONDSTORE / QRESYNC CHANGEDSINCE. */
+	"ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;"
+	"UPDATE mailboxes SET recent_uid = uidnext;"
+	"CREATE TABLE subscriptions ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  PRIMARY KEY(user_id, name));"
+	"CREATE TABLE keywords ("
+	"  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	"  keyword TEXT NOT NULL COLLATE NOCASE,"
+	"  PRIMARY KEY(mailbox_id, keyword));"
+	"CREATE INDEX messages_file ON messages(file);"
+	"CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

@@ -14,6 +14,7 @@
 #define TERN_STORE_PRIVATE_H
 
 #include "store/store.h"
+#include "lib/notify.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -69,6 +70,9 @@ struct store {
 	/* fault injection: countdown of I/O operations (0 = off) */
 	atomic_uint fault_nth;
 	atomic_int fault_err;
+
+	/* the search index (search.c; NULL until store_search_open) */
+	struct store_search *search;
 };
 
 /* A synchronous write executed on the commit thread inside the batch
@@ -79,8 +83,19 @@ struct store_op {
 	const char *s1, *s2, *s3;
 	int64_t i1;
 	bool b1;
-	char **unlink_paths;
+	char **unlink_paths;    /* unlinked after the commit unless a row still names the file */
 	size_t unlink_count;
+	/* Optional message file (APPEND): when file_data is set, the commit
+	 * thread writes it with the batch's deliveries and makes it durable
+	 * before fn runs; fn finds its name in file.  Unlinked if the op fails. */
+	char *file_data;
+	size_t file_len;
+	char file[17];
+	unsigned file_subdir;
+	bool file_written;
+	/* lib/notify.h events published after the commit (store_op_add_event) */
+	struct notify_event *events;
+	size_t event_count;
 };
 
 /* sqlite.c */
@@ -145,5 +160,120 @@ int store_mailbox_for_delivery(struct store *store, int64_t user_id, const char 
 int store_user_files(struct store *store, int64_t user_id, struct store_op *op,
 		     char **error_r);
 void store_op_add_unlink(struct store_op *op, char *path);
+/* Record an event to publish once op's transaction has committed. */
+void store_op_add_event(struct store_op *op, int64_t user_id, int64_t mailbox_id,
+			unsigned kinds, uint64_t modseq);
+
+/* expunge.c: removing and moving message rows (commit thread, inside the
+ * batch transaction), shared by POP3, IMAP EXPUNGE, MOVE, DELETE, RENAME. */
+struct store_row {
+	int64_t id;
+	uint32_t uid;
+	int64_t size;
+	char *file;
+	char *flags;
+	int64_t modseq;
+};
+/* Rows of mailbox_id for uids (sorted and deduplicated here; missing UIDs
+ * skipped), or every row when uids is STORE_ROWS_ALL; ascending UID order. */
+extern const uint32_t store_rows_all[1];
+#define STORE_ROWS_ALL store_rows_all
+int store_rows_load(struct store *store, int64_t mailbox_id, const uint32_t *uids,
+		    size_t count, struct store_row **rows_r, size_t *count_r, char **error_r);
+void store_rows_free(struct store_row *rows, size_t count);
+/* Give mailbox_id a new modseq.  1 with its user, uidvalidity and the new
+ * modseq, 0 when the mailbox does not exist. */
+int store_mailbox_bump(struct store *store, int64_t mailbox_id, int64_t *user_id_r,
+		       uint32_t *uidvalidity_r, int64_t *modseq_r, char **error_r);
+/* Take count new UIDs (first in *first_uid_r) and one new modseq in
+ * mailbox_id, adding count messages and bytes to its counters. */
+int store_mailbox_alloc(struct store *store, int64_t mailbox_id, size_t count, int64_t bytes,
+			uint32_t *first_uid_r, int64_t *modseq_r, uint32_t *uidvalidity_r,
+			char **error_r);
+/* Remove rows from mailbox_id (of user_id), recording each UID in the
+ * expunge history with modseq and lowering the mailbox's counters.  With
+ * dest_id 0 the rows are deleted, the user's usage lowered and the files
+ * queued on op for unlinking; otherwise they move to dest_id with new UIDs
+ * (in dst_uids_r when not NULL) and one new modseq there (*dest_modseq_r),
+ * keeping file and usage. */
+int store_rows_remove(struct store *store, struct store_op *op, int64_t user_id,
+		      int64_t mailbox_id, int64_t modseq, const struct store_row *rows,
+		      size_t count, int64_t dest_id, uint32_t *dst_uids_r,
+		      int64_t *dest_modseq_r, char **error_r);
+/* Step a statement that returns no rows (or ignores them) and reset it. */
+int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r);
+/* store_stmt with a malloc'd error, for commit-thread code. */
+sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r);
+
+/* imap-mailbox.c: the asynchronous IMAP write operations share one
+ * request type; fn fills the result fields, the completion hands them to
+ * the caller's store_write_cb. */
+struct store_imap_op {
+	struct store_op op;             /* first: the commit thread hands us &op */
+	store_write_cb *cb;
+	void *ctx;
+	/* arguments */
+	int64_t user_id;
+	int64_t mailbox_id, dst_mailbox_id;
+	char *name, *name2, *flags;
+	uint32_t *uids;
+	size_t count;
+	enum store_flags_mode mode;
+	uint64_t unchangedsince;
+	bool move, subscribe;
+	time_t internal_date;
+	/* results (reset by fn at its start: a batch may be retried) */
+	const char *code;
+	uint64_t modseq;
+	uint32_t uidvalidity;
+	uint32_t *src_uids, *dst_uids;
+	size_t result_count;
+	uint32_t *modified;
+	size_t modified_count;
+	int64_t new_mailbox_id;
+	uint32_t first_recent;
+};
+struct store_imap_op *store_imap_op_new(int (*fn)(struct store *store, struct store_op *op,
+						 char **error_r),
+					store_write_cb *cb, void *ctx);
+/* Queue p; on failure p is freed and -1 returned. */
+int store_imap_op_submit(struct store *store, struct event_base *base, struct store_imap_op *p);
+void store_imap_op_free(struct store_op *op);
+/* Clear p's results at the start of fn. */
+void store_imap_op_reset(struct store_imap_op *p);
+/* Fail fn with an IMAP response code: sets p->code and *error_r; -1. */
+int store_imap_fail(struct store_imap_op *p, const char *code, char **error_r,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Mailbox id by user and (canonical) name on the writer connection,
+ * creating the special-use set first when missing.  1, 0 not found, <0. */
+int store_wmailbox_find(struct store *store, int64_t user_id, const char *name, int64_t *id_r,
+			char **error_r);
+/* A mailbox's owner, uidvalidity and highestmodseq (writer).  1, 0, <0. */
+int store_wmailbox_get(struct store *store, int64_t mailbox_id, int64_t *user_id_r,
+		       uint32_t *uidvalidity_r, int64_t *highestmodseq_r, char **error_r);
+
+/* mailbox.c: a never-used UIDVALIDITY from the store-wide counter. */
+int store_next_uidvalidity(struct store *store, uint32_t *uidv_r, char **error_r);
+/* mailbox.c: the stored form of a name: "INBOX" for any case of it, and
+ * "INBOX/" for any case of that prefix; malloc'd. */
+char *store_mailbox_canon(const char *name);
+
+/* imap-flags.c */
+/* Normalise a space-separated flag list: system flags capitalised (\Seen
+ * \Answered \Flagged \Deleted \Draft, in that order), then keywords in
+ * case-insensitive order, no duplicates (keywords compared
+ * case-insensitively, the first spelling kept), \Recent dropped.  NULL
+ * (with *error_r) for an unknown system flag or a keyword that is not an
+ * IMAP atom.  malloc'd. */
+char *store_flags_normalize(const char *flags, const char **error_r);
+/* Apply mode with the normalised list change to the normalised cur;
+ * malloc'd normalised result. */
+char *store_flags_apply(const char *cur, enum store_flags_mode mode, const char *change);
+/* Record the keywords of a normalised flag list in mailbox_id's keyword set. */
+int store_keywords_add(struct store *store, int64_t mailbox_id, const char *flags,
+		       char **error_r);
+/* Mailbox name checks (CANNOT): non-empty UTF-8, no controls, no '*' '%',
+ * no empty level, no leading/trailing '/', <= 255 bytes, <= 16 levels. */
+bool store_mailbox_name_ok(const char *name, const char **why_r);
 
 #endif

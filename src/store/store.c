@@ -7,6 +7,7 @@
  * durable, and (unless read-only) the commit thread is running.  Folders are
  * created with mode 0750, files 0640 (before the umask). */
 #include "store/store-private.h"
+#include "store/search-private.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 
@@ -175,6 +176,7 @@ int store_open(const char *data_dir, const struct store_options *opts,
 		if (store_commit_start(store, error_r) < 0)
 			goto fail;
 	}
+	store_search_open(store);
 	log_info("store", "event=opened dir=%s schema_version=%d readonly=%d",
 		 log_quote(store->dir), store->schema_version, store->opts.readonly);
 	*store_r = store;
@@ -192,6 +194,7 @@ void store_close(struct store **storep)
 		return;
 	*storep = NULL;
 	store_commit_stop(store);
+	store_search_close(store);      /* after the commit thread: it notifies */
 	store_conn_close(&store->wconn);
 	store_rconns_close(store);
 	pthread_mutex_destroy(&store->rlock);

@@ -34,7 +34,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION_CURRENT 2
+#define STORE_SCHEMA_VERSION_CURRENT 3
 
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */
@@ -343,7 +343,8 @@ struct store_write_result {
 	const char *code;               /* with status <0: IMAP response code or NULL:
 					   "ALREADYEXISTS" "NONEXISTENT" "OVERQUOTA"
 					   "INUSE" "CANNOT" "LIMIT" */
-	uint64_t modseq;                /* the mailbox's highestmodseq after the change */
+	uint64_t modseq;                /* the mailbox's highestmodseq after the change
+					   (COPY: the destination's; MOVE: the source's) */
 	uint32_t uidvalidity;           /* APPEND/COPY/MOVE: of the destination (UIDPLUS) */
 	const uint32_t *src_uids;       /* COPY/MOVE: source UIDs actually copied, ascending */
 	const uint32_t *dst_uids;       /* APPEND/COPY/MOVE: the new UIDs, same order */

@@ -2,8 +2,8 @@
  *
  * Checks, in one read transaction (a consistent snapshot of the index):
  *   - SQLite's own PRAGMA quick_check;
- *   - every message row has its file, of exactly the recorded size, and no
- *     file is referenced twice;
+ *   - every message row has its file, of exactly the recorded size (a file
+ *     may be shared by several rows: IMAP COPY);
  *   - per-mailbox counters (messages, bytes) match the rows, and uidnext is
  *     above every UID in the mailbox;
  *   - per-user usage (used_bytes, used_messages) matches the rows;
@@ -98,10 +98,17 @@ static int check_messages(struct verify *v, struct store_conn *c, const char **e
 		return -1;
 	if (v->file_count > 1)
 		qsort(v->files, v->file_count, sizeof(*v->files), cmp_str);
-	for (size_t i = 1; i < v->file_count; i++)
-		if (strcmp(v->files[i - 1], v->files[i]) == 0)
-			problem(v, "file messages/%.2s/%s is referenced by several messages",
-				v->files[i], v->files[i]);
+	/* COPY shares a file between rows (one per mailbox holding the
+	 * message): keep each name once for the walk below */
+	size_t out = 0;
+	for (size_t i = 0; i < v->file_count; i++) {
+		if (out > 0 && strcmp(v->files[out - 1], v->files[i]) == 0) {
+			free(v->files[i]);
+			continue;
+		}
+		v->files[out++] = v->files[i];
+	}
+	v->file_count = out;
 	return 0;
 }
 

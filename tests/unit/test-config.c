@@ -470,6 +470,48 @@ static void test_pop3_group(void)
 	free(error);
 }
 
+/* The imap group: default off, settable, unknown keys refused. */
+static void test_imap_group(void)
+{
+	char *error = NULL;
+	struct config *cfg = parse("hostname = \"mx.example.org\";\n", &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(!cfg->imap.plaintext_auth_loopback);
+		CHECK(cfg->imap.connections_per_user == 10);   /* Dovecot's default */
+		config_free(&cfg);
+	}
+	cfg = parse("hostname = \"mx.example.org\";\n"
+		    "imap = { plaintext_auth_loopback = true; connections_per_user = 0; };\n",
+		    &error);
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->imap.plaintext_auth_loopback);
+		CHECK(!cfg->pop3.plaintext_auth_loopback);
+		CHECK(cfg->imap.connections_per_user == 0);
+		config_free(&cfg);
+	}
+	cfg = parse("hostname = \"mx.example.org\";\nimap = { connections_per_user = 50; };\n",
+		    &error);
+	CHECK(cfg != NULL && cfg->imap.connections_per_user == 50);
+	if (cfg != NULL)
+		config_free(&cfg);
+	cfg = parse("hostname = \"mx.example.org\";\nimap = { connections_per_user = -1; };\n",
+		    &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, ":2:") != NULL);
+	free(error);
+	error = NULL;
+	cfg = parse("hostname = \"mx.example.org\";\n"
+		    "imap = { connections_per_user = \"10\"; };\n", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, "connections_per_user") != NULL);
+	free(error);
+	error = NULL;
+	cfg = parse("hostname = \"mx.example.org\";\nimap = { loopback = true; };\n", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, "loopback") != NULL);
+	free(error);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -478,6 +520,7 @@ int main(void)
 	RUN(test_errors);
 	RUN(test_sizes);
 	RUN(test_template_roundtrip);
+	RUN(test_imap_group);
 	RUN(test_pop3_group);
 	return unit_summary("config");
 }

@@ -254,10 +254,14 @@ static void test_async_and_upgrade(void)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/index.db", tmpl);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "DROP INDEX messages_pop3_retrieved;"
+	/* (and undo the later migrations first: version 3, IMAP) */
+	CHECK(sqlite3_exec(db, "DROP INDEX messages_modseq; DROP INDEX messages_file;"
+			       "DROP TABLE keywords; DROP TABLE subscriptions;"
+			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
+			       "DROP INDEX messages_pop3_retrieved;"
 			       "ALTER TABLE messages DROP COLUMN pop3_retrieved;"
 			       "DROP TABLE expunged;"
-			       "DELETE FROM schema_version WHERE version = 2;",
+			       "DELETE FROM schema_version WHERE version >= 2;",
 			   NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	s = open_store(tmpl);

@@ -1,0 +1,259 @@
+/* Internals of the IMAP server, shared by server.c (I/O, session life
+ * cycle, the command table and dispatch), mailbox-view.c (the selected
+ * mailbox) and cmd-*.c (one file per command family). */
+#ifndef TERN_IMAP_PRIVATE_H
+#define TERN_IMAP_PRIVATE_H
+
+#include "imap/imap.h"
+#include "imap/parse.h"
+#include "lib/buf.h"
+#include "lib/net.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <time.h>
+
+#define IMAP_IDLE_TIMEOUT_AUTH (30 * 60)   /* RFC 9051 5.4: at least 30 minutes */
+#define IMAP_IDLE_TIMEOUT_PREAUTH 60       /* before login: short */
+#define IMAP_LITERAL_PREAUTH (8 * 1024)    /* literal bytes before login (LOGIN) */
+#define IMAP_READ_CHUNK (64 * 1024)
+#define IMAP_READ_HIGH_WATERMARK (256 * 1024)
+#define IMAP_WRITE_LOW_WATERMARK (64 * 1024)
+#define IMAP_OUTPUT_PAUSE (256 * 1024)     /* FETCH stops producing above this */
+#define IMAP_MAX_VIEW 10000000             /* messages in one selected mailbox */
+
+enum imap_state {
+	IMAP_STATE_PROXY,       /* waiting for a PROXY header from a trusted peer */
+	IMAP_STATE_NOT_AUTH,
+	IMAP_STATE_AUTH,
+	IMAP_STATE_SELECTED,
+	IMAP_STATE_LOGOUT,
+};
+
+/* One message of the selected mailbox; its sequence number is index + 1. */
+struct imap_msg {
+	uint32_t uid;
+	bool recent;            /* \Recent for this session (rev1) */
+	bool expunged;          /* gone from the store; EXPUNGE not sent yet */
+	uint64_t modseq;
+	time_t internal_date;
+	int64_t size;
+	char *flags;            /* as the store keeps them: "\\Seen kw" */
+	char *path;
+};
+
+/* The selected mailbox (RFC 3501 5.2 / 7.3 / 7.4). */
+struct imap_view {
+	int64_t mailbox_id;
+	char *name;             /* UTF-8, as the store names it */
+	bool readonly;          /* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;       /* past the largest UID seen */
+	uint64_t highestmodseq;
+	struct imap_msg *msgs;
+	uint32_t count;         /* messages including pending expunges */
+	uint32_t alloc;
+	uint32_t exists_sent;   /* the last EXISTS count the client knows */
+	bool dirty;             /* a notify event came: resync before the next reply */
+	struct notify_sub *sub;
+};
+
+struct imap_session;
+
+enum imap_cmd_flags {
+	IMAP_CF_NOT_AUTH = 1 << 0,   /* allowed before login */
+	IMAP_CF_AUTH = 1 << 1,       /* allowed when authenticated */
+	IMAP_CF_SELECTED = 1 << 2,   /* allowed with a mailbox selected */
+	IMAP_CF_NO_EXPUNGE = 1 << 3, /* no untagged EXPUNGE in its reply (RFC 3501 7.4.1:
+					FETCH, STORE, SEARCH without UID) */
+	IMAP_CF_UID = 1 << 4,        /* has a UID form */
+	IMAP_CF_WRITE = 1 << 5,      /* changes the selected mailbox: refused on EXAMINE */
+};
+
+/* The command table entry (server.c).  The handler checks syntax and state
+ * and either replies at once (imap_tagged) or starts an asynchronous step
+ * (s->waiting) whose completion calls imap_tagged and imap_resume. */
+struct imap_cmd_def {
+	enum imap_cmd cmd;
+	void (*handler)(struct imap_session *s, const struct imap_command *cmd);
+	unsigned flags;
+};
+
+struct imap_session {
+	const struct imap_listener *l;
+	struct event_base *base;
+	struct bufferevent *bev;
+	SSL *ssl;
+	bool tls_active;
+	char tls_desc[128];
+	struct imap_session *next, *prev;
+	unsigned refs;
+	bool closed;
+	bool close_after_write;
+	struct event *close_ev;
+	unsigned close_polls;
+	bool draining;
+
+	char id[9];
+	char ip[NET_ADDR_MAX];
+	char conn_ip[NET_ADDR_MAX];
+	int port;
+	bool loopback;
+	enum imap_state state;
+	bool waiting;           /* a command is in progress: read no further command */
+	unsigned errors;
+	unsigned auth_failures;
+	unsigned commands;
+	bool rev2;              /* ENABLE IMAP4rev2 */
+	bool utf8;              /* mailbox names in UTF-8 (rev2) */
+	bool condstore;         /* CONDSTORE enabled (RFC 7162 3.1): MODSEQ in flag FETCHes */
+	bool qresync;           /* ENABLE QRESYNC (RFC 7162 3.2): VANISHED, not EXPUNGE */
+
+	struct imap_reader *reader;
+	bool line_armed;                    /* imap_reader_expect_line() for the next line */
+	struct imap_arena arena;            /* per command */
+	const struct imap_cmd_def *cur_def; /* the command in progress */
+	char *tag;                          /* its tag, copied */
+	bool cur_uid;
+
+	/* authentication */
+	struct auth_sasl *sasl;
+	bool in_sasl;           /* AUTHENTICATE: the next line is a response */
+	char *auth_mech;
+	char *auth_pending_user;   /* SCRAM server-final sent, waiting for "" */
+	int64_t auth_pending_id;
+	struct event *delay_ev;
+	int64_t user_id;
+	char *user;
+	bool userip_held;       /* counted in the per user+IP table (imap.connections_per_user) */
+
+	/* IDLE */
+	bool idling;
+
+	/* a long reply in progress (FETCH): called when output drained */
+	void (*pump)(struct imap_session *s);
+	void *pump_ctx;
+
+	struct imap_view *view;     /* selected mailbox or NULL */
+};
+
+/* ---- server.c ---- */
+
+/* Untagged "* text" and tagged "TAG OK|NO|BAD text" replies (CRLF added).
+ * imap_tagged ends the command in progress: it first sends the pending
+ * mailbox updates the command's flags allow. */
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A BAD that counts toward limits.errors (then "* BYE" and close). */
+void imap_bad(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_send_raw(struct imap_session *s, const void *p, size_t len);
+/* Bytes queued for the client and not yet written. */
+size_t imap_output_pending(struct imap_session *s);
+void imap_close(struct imap_session *s, const char *reason);
+/* An asynchronous step finished: read the next command. */
+void imap_resume(struct imap_session *s);
+void imap_session_ref(struct imap_session *s);
+/* Drop a reference; false when the session was freed. */
+bool imap_session_unref(struct imap_session *s);
+int imap_start_tls(struct imap_session *s);
+/* May this session send a password (TLS, or loopback when configured)? */
+bool imap_plaintext_allowed(struct imap_session *s);
+/* Login succeeded: state AUTH, longer limits, OK [CAPABILITY ...]. */
+void imap_login_done(struct imap_session *s, int64_t user_id, const char *address,
+		     const char *mech);
+/* The CAPABILITY list for the session's state into out (no "* CAPABILITY"). */
+void imap_capabilities(struct imap_session *s, struct buf *out);
+/* Mailbox name from the wire (modified UTF-7, or UTF-8 after rev2) into a
+ * malloc'd UTF-8 store name ("INBOX" normalised); NULL when invalid. */
+char *imap_mailbox_from_wire(struct imap_session *s, struct slice name);
+/* Append a store name as an IMAP astring for the client's encoding. */
+void imap_mailbox_to_wire(struct imap_session *s, struct buf *out, const char *name);
+/* "NO [CODE] text" reply for a failed store write. */
+void imap_store_failed(struct imap_session *s, const char *what, const char *code,
+		       const char *error);
+/* The text of a parse error, for a BAD or NO reply. */
+void imap_parse_failed(struct imap_session *s, const struct imap_parse_error *err);
+
+/* ---- mailbox-view.c ---- */
+
+/* Open mailbox (store name) as the selected mailbox; 1 ok, 0 not found,
+ * <0 store error (*error_r). */
+int imap_view_open(struct imap_session *s, const char *name, bool readonly,
+		   const char **error_r);
+void imap_view_close(struct imap_session *s);
+/* Bring the view up to date with the store and send the untagged
+ * EXISTS / FETCH FLAGS (and EXPUNGE when allowed) responses. */
+void imap_view_sync(struct imap_session *s, bool allow_expunge);
+/* Send pending EXPUNGEs only (after a sync that could not). */
+void imap_view_send_expunges(struct imap_session *s);
+/* Re-read the store now (after our own write) and report every change. */
+void imap_view_refresh(struct imap_session *s, bool allow_expunge);
+/* The same, reporting no flag change and no EXPUNGE (FETCH's own \Seen). */
+void imap_view_refresh_quiet(struct imap_session *s);
+/* The same, without FETCH responses for the flag changes of skip[]
+ * (sorted UIDs: the caller reports those itself, or not for .SILENT). */
+void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const uint32_t *skip,
+			    size_t nskip);
+/* Sequence number (1-based) of uid, 0 when absent. */
+uint32_t imap_view_seq_of(const struct imap_view *v, uint32_t uid);
+/* Resolve a sequence set (by sequence numbers or by UIDs) to the list of
+ * sequence numbers (1-based, ascending, arena).  UID sets skip UIDs not in
+ * the view; sequence numbers past the count fail (-1). */
+int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
+		      uint32_t **seqs_r, size_t *count_r);
+/* Enable CONDSTORE (RFC 7162 3.1; ENABLE, SELECT (CONDSTORE), or a
+ * MODSEQ / CHANGEDSINCE / UNCHANGEDSINCE use); the first time with a
+ * mailbox selected this sends "* OK [HIGHESTMODSEQ n]". */
+void imap_condstore_enable(struct imap_session *s);
+/* Append "(\\Seen \\Recent kw)" for message m. */
+void imap_msg_flags(const struct imap_msg *m, struct buf *out);
+/* true when m carries the flag (exact, case-insensitive). */
+bool imap_msg_has_flag(const struct imap_msg *m, const char *flag);
+
+/* ---- cmd-*.c ---- */
+/* The store's flag string ("\\Seen kw") for a parsed flag list (malloc'd). */
+char *imap_flags_string(const struct imap_flags *f);
+/* Append a sorted list of numbers as a compact set ("1:3,7"). */
+void imap_append_numset(struct buf *out, const uint32_t *n, size_t count);
+
+void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_namespace(struct imap_session *s, const struct imap_command *cmd);
+/* One line inside an AUTHENTICATE exchange. */
+void imap_sasl_input(struct imap_session *s, struct slice line);
+
+void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
+
+void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
+
+void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
+
+void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
+/* The line ending IDLE (DONE or anything else). */
+void imap_idle_input(struct imap_session *s, const struct imap_command *line);
+/* A notify event arrived while idling: push the updates now. */
+void imap_idle_push(struct imap_session *s);
+
+#endif

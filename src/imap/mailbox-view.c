@@ -1,0 +1,481 @@
+/* The selected mailbox as this session sees it: the sequence number <->
+ * UID map, each message's flags as last reported, \Recent, and the
+ * pending updates other sessions caused.
+ *
+ * Invariants:
+ *  - msgs[] is in ascending UID order; the sequence number of msgs[i] is
+ *    i + 1 and changes only when this session sends an EXPUNGE for an
+ *    earlier message (RFC 3501 2.3.1.2), never silently.
+ *  - A message removed from the store while the client may not be told
+ *    (during FETCH, STORE, SEARCH: RFC 3501 7.4.1) stays in msgs[] marked
+ *    expunged, keeping its number, until a command that allows EXPUNGE
+ *    ends; EXPUNGEs are sent from the highest number down, so each number
+ *    sent is still valid when the client applies it.
+ *  - EXISTS never decreases except by the EXPUNGEs sent; a new message
+ *    gets the next number and is announced with EXISTS (and RECENT in
+ *    rev1) before the tagged reply of the command during which it was seen.
+ *  - The view learns of changes through lib/notify.h (dirty) and then
+ *    re-reads the store's list; our own writes re-read it too, so every
+ *    change is reported exactly once.
+ * RFC 3501 / RFC 9051 (2.3.1 message numbers, 2.3.2 \Recent, 5.2 mailbox
+ * size and state updates, 5.5 and 7.4.1 when EXPUNGE may be sent). */
+#include "imap/imap-private.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/notify.h"
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void imap_msg_free(struct imap_msg *m)
+{
+	free(m->flags);
+	free(m->path);
+	m->flags = m->path = NULL;
+}
+
+static void view_free(struct imap_view *v)
+{
+	for (uint32_t i = 0; i < v->count; i++)
+		imap_msg_free(&v->msgs[i]);
+	free(v->msgs);
+	free(v->name);
+	free(v);
+}
+
+void imap_view_close(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+
+	if (v == NULL)
+		return;
+	if (v->sub != NULL)
+		notify_unsubscribe(&v->sub);
+	view_free(v);
+	s->view = NULL;
+	if (s->state == IMAP_STATE_SELECTED)
+		s->state = IMAP_STATE_AUTH;
+}
+
+static void view_notified(void *ctx, const struct notify_event *ev)
+{
+	struct imap_session *s = ctx;
+
+	if (s->view == NULL || s->closed)
+		return;
+	if (ev->mailbox_id != s->view->mailbox_id &&
+	    !(ev->kinds & NOTIFY_MAILBOX))
+		return;
+	s->view->dirty = true;
+	if (s->idling)
+		imap_idle_push(s);
+}
+
+/* ---- reading the store ---- */
+
+struct load_ctx {
+	struct imap_msg *msgs;
+	uint32_t count, alloc;
+	bool too_many;
+};
+
+static int load_one(void *ctx, const struct store_message *m)
+{
+	struct load_ctx *c = ctx;
+
+	if (c->count >= IMAP_MAX_VIEW) {
+		c->too_many = true;
+		return 1;
+	}
+	if (c->count == c->alloc) {
+		c->alloc = c->alloc ? c->alloc * 2 : 64;
+		c->msgs = xrealloc(c->msgs, (size_t)c->alloc * sizeof(*c->msgs));
+	}
+	c->msgs[c->count++] = (struct imap_msg){
+		.uid = m->uid,
+		.modseq = m->modseq,
+		.internal_date = m->internal_date,
+		.size = m->size,
+		.flags = xstrdup(m->flags != NULL ? m->flags : ""),
+		.path = xstrdup(m->path != NULL ? m->path : ""),
+	};
+	return 0;
+}
+
+static int view_load(struct imap_session *s, int64_t mailbox_id, struct load_ctx *c,
+		     const char **error_r)
+{
+	memset(c, 0, sizeof(*c));
+	if (store_message_list(s->l->store, mailbox_id, 1, load_one, c, error_r) < 0) {
+		for (uint32_t i = 0; i < c->count; i++)
+			imap_msg_free(&c->msgs[i]);
+		free(c->msgs);
+		return -1;
+	}
+	return 0;
+}
+
+int imap_view_open(struct imap_session *s, const char *name, bool readonly,
+		   const char **error_r)
+{
+	struct store_mailbox mb = { 0 };
+	struct imap_view *v;
+	struct load_ctx c;
+	uint32_t first_recent = 0;
+	int rc;
+
+	rc = store_mailbox_get(s->l->store, s->user_id, name, &mb, error_r);
+	if (rc <= 0)
+		return rc;
+	if (view_load(s, mb.id, &c, error_r) < 0) {
+		store_mailbox_clear(&mb);
+		return -1;
+	}
+	v = xcalloc(1, sizeof(*v));
+	v->mailbox_id = mb.id;
+	v->name = xstrdup(mb.name);
+	v->readonly = readonly;
+	v->uidvalidity = mb.uidvalidity;
+	v->uidnext = mb.uidnext;
+	v->highestmodseq = mb.highestmodseq;
+	v->msgs = c.msgs;
+	v->count = c.count;
+	v->alloc = c.alloc;
+	store_mailbox_clear(&mb);
+	if (c.count > 0 && c.msgs[c.count - 1].uid >= v->uidnext)
+		v->uidnext = c.msgs[c.count - 1].uid + 1;
+	/* RFC 3501 2.3.2: this session is the first to see messages that
+	 * arrived since the last claim; EXAMINE leaves \Recent alone */
+	if (!readonly) {
+		const char *err = NULL;
+		if (store_mailbox_claim_recent(s->l->store, v->mailbox_id, &first_recent, &err) < 0) {
+			log_warn("imap", "sid=%s event=claim_recent_failed error=%s", s->id,
+				 log_quote(err));
+			first_recent = UINT32_MAX;
+		}
+		for (uint32_t i = 0; i < v->count; i++)
+			v->msgs[i].recent = v->msgs[i].uid >= first_recent && first_recent > 0;
+	}
+	v->exists_sent = v->count;
+	v->sub = notify_subscribe(s->user_id, s->base, view_notified, s);
+	s->view = v;
+	s->state = IMAP_STATE_SELECTED;
+	return 1;
+}
+
+/* ---- flags ---- */
+
+bool imap_msg_has_flag(const struct imap_msg *m, const char *flag)
+{
+	size_t n = strlen(flag);
+	const char *p = m->flags;
+
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, " ");
+		if (len == n && strncasecmp(p, flag, n) == 0)
+			return true;
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+void imap_msg_flags(const struct imap_msg *m, struct buf *out)
+{
+	buf_append_str(out, "(");
+	buf_append_str(out, m->flags != NULL ? m->flags : "");
+	if (m->recent)
+		buf_append_str(out, m->flags != NULL && m->flags[0] != '\0' ? " \\Recent"
+									  : "\\Recent");
+	buf_append_str(out, ")");
+}
+
+/* ---- sync ---- */
+
+uint32_t imap_view_seq_of(const struct imap_view *v, uint32_t uid)
+{
+	uint32_t lo = 0, hi = v->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->count && v->msgs[lo].uid == uid ? lo + 1 : 0;
+}
+
+void imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	if (s->view != NULL)
+		imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
+			      (unsigned long long)s->view->highestmodseq);
+}
+
+/* Under QRESYNC, "* VANISHED uid-set" replaces the EXPUNGEs (RFC 7162 3.2.10). */
+static void send_vanished(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint32_t *uids = xmalloc((size_t)v->count * sizeof(*uids));
+	size_t n = 0;
+	struct buf b;
+
+	for (uint32_t i = 0; i < v->count; i++)
+		if (v->msgs[i].expunged)
+			uids[n++] = v->msgs[i].uid;
+	buf_init(&b, BUF_UNLIMITED);
+	imap_append_numset(&b, uids, n);
+	imap_untagged(s, "VANISHED %s", buf_cstr(&b));
+	buf_free(&b);
+	free(uids);
+}
+
+void imap_view_send_expunges(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint32_t w = 0;
+	bool any = false;
+
+	if (v == NULL)
+		return;
+	for (uint32_t i = v->count; i > 0 && !any; i--)
+		any = v->msgs[i - 1].expunged;
+	if (!any)
+		return;
+	if (s->qresync) {
+		send_vanished(s);
+	} else {
+		for (uint32_t i = v->count; i > 0; i--)
+			if (v->msgs[i - 1].expunged)
+				imap_untagged(s, "%u EXPUNGE", i);
+	}
+	for (uint32_t i = 0; i < v->count; i++) {
+		if (v->msgs[i].expunged)
+			imap_msg_free(&v->msgs[i]);
+		else
+			v->msgs[w++] = v->msgs[i];
+	}
+	v->count = w;
+	v->exists_sent = w;
+}
+
+static void send_fetch_flags(struct imap_session *s, uint32_t seq, const struct imap_msg *m)
+{
+	struct buf b;
+
+	buf_init(&b, BUF_UNLIMITED);
+	buf_printf(&b, "* %u FETCH (", seq);
+	if (s->cur_uid)
+		buf_printf(&b, "UID %u ", m->uid);
+	buf_append_str(&b, "FLAGS ");
+	imap_msg_flags(m, &b);
+	if (s->condstore)   /* RFC 7162 3.1.4.1 */
+		buf_printf(&b, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	buf_append_str(&b, ")\r\n");
+	imap_send_raw(s, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Merge the store's current list into the view.  Flag changes are
+ * reported (FETCH) unless quiet; removals are marked; new messages are
+ * appended.  Returns the number of new messages. */
+static bool skipped(const uint32_t *skip, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (skip[mid] < uid)
+			lo = mid + 1;
+		else if (skip[mid] > uid)
+			hi = mid;
+		else
+			return true;
+	}
+	return false;
+}
+
+static uint32_t view_merge(struct imap_session *s, struct load_ctx *c, bool quiet,
+			   const uint32_t *skip, size_t nskip)
+{
+	struct imap_view *v = s->view;
+	uint32_t i = 0, j = 0, added = 0, old_count = v->count;
+	uint32_t first_recent = UINT32_MAX;
+
+	for (; i < old_count; i++) {
+		struct imap_msg *m = &v->msgs[i];
+		while (j < c->count && c->msgs[j].uid < m->uid)
+			j++;   /* cannot happen (UIDs only grow) */
+		if (j >= c->count || c->msgs[j].uid != m->uid) {
+			m->expunged = true;
+			continue;
+		}
+		if (m->expunged) {
+			j++;
+			continue;
+		}
+		struct imap_msg *n = &c->msgs[j++];
+		m->modseq = n->modseq;
+		if (strcmp(m->flags, n->flags) != 0) {
+			free(m->flags);
+			m->flags = n->flags;
+			n->flags = NULL;
+			if (!quiet && !skipped(skip, nskip, m->uid))
+				send_fetch_flags(s, i + 1, m);
+		}
+	}
+	/* new messages: everything past the last UID we had */
+	uint32_t last_uid = old_count > 0 ? v->msgs[old_count - 1].uid : 0;
+	for (j = 0; j < c->count && c->msgs[j].uid <= last_uid; j++)
+		;
+	if (j < c->count && !v->readonly) {
+		const char *err = NULL;
+		uint32_t mark = 0;
+		if (store_mailbox_claim_recent(s->l->store, v->mailbox_id, &mark, &err) == 0 &&
+		    mark > 0)
+			first_recent = mark;
+	}
+	for (; j < c->count; j++) {
+		if (v->count == v->alloc) {
+			v->alloc = v->alloc ? v->alloc * 2 : 64;
+			v->msgs = xrealloc(v->msgs, (size_t)v->alloc * sizeof(*v->msgs));
+		}
+		v->msgs[v->count] = c->msgs[j];
+		v->msgs[v->count].recent = c->msgs[j].uid >= first_recent;
+		c->msgs[j].flags = c->msgs[j].path = NULL;
+		v->count++;
+		added++;
+	}
+	for (j = 0; j < c->count; j++)
+		imap_msg_free(&c->msgs[j]);
+	free(c->msgs);
+	c->msgs = NULL;
+	if (v->count > 0 && v->msgs[v->count - 1].uid >= v->uidnext)
+		v->uidnext = v->msgs[v->count - 1].uid + 1;
+	return added;
+}
+
+static void view_report(struct imap_session *s, bool allow_expunge)
+{
+	struct imap_view *v = s->view;
+
+	if (allow_expunge)
+		imap_view_send_expunges(s);
+	if (v->count != v->exists_sent) {
+		uint32_t recent = 0;
+		imap_untagged(s, "%u EXISTS", v->count);
+		if (!s->rev2) {
+			for (uint32_t i = 0; i < v->count; i++)
+				recent += v->msgs[i].recent;
+			imap_untagged(s, "%u RECENT", recent);
+		}
+		v->exists_sent = v->count;
+	}
+}
+
+static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
+			const uint32_t *skip, size_t nskip)
+{
+	struct imap_view *v = s->view;
+	struct store_mailbox mb = { 0 };
+	struct load_ctx c;
+	const char *error = NULL;
+	int rc;
+
+	v->dirty = false;
+	rc = store_mailbox_get_by_id(s->l->store, v->mailbox_id, &mb, &error);
+	if (rc == 0) {
+		/* deleted (or renamed away) by another session: RFC 9051 7.1.5 */
+		imap_untagged(s, "BYE Selected mailbox was deleted");
+		imap_close(s, "mailbox deleted");
+		return;
+	}
+	if (rc > 0) {
+		v->highestmodseq = mb.highestmodseq;
+		store_mailbox_clear(&mb);
+	}
+	if (view_load(s, v->mailbox_id, &c, &error) < 0) {
+		log_warn("imap", "sid=%s event=view_sync_failed error=%s", s->id, log_quote(error));
+		return;
+	}
+	view_merge(s, &c, quiet, skip, nskip);
+	view_report(s, allow_expunge);
+}
+
+void imap_view_sync(struct imap_session *s, bool allow_expunge)
+{
+	if (s->view == NULL || s->closed)
+		return;
+	if (s->view->dirty)
+		view_reload(s, allow_expunge, false, NULL, 0);
+	else
+		view_report(s, allow_expunge);
+}
+
+void imap_view_refresh(struct imap_session *s, bool allow_expunge)
+{
+	if (s->view == NULL || s->closed)
+		return;
+	view_reload(s, allow_expunge, false, NULL, 0);
+}
+
+void imap_view_refresh_quiet(struct imap_session *s)
+{
+	if (s->view == NULL || s->closed)
+		return;
+	view_reload(s, false, true, NULL, 0);
+}
+
+void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const uint32_t *skip,
+			    size_t nskip)
+{
+	if (s->view == NULL || s->closed)
+		return;
+	view_reload(s, allow_expunge, false, skip, nskip);
+}
+
+int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
+		      uint32_t **seqs_r, size_t *count_r)
+{
+	struct imap_view *v = s->view;
+	struct imap_seqset r;
+	struct imap_seqset_iter it;
+	uint32_t n, max;
+	uint32_t *out;
+	size_t count = 0;
+
+	*seqs_r = NULL;
+	*count_r = 0;
+	if (uid) {
+		max = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+		imap_seqset_resolve(set, max, &s->arena, &r);
+		if (max == 0 && set->has_star) {
+			/* "n:*" in an empty mailbox matches nothing */
+		}
+		/* walk the view once, keeping members: O(n log k) */
+		out = imap_arena_alloc(&s->arena, (size_t)(v->count ? v->count : 1) * sizeof(*out));
+		for (uint32_t i = 0; i < v->count; i++)
+			if (imap_seqset_contains(&r, v->msgs[i].uid))
+				out[count++] = i + 1;
+		*seqs_r = out;
+		*count_r = count;
+		return 0;
+	}
+	imap_seqset_resolve(set, v->count, &s->arena, &r);
+	if (imap_seqset_max(&r) > v->count)
+		return -1;
+	uint64_t size = imap_seqset_size(&r);
+	out = imap_arena_alloc(&s->arena, (size_t)(size ? size : 1) * sizeof(*out));
+	imap_seqset_iter_init(&it, &r);
+	while (imap_seqset_iter_next(&it, &n))
+		out[count++] = n;
+	*seqs_r = out;
+	*count_r = count;
+	return 0;
+}
