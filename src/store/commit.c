@@ -51,6 +51,10 @@
 
 enum req_kind { REQ_DELIVER, REQ_OP };
 
+/* Deliveries up to this size (body x copies) are written by the caller of
+ * store_deliver() rather than by the commit thread (see store_deliver). */
+#define STORE_PREWRITE_MAX (1024 * 1024)
+
 struct store_copy {
 	int64_t user_id;
 	char *delivered_to;
@@ -86,6 +90,7 @@ struct store_req {
 	/* REQ_OP */
 	struct store_op *op;
 	bool async;             /* store_op_submit: complete through cb on base, free op */
+	bool prewritten;        /* delivery files written by store_deliver's caller */
 	void (*op_free)(struct store_op *op);
 };
 
@@ -172,7 +177,25 @@ static int io_fault(struct store *store)
 
 /* ----------------------------------------------------------- file writes */
 
+static int subdir_fd_open(struct store *store, unsigned sub);
+
+/* The 256 folder fds are opened by store_commit_start(); this lazy path
+ * only runs if one was removed since, and is serialised because callers of
+ * store_deliver() write files from their own threads. */
 static int subdir_fd(struct store *store, unsigned sub)
+{
+	static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
+	int ret;
+
+	if (store->subdir_fd[sub] >= 0)
+		return store->subdir_fd[sub];
+	pthread_mutex_lock(&lazy_lock);
+	ret = subdir_fd_open(store, sub);
+	pthread_mutex_unlock(&lazy_lock);
+	return ret;
+}
+
+static int subdir_fd_open(struct store *store, unsigned sub)
 {
 	char name[3];
 
@@ -637,7 +660,10 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 	char *err = NULL;
 
 	for (size_t i = 0; i < n; i++) {
-		if (reqs[i]->kind == REQ_DELIVER && write_copies(store, reqs[i], touched) == 0)
+		if (reqs[i]->kind == REQ_DELIVER && reqs[i]->prewritten)
+			any_files = true;
+		else if (reqs[i]->kind == REQ_DELIVER && reqs[i]->status == 0 &&
+			 write_copies(store, reqs[i], touched) == 0)
 			any_files = true;
 		if (reqs[i]->kind == REQ_OP && reqs[i]->op->file_data != NULL &&
 		    write_op_file(store, reqs[i], touched) == 0)
@@ -719,6 +745,9 @@ int store_commit_start(struct store *store, const char **error_r)
 		*error_r = store_errf("cannot open %s: %s", store->msg_dir, strerror(errno));
 		return -1;
 	}
+	/* before any thread writes files (see subdir_fd) */
+	for (unsigned i = 0; i < 256; i++)
+		(void)subdir_fd_open(store, i);
 	int rc = pthread_create(&store->thread, NULL, commit_thread, store);
 	if (rc != 0) {
 		*error_r = store_errf("cannot start the commit thread: %s", strerror(rc));
@@ -854,6 +883,16 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 		req->copies[i].user_id = d->rcpts[i].user_id;
 		req->copies[i].delivered_to = xstrdup(d->rcpts[i].delivered_to);
 		req->copies[i].mailbox = d->rcpts[i].mailbox ? xstrdup(d->rcpts[i].mailbox) : NULL;
+	}
+	/* In SYNCFS mode nothing per file needs the commit thread, so a small
+	 * message's files are written here, on the caller's thread: the commit
+	 * thread's batch is then only the flush and the index transaction, and
+	 * its latency is what every waiting session pays.  Large messages stay
+	 * on the commit thread so an event loop never writes megabytes. */
+	if (store->opts.fsync_mode == STORE_FSYNC_SYNCFS &&
+	    d->body_len * d->rcpt_count <= STORE_PREWRITE_MAX) {
+		bool touched[256] = { false };
+		req->prewritten = write_copies(store, req, touched) == 0;
 	}
 	enqueue(store, req);
 	return 0;

@@ -55,8 +55,13 @@
 /* The indexer looks for work this often even without a notification (other
  * processes, e.g. `tern`, deliver too). */
 #define SEARCH_POLL_S 5
-/* Let a burst of commits gather before indexing them. */
-#define SEARCH_DEBOUNCE_MS 50
+/* Background indexing waits until deliveries have been quiet this long, so
+ * it does not compete with them for the CPU and the disk (its dirty pages
+ * would otherwise ride on every delivery batch's syncfs) ... */
+#define SEARCH_QUIET_MS 1000
+/* ... but under sustained load it catches up at least this often.  A
+ * search never waits for it: it indexes its own mailbox first. */
+#define SEARCH_MAX_DELAY_S 60
 /* Stale documents (expunged messages) are removed this often. */
 #define SEARCH_CLEANUP_S 600
 
@@ -77,6 +82,8 @@ struct store_search {
 	bool pending, stopping, thread_started;
 	pthread_t thread;
 	atomic_bool stop;            /* stopping, polled between batches */
+	atomic_bool yield;           /* a commit came (or stopping): background indexing
+					pauses between batches */
 
 	atomic_llong indexed;        /* messages indexed since open */
 };
@@ -816,26 +823,39 @@ static void *indexer_main(void *arg)
 		}
 		if (ss->stopping)
 			break;
-		/* debounce: wait for the rest of a burst (or stop) */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SEARCH_DEBOUNCE_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		/* wait for a quiet moment: each commit restarts the wait, up to
+		 * SEARCH_MAX_DELAY_S after the first one */
+		struct timespec first, ts;
+		bool forced = false;
+		clock_gettime(CLOCK_REALTIME, &first);
+		for (;;) {
+			ss->pending = false;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			if (ts.tv_sec - first.tv_sec >= SEARCH_MAX_DELAY_S) {
+				forced = true;
+				break;
+			}
+			ts.tv_nsec += SEARCH_QUIET_MS % 1000 * 1000000L;
+			ts.tv_sec += SEARCH_QUIET_MS / 1000 + ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			while (!ss->stopping && !ss->pending &&
+			       pthread_cond_timedwait(&ss->cond, &ss->lock, &ts) != ETIMEDOUT)
+				;
+			if (ss->stopping || !ss->pending)
+				break;
 		}
-		while (!ss->stopping &&
-		       pthread_cond_timedwait(&ss->cond, &ss->lock, &ts) != ETIMEDOUT)
-			;
 		if (ss->stopping)
 			break;
 		ss->pending = false;
+		atomic_store(&ss->yield, false);
 		pthread_mutex_unlock(&ss->lock);
 
 		long long before = atomic_load(&ss->indexed);
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (index_all(store, c, &ss->stop, &err) < 0)
+		/* forced: catch up whatever the load; otherwise give way to the
+		 * next commit (the rest is taken at the next quiet moment) */
+		if (index_all(store, c, forced ? &ss->stop : &ss->yield, &err) < 0)
 			log_warn("store", "event=search_index_failed error=%s", log_quote(err));
 		long long n = atomic_load(&ss->indexed) - before;
 		if (n > 0) {
@@ -906,6 +926,7 @@ void store_search_close(struct store *store)
 		pthread_mutex_lock(&ss->lock);
 		ss->stopping = true;
 		atomic_store(&ss->stop, true);
+		atomic_store(&ss->yield, true);
 		pthread_cond_broadcast(&ss->cond);
 		pthread_mutex_unlock(&ss->lock);
 		pthread_join(ss->thread, NULL);
@@ -932,6 +953,7 @@ void store_search_notify(struct store *store)
 
 	if (ss == NULL || !ss->thread_started)
 		return;
+	atomic_store(&ss->yield, true);
 	pthread_mutex_lock(&ss->lock);
 	ss->pending = true;
 	pthread_cond_signal(&ss->cond);
