@@ -1,15 +1,17 @@
 """POP3 download benchmark driver (see run.sh for what and why).
 
 Sets up Tern (through tests/harness/tern.py) and a private Dovecot with the
-same messages, then runs C concurrent clients per server; each logs in with
-USER/PASS, runs STAT and LIST, then pipelines RETR and DELE for every
-message and QUIT, and counts the messages it received.  Prints messages
-per second for each server and the ratio."""
-import multiprocessing
+same messages, then runs the C load generator (load.c: C concurrent
+clients in one process; each logs in with USER/PASS, runs STAT and LIST,
+then pipelines RETR and DELE for every message and QUIT, checking every
+message) against each server in turn, BENCH_RUNS times on refilled
+mailboxes.  Prints messages per second for each run, the medians and the
+ratio."""
 import os
 import pwd
 import shutil
 import smtplib
+import statistics
 import socket
 import subprocess
 import sys
@@ -22,6 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 import tern as tern_harness  # noqa: E402
 
 PASSWORD = "bench-Secret-1"
+LOAD = os.environ.get("BENCH_LOAD", os.path.join(os.path.dirname(os.path.abspath(__file__)), "load"))
 
 
 def message(u, i, size):
@@ -42,46 +45,51 @@ def fill_tern(srv, users, per_user, size):
             f.result()
 
 
-def client(args):
-    port, user, expect, start_at = args
-    while time.time() < start_at:
-        time.sleep(0.001)
-    t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", port), timeout=120)
-    f = s.makefile("rb")
-
-    def line():
-        ln = f.readline()
-        if not ln.startswith(b"+OK"):
-            raise RuntimeError("%s: %r" % (user, ln))
-        return ln
-    line()
-    s.sendall(b"USER %s\r\nPASS %s\r\nSTAT\r\nLIST\r\n" % (user.encode(), PASSWORD.encode()))
-    line()
-    line()
-    n = int(line().split()[1])
-    line()
-    while f.readline() != b".\r\n":
-        pass
-    cmds = b"".join(b"RETR %d\r\nDELE %d\r\n" % (i, i) for i in range(1, n + 1)) + b"QUIT\r\n"
-    s.sendall(cmds)
-    data = f.read()            # until the server closes after QUIT
-    s.close()
-    got = data.count(b"\r\n.\r\n")
-    ok = got == n == expect and data.rstrip().split(b"\r\n")[-1].startswith(b"+OK")
-    return ok, n, got, time.monotonic() - t0
+def run_load(port, users, per_user):
+    """One run of the C load generator (load.c) against port; returns
+    (ok, messages, wall seconds, client CPU seconds, machine busy CPU
+    seconds during the run)."""
+    busy0 = busy_cpu()
+    p = subprocess.run([LOAD, str(port), str(users), "u", "@bench.test", PASSWORD,
+                        str(per_user), "600"], capture_output=True, text=True)
+    busy = busy_cpu() - busy0
+    sys.stderr.write(p.stderr)
+    kv = dict(f.split("=", 1) for f in p.stdout.split())
+    if "wall" not in kv:
+        raise RuntimeError("load generator failed: %r %r" % (p.stdout, p.stderr))
+    return (p.returncode == 0 and kv["ok"] == "1", int(kv["messages"]), float(kv["wall"]),
+            float(kv["client_cpu"]), busy)
 
 
-def run_clients(port, users, per_user, prefix_fmt):
-    start_at = time.time() + 0.5
-    args = [(port, prefix_fmt % u, per_user, start_at) for u in range(users)]
-    with multiprocessing.Pool(users) as pool:
-        t0 = time.time()
-        res = pool.map(client, args)
-        wall = time.time() - max(t0, start_at)
-    ok = all(r[0] for r in res)
-    total = sum(r[2] for r in res)
-    return ok, total, wall, res
+def settle(pids, quiet=1.5, limit=120):
+    """Wait until the processes pids (with their threads) used no CPU for
+    quiet seconds: Tern indexes new mail for search in the background once
+    deliveries stop, which would otherwise overlap the POP3 run."""
+    def cpu():
+        t = 0
+        for pid in pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+                t += int(v[11]) + int(v[12])
+            except OSError:
+                pass
+        return t
+    deadline = time.monotonic() + limit
+    last = cpu()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpu()
+        if now == last:
+            return
+        last = now
+
+
+def busy_cpu():
+    """Seconds of CPU the whole machine spent not idle (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 DOVECOT_CONF = """
@@ -100,12 +108,14 @@ mail_location = maildir:~/Maildir
 pop3_uidl_format = %08Xu%08Xv
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/passwd
+  args = scheme=CRYPT username_format=%u {d}/passwd
 }}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={d}/home/%u
 }}
+# Dovecot's documented high-performance login mode: long-lived login
+# processes (one per core) instead of one process per connection
 service pop3-login {{
   inet_listener pop3 {{
     port = {port}
@@ -113,9 +123,13 @@ service pop3-login {{
   inet_listener pop3s {{
     port = 0
   }}
+  service_count = 0
+  process_min_avail = 2
 }}
+# pop3 processes forked ahead of the clients (one per session, the default)
 service pop3 {{
   process_limit = 1024
+  process_min_avail = {clients}
 }}
 """
 
@@ -128,26 +142,46 @@ def free_port():
     return p
 
 
+def fill_dovecot(d, users, run):
+    """(Re)fill each Maildir's cur/ with the copies of Tern's messages."""
+    nobody = pwd.getpwnam("nobody")
+    for u in range(users):
+        addr = "u%d@bench.test" % u
+        cur = os.path.join(d, "home", addr, "Maildir", "cur")
+        for name in sorted(os.listdir(os.path.join(d, "src", addr))):
+            i = int(name)
+            shutil.copyfile(os.path.join(d, "src", addr, name),
+                            os.path.join(cur, "%d.M%dP%d.bench:2," % (1700000000 + i, i, run + 1)))
+    subprocess.run(["chown", "-R", "%d:%d" % (nobody.pw_uid, nobody.pw_gid), os.path.join(d, "home")],
+                   check=True)
+
+
 def start_dovecot(d, srv, users):
     """A private Dovecot with a copy of Tern's stored messages."""
     nobody = pwd.getpwnam("nobody")
     port = free_port()
     os.makedirs(d)
+    # the same credentials as Tern: its stored crypt(3) hashes (yescrypt),
+    # which Dovecot's CRYPT scheme verifies through the same libcrypt
     with open(os.path.join(d, "passwd"), "w") as f:
-        for u in range(users):
-            f.write("u%d@bench.test:{PLAIN}%s\n" % (u, PASSWORD))
+        for addr, hashed in srv.query("SELECT address, password_hash FROM users ORDER BY id"):
+            if hashed.startswith("$"):
+                f.write("%s:{CRYPT}%s\n" % (addr, hashed))
+            else:
+                f.write("%s:{PLAIN}%s\n" % (addr, PASSWORD))
     for u in range(users):
         addr = "u%d@bench.test" % u
         md = os.path.join(d, "home", addr, "Maildir")
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(md, sub))
+        os.makedirs(os.path.join(d, "src", addr))
         for i, (_uid, _size, path) in enumerate(srv.message_rows(addr)):
-            shutil.copyfile(path, os.path.join(md, "cur", "%d.M%dP1.bench:2," % (1700000000 + i, i)))
-    subprocess.run(["chown", "-R", "%d:%d" % (nobody.pw_uid, nobody.pw_gid), os.path.join(d, "home")],
-                   check=True)
+            shutil.copyfile(path, os.path.join(d, "src", addr, "%06d" % i))
+    fill_dovecot(d, users, 0)
     conf = os.path.join(d, "dovecot.conf")
     with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d, port=port, uid=nobody.pw_uid, gid=nobody.pw_gid))
+        f.write(DOVECOT_CONF.format(d=d, port=port, uid=nobody.pw_uid, gid=nobody.pw_gid,
+                                    clients=users))
     subprocess.run(["/usr/sbin/dovecot", "-c", conf], check=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -165,6 +199,7 @@ def main():
     users = int(os.environ.get("BENCH_CLIENTS", "20"))
     per_user = int(os.environ.get("BENCH_MESSAGES", "200"))
     size = int(os.environ.get("BENCH_SIZE", str(20 * 1024)))
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
     systems = os.environ.get("BENCH_ONLY", "tern dovecot").split()
     if os.geteuid() != 0 and "dovecot" in systems:
         print("not root: skipping the private Dovecot")
@@ -182,25 +217,34 @@ def main():
         for u in range(users):
             srv.add_user("u%d@bench.test" % u, PASSWORD)
         srv.start()
-        t0 = time.time()
-        fill_tern(srv, users, per_user, size)
-        print("filled %d mailboxes with %d messages of %d bytes in %.1f s"
-              % (users, per_user, size, time.time() - t0))
-        if "dovecot" in systems:
-            conf, dport = start_dovecot(os.path.join(tmp, "dv"), srv, users)
-        if "tern" in systems:
-            ok, total, wall, _ = run_clients(srv.port("pop3"), users, per_user, "u%d@bench.test")
-            left = srv.query("SELECT count(*) FROM messages")[0][0]
-            results["tern"] = total / wall
-            print("tern:    %d messages in %.2f s = %.0f msgs/s%s" % (
-                total, wall, total / wall, "" if ok and left == 0 else "  (INCOMPLETE)"))
-            failed |= not ok or left != 0
-        if "dovecot" in systems:
-            ok, total, wall, _ = run_clients(dport, users, per_user, "u%d@bench.test")
-            results["dovecot"] = total / wall
-            print("dovecot: %d messages in %.2f s = %.0f msgs/s%s" % (
-                total, wall, total / wall, "" if ok else "  (INCOMPLETE)"))
-            failed |= not ok
+        for run in range(runs):
+            t0 = time.time()
+            fill_tern(srv, users, per_user, size)
+            if run == 0:
+                print("filled %d mailboxes with %d messages of %d bytes in %.1f s"
+                      % (users, per_user, size, time.time() - t0))
+            if "dovecot" in systems:
+                if run == 0:
+                    conf, dport = start_dovecot(os.path.join(tmp, "dv"), srv, users)
+                else:
+                    fill_dovecot(os.path.join(tmp, "dv"), users, run)
+            settle([srv.pid] + srv.worker_pids())
+            # the two servers take turns, run after run, on the same data
+            for name in systems:
+                port = srv.port("pop3") if name == "tern" else dport
+                ok, total, wall, ccpu, busy = run_load(port, users, per_user)
+                note = ""
+                if name == "tern":
+                    left = srv.query("SELECT count(*) FROM messages")[0][0]
+                    if left != 0:
+                        ok = False
+                        note = "  (%d messages left in the store)" % left
+                rate = total / wall if wall > 0 else 0.0
+                results.setdefault(name, []).append(rate)
+                print("run %d %-8s %d messages in %.3f s = %.0f msgs/s; CPU: machine %.2f s,"
+                      " client %.2f s%s%s" % (run + 1, name + ":", total, wall, rate, busy, ccpu,
+                                             "" if ok else "  (INCOMPLETE)", note))
+                failed |= not ok
     finally:
         if conf:
             subprocess.run(["/usr/sbin/dovecot", "-c", conf, "stop"], capture_output=True)
@@ -210,10 +254,11 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("kept", srv.dir, tmp)
-    for k, v in results.items():
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for k, v in med.items():
         print("%s_msgs_per_s=%.0f" % (k, v))
-    if "tern" in results and "dovecot" in results:
-        print("ratio_tern_dovecot=%.2f" % (results["tern"] / results["dovecot"]))
+    if "tern" in med and "dovecot" in med and med["dovecot"] > 0:
+        print("ratio_tern_dovecot=%.2f" % (med["tern"] / med["dovecot"]))
     return 1 if failed else 0
 
 
