@@ -116,6 +116,22 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd)
 			s->rev2 = true;
 			s->utf8 = true;
 			buf_append_str(&b, " IMAP4rev2");
+		} else if (slice_eq_ci(a, "UTF8=ACCEPT") && !s->utf8_accept) {
+			/* RFC 6855 3: mailbox names and quoted strings in
+			 * UTF-8 from now on, APPEND UTF8 (literal) allowed */
+			s->utf8_accept = true;
+			s->utf8 = true;
+			buf_append_str(&b, " UTF8=ACCEPT");
+		}
+		/* RFC 7162 3.1, 3.2.3: QRESYNC implies CONDSTORE */
+		if (slice_eq_ci(a, "CONDSTORE") && !s->condstore) {
+			imap_condstore_enable(s);
+			buf_append_str(&b, " CONDSTORE");
+		}
+		if (slice_eq_ci(a, "QRESYNC") && !s->qresync) {
+			imap_condstore_enable(s);
+			s->qresync = true;
+			buf_append_str(&b, " QRESYNC");
 		}
 	}
 	imap_untagged(s, "ENABLED%s", buf_cstr(&b));

@@ -1,13 +1,17 @@
-/* FETCH and UID FETCH (RFC 9051 6.4.5 / 7.5.2, RFC 3501 6.4.5 / 7.4.2).
+/* FETCH and UID FETCH (RFC 9051 6.4.5 / 7.5.2, RFC 3501 6.4.5 / 7.4.2),
+ * BINARY (RFC 3516) and the CONDSTORE / QRESYNC parts of FETCH (RFC 7162
+ * 3.1.4, 3.2.6).
  *
  * The data items are a table (fetch_atts[]): each entry says whether it
  * can serve a parsed item, whether it needs the message file, and writes
- * its part of "* n FETCH (...)".  Served here: FLAGS, UID, INTERNALDATE,
+ * its part of "* n FETCH (...)".  Served: FLAGS, UID, INTERNALDATE,
  * RFC822.SIZE, MODSEQ, ENVELOPE, BODY, BODYSTRUCTURE, RFC822,
- * RFC822.HEADER, RFC822.TEXT and BODY[] / BODY.PEEK[] of the whole message
- * with HEADER, HEADER.FIELDS(.NOT) and TEXT, all with <partial>.  Not yet:
- * part numbers, MIME, BINARY and BINARY.SIZE (answered NO [CANNOT] before
- * any output): extend fetch_atts[].
+ * RFC822.HEADER, RFC822.TEXT, BODY[section]<partial> (part numbers through
+ * embedded message/rfc822 parts, HEADER, HEADER.FIELDS(.NOT), TEXT, MIME;
+ * a part that does not exist, or HEADER/TEXT of a part that is not a
+ * message, is NIL as in Dovecot), BINARY[part]<partial> decoded from the
+ * part's Content-Transfer-Encoding (literal8 when the result holds NUL)
+ * and BINARY.SIZE[part].  Part offsets come from src/mail/mime.h.
  *
  * Invariants:
  *  - Items are validated before the first byte of output, so a FETCH is
@@ -19,7 +23,12 @@
  *    IMAP_OUTPUT_PAUSE bytes wait for the socket (s->pump), so fetching a
  *    whole large mailbox never sits in memory.
  *  - A message whose file has gone (expunged by another session) is
- *    skipped and the command ends NO [EXPUNGEISSUED] (RFC 5530). */
+ *    skipped and the command ends NO [EXPUNGEISSUED] (RFC 5530).
+ *  - A message whose requested BINARY part has an unknown encoding gets no
+ *    response and the command ends NO [UNKNOWN-CTE] (RFC 3516 4.3).
+ *  - CHANGEDSINCE keeps only messages with a higher modseq and adds MODSEQ
+ *    to each response; with VANISHED (QRESYNC enabled) the UIDs of the set
+ *    expunged since then come first as "* VANISHED (EARLIER) set". */
 #include "imap/imap-private.h"
 #include "lib/log.h"
 #include "mail/imap-bodystructure.h"

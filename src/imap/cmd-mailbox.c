@@ -2,8 +2,14 @@
  * (RFC 9051 6.3.4-6.3.6, RENAME of INBOX moves its messages), SUBSCRIBE,
  * UNSUBSCRIBE (6.3.7, 6.3.8), LIST (6.3.9, with the RFC 5258 selection and
  * return options the parser gives, RFC 3348 CHILDREN, RFC 6154
- * SPECIAL-USE), LSUB (RFC 3501 6.3.9), STATUS (6.3.11, RFC 8438 SIZE) and
- * APPEND (6.3.12, RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT).
+ * SPECIAL-USE, CREATE-SPECIAL-USE), LSUB (RFC 3501 6.3.9), STATUS (6.3.11,
+ * RFC 8438 SIZE), LIST-STATUS (RFC 5819) and APPEND (6.3.12, RFC 4315
+ * APPENDUID, RFC 7889 APPENDLIMIT, RFC 6855 4 UTF8 (literal)).
+ *
+ * LIST builds the user's mailboxes, subscriptions and every ancestor level
+ * of them, sorted (INBOX first), then answers each pattern in turn; a
+ * mailbox is listed at most once per command (RFC 5258 3: several
+ * patterns).
  *
  * Names cross the wire in modified UTF-7 (rev1) or UTF-8 (rev2) and are
  * UTF-8 with '/' as the hierarchy delimiter in the store.  Every write is
@@ -126,14 +132,66 @@ static char *mailbox_arg(struct imap_session *s, const struct imap_arg *arg, boo
 	return out;
 }
 
+/* RFC 6154 3 / 6: CREATE name (USE (\Archive)).  The store keeps one
+ * special use per mailbox and only the real-folder ones: \All and
+ * \Flagged (virtual mailboxes) and several at once are refused with
+ * [USEATTR].  0 with *use_r (NULL for none), or -1 after a reply. */
+static int create_params(struct imap_session *s, const struct imap_arg *params,
+			 const char **use_r)
+{
+	static const char *const uses[] = { "\\Archive", "\\Drafts", "\\Junk", "\\Sent",
+					    "\\Trash" };
+
+	*use_r = NULL;
+	if (params->type != IMAP_ARG_LIST) {
+		imap_bad(s, "Syntax: CREATE mailbox [(USE (attr ...))]");
+		return -1;
+	}
+	for (size_t i = 0; i < params->count; i += 2) {
+		const struct imap_arg *list;
+
+		if (!imap_arg_atom_is(&params->children[i], "USE") || i + 1 >= params->count ||
+		    params->children[i + 1].type != IMAP_ARG_LIST) {
+			imap_bad(s, "Unknown CREATE parameter");
+			return -1;
+		}
+		list = &params->children[i + 1];
+		for (size_t k = 0; k < list->count; k++) {
+			struct slice a;
+			size_t u;
+
+			if (!imap_arg_atom(&list->children[k], &a) || a.len == 0 || a.p[0] != '\\') {
+				imap_bad(s, "USE takes special-use attributes");
+				return -1;
+			}
+			for (u = 0; u < sizeof(uses) / sizeof(uses[0]); u++)
+				if (slice_eq_ci(a, uses[u]))
+					break;
+			if (u == sizeof(uses) / sizeof(uses[0])) {
+				imap_tagged(s, "NO", "[USEATTR] Unsupported special-use attribute");
+				return -1;
+			}
+			if (*use_r != NULL && strcmp(*use_r, uses[u]) != 0) {
+				imap_tagged(s, "NO", "[USEATTR] One special-use attribute per mailbox");
+				return -1;
+			}
+			*use_r = uses[u];
+		}
+	}
+	return 0;
+}
+
 void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 {
+	const char *use = NULL;
 	char *name;
 
-	if (cmd->nargs != 1) {
-		imap_bad(s, "Syntax: CREATE mailbox");
+	if (cmd->nargs != 1 && cmd->nargs != 2) {
+		imap_bad(s, "Syntax: CREATE mailbox [(USE (attr ...))]");
 		return;
 	}
+	if (cmd->nargs == 2 && create_params(s, &cmd->args[1], &use) < 0)
+		return;
 	name = mailbox_arg(s, &cmd->args[0], true);
 	if (name == NULL) {
 		imap_tagged(s, "NO", "[CANNOT] Invalid mailbox name");
@@ -145,7 +203,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	write_begin(s);
-	write_started(s, store_mailbox_create(s->l->store, s->base, s->user_id, name, NULL,
+	write_started(s, store_mailbox_create(s->l->store, s->base, s->user_id, name, use,
 					      create_done, s));
 	free(name);
 }
@@ -237,20 +295,20 @@ struct mbox_list {
 	size_t count, alloc;
 };
 
-static struct mbox_entry *mbox_add(struct mbox_list *l, const char *name)
+static struct mbox_entry *mbox_add(struct mbox_list *l, const char *name, size_t len)
 {
 	if (l->count == l->alloc) {
 		l->alloc = l->alloc ? l->alloc * 2 : 16;
 		l->e = xrealloc(l->e, l->alloc * sizeof(*l->e));
 	}
-	l->e[l->count] = (struct mbox_entry){ .name = xstrdup(name) };
+	l->e[l->count] = (struct mbox_entry){ .name = xstrndup(name, len) };
 	return &l->e[l->count++];
 }
 
-static struct mbox_entry *mbox_find(struct mbox_list *l, const char *name)
+static struct mbox_entry *mbox_find(struct mbox_list *l, const char *name, size_t len)
 {
 	for (size_t i = 0; i < l->count; i++)
-		if (strcmp(l->e[i].name, name) == 0)
+		if (strncmp(l->e[i].name, name, len) == 0 && l->e[i].name[len] == '\0')
 			return &l->e[i];
 	return NULL;
 }
@@ -266,7 +324,7 @@ static void mbox_list_free(struct mbox_list *l)
 
 static int collect_mailbox(void *ctx, const struct store_mailbox *m)
 {
-	struct mbox_entry *e = mbox_add(ctx, m->name);
+	struct mbox_entry *e = mbox_add(ctx, m->name, strlen(m->name));
 	e->exists = true;
 	e->special_use = m->special_use != NULL ? xstrdup(m->special_use) : NULL;
 	return 0;
@@ -275,11 +333,30 @@ static int collect_mailbox(void *ctx, const struct store_mailbox *m)
 static int collect_subscription(void *ctx, const char *name)
 {
 	struct mbox_list *l = ctx;
-	struct mbox_entry *e = mbox_find(l, name);
+	struct mbox_entry *e = mbox_find(l, name, strlen(name));
 	if (e == NULL)
-		e = mbox_add(l, name);
+		e = mbox_add(l, name, strlen(name));
 	e->subscribed = true;
 	return 0;
+}
+
+/* Every ancestor of a listed name becomes an entry too (neither existing
+ * nor subscribed), so that "%" patterns and RECURSIVEMATCH can report a
+ * level that only holds children (RFC 3501 6.3.9, RFC 5258 3). */
+static void mbox_add_ancestors(struct mbox_list *l)
+{
+	size_t n = l->count;
+	for (size_t i = 0; i < n; i++) {
+		for (const char *p = strchr(l->e[i].name, '/'); p != NULL; p = strchr(p + 1, '/')) {
+			/* l->e may move: look the name up again each time */
+			size_t len = (size_t)(p - l->e[i].name);
+			if (mbox_find(l, l->e[i].name, len) == NULL) {
+				char *tmp = xstrndup(l->e[i].name, len);
+				mbox_add(l, tmp, len);
+				free(tmp);
+			}
+		}
+	}
 }
 
 /* Glob match: '*' matches anything, '%' anything but the delimiter. */
@@ -304,13 +381,119 @@ static bool list_match(const char *pat, const char *name)
 	return *name == '\0';
 }
 
-static bool has_children(const struct mbox_list *l, const char *name)
+static bool is_descendant(const char *child, const char *parent)
 {
-	size_t n = strlen(name);
-	for (size_t i = 0; i < l->count; i++)
-		if (l->e[i].exists && strncmp(l->e[i].name, name, n) == 0 && l->e[i].name[n] == '/')
+	size_t n = strlen(parent);
+	return strncmp(child, parent, n) == 0 && child[n] == '/';
+}
+
+struct list_ctx {
+	struct imap_session *s;
+	const struct imap_list_request *req;
+	bool lsub;
+	unsigned select;            /* selection options that filter */
+	struct mbox_list l;
+};
+
+/* Does e satisfy the selection criteria (RFC 5258 3.1)?  Plain LIST:
+ * existing mailboxes; LSUB and SUBSCRIBED: subscribed ones (existing or
+ * not); SPECIAL-USE: existing ones with a special use. */
+static bool list_selected(const struct list_ctx *c, const struct mbox_entry *e)
+{
+	if (c->lsub)
+		return e->subscribed;
+	if ((c->select & IMAP_LIST_SEL_SUBSCRIBED) && !e->subscribed)
+		return false;
+	if ((c->select & IMAP_LIST_SEL_SPECIAL_USE) && (!e->exists || e->special_use == NULL))
+		return false;
+	if (!(c->select & IMAP_LIST_SEL_SUBSCRIBED) && !e->exists)
+		return false;
+	return true;
+}
+
+/* A descendant of e that satisfies the selection; with unmatched_by set,
+ * only one that this pattern does not match itself. */
+static bool list_selected_descendant(const struct list_ctx *c, const struct mbox_entry *e,
+				     const char *unmatched_by)
+{
+	for (size_t i = 0; i < c->l.count; i++) {
+		const struct mbox_entry *d = &c->l.e[i];
+		if (is_descendant(d->name, e->name) && list_selected(c, d) &&
+		    (unmatched_by == NULL || !list_match(unmatched_by, d->name)))
+			return true;
+	}
+	return false;
+}
+
+static bool has_children(const struct list_ctx *c, const struct mbox_entry *e)
+{
+	for (size_t i = 0; i < c->l.count; i++)
+		if (c->l.e[i].exists && is_descendant(c->l.e[i].name, e->name))
 			return true;
 	return false;
+}
+
+static int status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
+			 struct buf *b);
+
+/* One LIST (or LSUB) response for e, then its STATUS for RETURN (STATUS). */
+static void list_reply(struct list_ctx *c, const struct mbox_entry *e, bool selected,
+		       bool childinfo)
+{
+	struct imap_session *s = c->s;
+	const struct imap_list_request *req = c->req;
+	struct buf line;
+	size_t start;
+
+	buf_init(&line, BUF_UNLIMITED);
+	buf_append_str(&line, c->lsub ? "LSUB (" : "LIST (");
+	start = line.len;
+#define ATTR(a) do { if (line.len > start) buf_append_str(&line, " "); \
+		     buf_append_str(&line, a); } while (0)
+	if (c->lsub) {
+		if (!selected)
+			ATTR("\\Noselect");
+	} else {
+		if (!e->exists)
+			ATTR(req->extended ? "\\NonExistent" : "\\Noselect");
+		if (e->exists || has_children(c, e))
+			ATTR(has_children(c, e) ? "\\HasChildren" : "\\HasNoChildren");
+		/* RFC 6154 2: the attributes come with every LIST that shows the
+		 * mailbox, whether or not RETURN (SPECIAL-USE) asked */
+		if (e->exists && e->special_use != NULL)
+			ATTR(e->special_use);
+		if (e->subscribed && (req->ret & IMAP_LIST_RET_SUBSCRIBED ||
+				      req->select & IMAP_LIST_SEL_SUBSCRIBED))
+			ATTR("\\Subscribed");
+	}
+#undef ATTR
+	buf_append_str(&line, ") \"/\" ");
+	imap_mailbox_to_wire(s, &line, e->name);
+	if (childinfo) {
+		/* RFC 5258 3.5: why a mailbox outside the selection is listed */
+		buf_append_str(&line, " (\"CHILDINFO\" (");
+		if (req->select & IMAP_LIST_SEL_SUBSCRIBED)
+			buf_append_str(&line, "\"SUBSCRIBED\"");
+		if (req->select & IMAP_LIST_SEL_SPECIAL_USE)
+			buf_append_str(&line, req->select & IMAP_LIST_SEL_SUBSCRIBED ?
+						" \"SPECIAL-USE\"" : "\"SPECIAL-USE\"");
+		buf_append_str(&line, "))");
+	}
+	imap_untagged(s, "%s", buf_cstr(&line));
+
+	/* RFC 5819: STATUS after the LIST of each selectable mailbox; a
+	 * mailbox whose STATUS fails is listed without it */
+	if ((req->ret & IMAP_LIST_RET_STATUS) && e->exists) {
+		struct store_mailbox mb = { 0 };
+		const char *error = NULL;
+		if (store_mailbox_get(s->l->store, s->user_id, e->name, &mb, &error) > 0) {
+			buf_reset(&line);
+			if (status_format(s, &mb, req->status_items, &line) == 0)
+				imap_untagged(s, "%s", buf_cstr(&line));
+		}
+		store_mailbox_clear(&mb);
+	}
+	buf_free(&line);
 }
 
 /* Decode a reference or pattern from the wire without name validation. */
@@ -321,43 +504,59 @@ static int wire_decode(struct imap_session *s, struct slice in, struct buf *out)
 	return imap_mutf7_decode(in, out);
 }
 
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct mbox_entry *x = a, *y = b;
+	/* INBOX first, then byte order: a stable, readable listing */
+	bool xi = strcmp(x->name, "INBOX") == 0, yi = strcmp(y->name, "INBOX") == 0;
+	if (xi != yi)
+		return xi ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 {
 	bool lsub = cmd->cmd == IMAP_CMD_LSUB;
 	struct imap_list_request req;
 	struct imap_parse_error err;
-	struct mbox_list l = { 0 };
+	struct list_ctx c = { .s = s, .lsub = lsub };
 	const char *error = NULL;
 	bool want_subs;
-	struct buf line;
+	char **pats;
 
 	if (imap_list_parse(cmd->args, cmd->nargs, lsub, &s->arena, &req, &err) < 0) {
 		imap_parse_failed(s, &err);
 		return;
 	}
-	if (!lsub && req.npatterns == 1 && req.patterns[0].len == 0 && !req.extended) {
+	c.req = &req;
+	c.select = req.select;
+	if (!lsub && req.npatterns == 1 && req.patterns[0].len == 0 && req.select == 0) {
 		/* RFC 9051 6.3.9: the hierarchy delimiter and root */
 		imap_untagged(s, "LIST (\\Noselect) \"/\" \"\"");
 		imap_tagged(s, "OK", "LIST completed");
 		return;
 	}
-	if (store_mailbox_list(s->l->store, s->user_id, collect_mailbox, &l, &error) < 0) {
-		mbox_list_free(&l);
+	if (store_mailbox_list(s->l->store, s->user_id, collect_mailbox, &c.l, &error) < 0) {
+		mbox_list_free(&c.l);
 		log_error("imap", "sid=%s event=list_failed error=%s", s->id, log_quote(error));
 		imap_tagged(s, "NO", "[SERVERBUG] LIST failed, try again later");
 		return;
 	}
 	want_subs = lsub || (req.select & IMAP_LIST_SEL_SUBSCRIBED) ||
 		    (req.ret & IMAP_LIST_RET_SUBSCRIBED);
-	if (want_subs &&
-	    store_subscription_list(s->l->store, s->user_id, collect_subscription, &l, &error) < 0) {
-		mbox_list_free(&l);
+	if (want_subs && store_subscription_list(s->l->store, s->user_id, collect_subscription,
+						 &c.l, &error) < 0) {
+		mbox_list_free(&c.l);
 		log_error("imap", "sid=%s event=lsub_failed error=%s", s->id, log_quote(error));
 		imap_tagged(s, "NO", "[SERVERBUG] LIST failed, try again later");
 		return;
 	}
-	buf_init(&line, BUF_UNLIMITED);
-	bool *sent = xcalloc(l.count ? l.count : 1, sizeof(*sent));
+	mbox_add_ancestors(&c.l);
+	if (c.l.count > 1)
+		qsort(c.l.e, c.l.count, sizeof(*c.l.e), entry_cmp);
+	/* decode every pattern (reference prefixed); undecodable ones match
+	 * nothing */
+	pats = xcalloc(req.npatterns, sizeof(*pats));
 	for (size_t p = 0; p < req.npatterns; p++) {
 		struct buf pat;
 		buf_init(&pat, 8192);
@@ -366,48 +565,37 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 			buf_free(&pat);
 			continue;
 		}
-		char *pt = buf_steal(&pat);
-		if (strncasecmp(pt, "INBOX", 5) == 0 &&
-		    (pt[5] == '\0' || pt[5] == '/' || pt[5] == '*' || pt[5] == '%'))
-			memcpy(pt, "INBOX", 5);
-		for (size_t i = 0; i < l.count; i++) {
-			struct mbox_entry *e = &l.e[i];
-			if (sent[i] || !list_match(pt, e->name))
-				continue;
-			if (lsub && !e->subscribed)
-				continue;
-			if (!lsub && !e->exists &&
-			    !((req.select & IMAP_LIST_SEL_SUBSCRIBED) && e->subscribed))
-				continue;
-			if ((req.select & IMAP_LIST_SEL_SUBSCRIBED) && !e->subscribed)
-				continue;
-			if ((req.select & IMAP_LIST_SEL_SPECIAL_USE) && e->special_use == NULL)
-				continue;
-			sent[i] = true;
-			buf_reset(&line);
-			buf_append_str(&line, lsub ? "LSUB (" : "LIST (");
-			if (!e->exists) {
-				buf_append_str(&line, lsub ? "\\Noselect" : "\\NonExistent");
-			} else if (!lsub) {
-				buf_append_str(&line, has_children(&l, e->name) ? "\\HasChildren"
-										: "\\HasNoChildren");
-			}
-			if (e->exists && e->special_use != NULL && !lsub) {
-				buf_append_str(&line, " ");
-				buf_append_str(&line, e->special_use);
-			}
-			if (!lsub && e->subscribed && (req.ret & IMAP_LIST_RET_SUBSCRIBED ||
-						       req.select & IMAP_LIST_SEL_SUBSCRIBED))
-				buf_append_str(&line, " \\Subscribed");
-			buf_append_str(&line, ") \"/\" ");
-			imap_mailbox_to_wire(s, &line, e->name);
-			imap_untagged(s, "%s", buf_cstr(&line));
-		}
-		free(pt);
+		pats[p] = buf_steal(&pat);
+		if (strncasecmp(pats[p], "INBOX", 5) == 0 &&
+		    (pats[p][5] == '\0' || pats[p][5] == '/' || pats[p][5] == '*' ||
+		     pats[p][5] == '%'))
+			memcpy(pats[p], "INBOX", 5);
 	}
-	free(sent);
-	buf_free(&line);
-	mbox_list_free(&l);
+	/* one pass over the sorted entries: each is listed once, in order,
+	 * when some pattern lets it through */
+	for (size_t i = 0; i < c.l.count; i++) {
+		const struct mbox_entry *e = &c.l.e[i];
+		bool matched = false, shown = false, selected, childinfo = false;
+
+		selected = list_selected(&c, e);
+		for (size_t p = 0; p < req.npatterns && !shown; p++) {
+			if (pats[p] == NULL || !list_match(pats[p], e->name))
+				continue;
+			matched = true;
+			/* RFC 3501 6.3.9: a level whose matching children a "%"
+			 * hides is shown as \Noselect (LSUB and plain LIST) */
+			shown = selected || (req.select == 0 &&
+					     list_selected_descendant(&c, e, pats[p]));
+		}
+		if (matched && (req.select & IMAP_LIST_SEL_RECURSIVEMATCH))
+			childinfo = list_selected_descendant(&c, e, NULL);
+		if (shown || childinfo)
+			list_reply(&c, e, selected, childinfo);
+	}
+	for (size_t p = 0; p < req.npatterns; p++)
+		free(pats[p]);
+	free(pats);
+	mbox_list_free(&c.l);
 	imap_tagged(s, "OK", "%s completed", lsub ? "LSUB" : "LIST");
 }
 
@@ -428,12 +616,75 @@ static int status_count_one(void *ctx, const struct store_message *m)
 	return 0;
 }
 
+/* "STATUS name (items)" for mb into b (RFC 9051 7.3.5, RFC 8438 SIZE,
+ * RFC 7889 APPENDLIMIT); -1 when the store cannot count. */
+static int status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
+			 struct buf *b)
+{
+	struct status_count c = { 0 };
+	const char *error = NULL;
+
+	if ((items & (IMAP_STATUS_UNSEEN | IMAP_STATUS_DELETED)) &&
+	    store_message_list(s->l->store, mb->id, 1, status_count_one, &c, &error) < 0) {
+		log_error("imap", "sid=%s event=status_failed error=%s", s->id, log_quote(error));
+		return -1;
+	}
+	buf_append_str(b, "STATUS ");
+	imap_mailbox_to_wire(s, b, mb->name);
+	buf_append_str(b, " (");
+	size_t start = b->len;
+#define SEP() do { if (b->len > start) buf_append_str(b, " "); } while (0)
+	if (items & IMAP_STATUS_MESSAGES) {
+		SEP();
+		buf_printf(b, "MESSAGES %u", mb->messages);
+	}
+	if (items & IMAP_STATUS_RECENT) {
+		uint32_t recent = 0;
+		/* the \Recent marks of other sessions are theirs; ours are known */
+		if (s->view != NULL && s->view->mailbox_id == mb->id)
+			for (uint32_t i = 0; i < s->view->count; i++)
+				recent += s->view->msgs[i].recent;
+		SEP();
+		buf_printf(b, "RECENT %u", recent);
+	}
+	if (items & IMAP_STATUS_UIDNEXT) {
+		SEP();
+		buf_printf(b, "UIDNEXT %u", mb->uidnext);
+	}
+	if (items & IMAP_STATUS_UIDVALIDITY) {
+		SEP();
+		buf_printf(b, "UIDVALIDITY %u", mb->uidvalidity);
+	}
+	if (items & IMAP_STATUS_UNSEEN) {
+		SEP();
+		buf_printf(b, "UNSEEN %u", c.unseen);
+	}
+	if (items & IMAP_STATUS_DELETED) {
+		SEP();
+		buf_printf(b, "DELETED %u", c.deleted);
+	}
+	if (items & IMAP_STATUS_SIZE) {
+		SEP();
+		buf_printf(b, "SIZE %lld", (long long)mb->bytes);
+	}
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
+		SEP();
+		buf_printf(b, "HIGHESTMODSEQ %llu", (unsigned long long)mb->highestmodseq);
+	}
+	if (items & IMAP_STATUS_APPENDLIMIT) {
+		SEP();
+		buf_printf(b, "APPENDLIMIT %zu", s->l->cfg->limits.message_size);
+	}
+#undef SEP
+	buf_append_str(b, ")");
+	return 0;
+}
+
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 {
 	struct imap_status_request req;
 	struct imap_parse_error err;
 	struct store_mailbox mb = { 0 };
-	struct status_count c = { 0 };
 	const char *error = NULL;
 	struct buf b;
 	char *name;
@@ -457,64 +708,16 @@ void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 			imap_tagged(s, "NO", "[SERVERBUG] STATUS failed, try again later");
 		return;
 	}
-	if ((req.items & (IMAP_STATUS_UNSEEN | IMAP_STATUS_DELETED)) &&
-	    store_message_list(s->l->store, mb.id, 1, status_count_one, &c, &error) < 0) {
-		store_mailbox_clear(&mb);
+	buf_init(&b, BUF_UNLIMITED);
+	rc = status_format(s, &mb, req.items, &b);
+	store_mailbox_clear(&mb);
+	if (rc < 0) {
+		buf_free(&b);
 		imap_tagged(s, "NO", "[SERVERBUG] STATUS failed, try again later");
 		return;
 	}
-	buf_init(&b, BUF_UNLIMITED);
-	buf_append_str(&b, "STATUS ");
-	imap_mailbox_to_wire(s, &b, mb.name);
-	buf_append_str(&b, " (");
-	size_t start = b.len;
-#define SEP() do { if (b.len > start) buf_append_str(&b, " "); } while (0)
-	if (req.items & IMAP_STATUS_MESSAGES) {
-		SEP();
-		buf_printf(&b, "MESSAGES %u", mb.messages);
-	}
-	if (req.items & IMAP_STATUS_RECENT) {
-		uint32_t recent = 0;
-		/* the \Recent marks of other sessions are theirs; ours are known */
-		if (s->view != NULL && s->view->mailbox_id == mb.id)
-			for (uint32_t i = 0; i < s->view->count; i++)
-				recent += s->view->msgs[i].recent;
-		SEP();
-		buf_printf(&b, "RECENT %u", recent);
-	}
-	if (req.items & IMAP_STATUS_UIDNEXT) {
-		SEP();
-		buf_printf(&b, "UIDNEXT %u", mb.uidnext);
-	}
-	if (req.items & IMAP_STATUS_UIDVALIDITY) {
-		SEP();
-		buf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
-	}
-	if (req.items & IMAP_STATUS_UNSEEN) {
-		SEP();
-		buf_printf(&b, "UNSEEN %u", c.unseen);
-	}
-	if (req.items & IMAP_STATUS_DELETED) {
-		SEP();
-		buf_printf(&b, "DELETED %u", c.deleted);
-	}
-	if (req.items & IMAP_STATUS_SIZE) {
-		SEP();
-		buf_printf(&b, "SIZE %lld", (long long)mb.bytes);
-	}
-	if (req.items & IMAP_STATUS_HIGHESTMODSEQ) {
-		SEP();
-		buf_printf(&b, "HIGHESTMODSEQ %llu", (unsigned long long)mb.highestmodseq);
-	}
-	if (req.items & IMAP_STATUS_APPENDLIMIT) {
-		SEP();
-		buf_printf(&b, "APPENDLIMIT %zu", s->l->cfg->limits.message_size);
-	}
-#undef SEP
-	buf_append_str(&b, ")");
 	imap_untagged(s, "%s", buf_cstr(&b));
 	buf_free(&b);
-	store_mailbox_clear(&mb);
 	imap_tagged(s, "OK", "STATUS completed");
 }
 
@@ -579,7 +782,31 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	char *name, *flags;
 	int rc;
 
-	if (imap_append_parse(cmd->args, cmd->nargs, &s->arena, &req, &err) < 0) {
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->nargs;
+
+	/* RFC 6855 4: "UTF8 (literal)" carries a message with UTF-8 headers;
+	 * we store it as is, so it becomes the plain literal form */
+	if (nargs >= 3 && imap_arg_atom_is(&args[nargs - 2], "UTF8")) {
+		const struct imap_arg *l = &args[nargs - 1];
+		struct imap_arg *copy;
+
+		if (!s->utf8) {
+			imap_bad(s, "APPEND UTF8 needs ENABLE UTF8=ACCEPT");
+			return;
+		}
+		if (l->type != IMAP_ARG_LIST || l->count != 1 ||
+		    l->children[0].type != IMAP_ARG_LITERAL) {
+			imap_bad(s, "Syntax: APPEND mailbox [flags] [date] UTF8 (literal)");
+			return;
+		}
+		copy = imap_arena_alloc(&s->arena, (nargs - 1) * sizeof(*copy));
+		memcpy(copy, args, (nargs - 2) * sizeof(*copy));
+		copy[nargs - 2] = l->children[0];
+		args = copy;
+		nargs--;
+	}
+	if (imap_append_parse(args, nargs, &s->arena, &req, &err) < 0) {
 		imap_parse_failed(s, &err);
 		return;
 	}

@@ -1,18 +1,39 @@
 /* SEARCH / UID SEARCH (RFC 9051 6.4.4, RFC 3501 6.4.4): evaluation of the
- * parsed search program over the selected mailbox's view.
+ * parsed search program over the selected mailbox's view, with ESEARCH
+ * results (RFC 4731, RFC 9051 7.3.4) and the CONDSTORE MODSEQ criterion
+ * (RFC 7162 3.1.5).
  *
- * Keys answered here from the view alone: ALL, sequence sets, UID, the
- * flag keys (ANSWERED DELETED DRAFT FLAGGED SEEN and their UN- forms,
- * KEYWORD / UNKEYWORD, NEW OLD RECENT), LARGER / SMALLER, BEFORE / ON /
- * SINCE (internal date, in UTC days), and AND / OR / NOT.  The header,
- * text and sent-date keys and MODSEQ answer NO [CANNOT] for now: they go
- * in key_eval() (search_key_needs_text lists them) with the full-text
- * index.  Results: "* SEARCH" in rev1, "* ESEARCH (TAG ..) [UID] ALL set"
- * after ENABLE IMAP4rev2 (RFC 9051 7.3.4). */
+ * Keys answered from the view: ALL, sequence sets, UID, the flag keys,
+ * KEYWORD / UNKEYWORD, NEW OLD RECENT, LARGER / SMALLER, BEFORE / ON /
+ * SINCE (internal date, in UTC days), MODSEQ, AND / OR / NOT.
+ * BCC CC FROM SUBJECT TO HEADER BODY TEXT are answered by the store's
+ * full-text index (store/search.h: substring of decoded text, compared
+ * with i;unicode-casemap folding): each such key is looked up once, before
+ * the walk over the view, into a sorted UID list.  SENTBEFORE / SENTON /
+ * SENTSINCE read the Date field of the message header (only the header
+ * section of the file), compare the date as written there (time and zone
+ * disregarded, RFC 3501 6.4.4) and fall back to the internal date when
+ * the field is missing or unparseable, as Dovecot does.
+ *
+ * Results: "* SEARCH n..." in rev1 (with "(MODSEQ n)" when a MODSEQ key
+ * was used, RFC 7162 3.1.5); "* ESEARCH (TAG "t") [UID] MIN MAX COUNT ALL
+ * [MODSEQ]" for RETURN (...) and always after ENABLE IMAP4rev2.  SAVE
+ * (RFC 5182) is not offered. */
 #include "imap/imap-private.h"
+#include "lib/log.h"
+#include "mail/date.h"
+#include "mail/header.h"
+#include "mail/imap-string.h"
+#include "store/search.h"
+#include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define SEARCH_HEADER_READ_MAX (1024 * 1024) /* header bytes read for SENT* */
 
 /* Resolve every set in the tree against the current view, in place. */
 static void resolve_sets(struct imap_session *s, struct imap_search_key *k)
@@ -33,12 +54,159 @@ static void resolve_sets(struct imap_session *s, struct imap_search_key *k)
 		resolve_sets(s, &k->children[i]);
 }
 
-/* 1 match, 0 no match, -1 key not supported yet. */
-static int key_eval(struct imap_session *s, const struct imap_search_key *k, uint32_t seq,
+/* A text key's answer from the index. */
+struct text_hits {
+	const struct imap_search_key *key;
+	uint32_t *uids;             /* ascending */
+	size_t count, alloc;
+};
+
+struct search_ctx {
+	struct imap_session *s;
+	struct text_hits *texts;
+	size_t ntexts, texts_alloc;
+	int64_t *sent_day;          /* per message: day of the Date field, INT64_MIN unknown */
+};
+
+static int text_hit(void *ctx, uint32_t uid)
+{
+	struct text_hits *t = ctx;
+
+	if (t->count == t->alloc) {
+		t->alloc = t->alloc ? t->alloc * 2 : 64;
+		t->uids = xrealloc(t->uids, t->alloc * sizeof(*t->uids));
+	}
+	t->uids[t->count++] = uid;
+	return 0;
+}
+
+static bool text_key(enum imap_search_type t, enum store_search_field *f_r)
+{
+	switch (t) {
+	case IMAP_SK_BCC: *f_r = STORE_SEARCH_BCC; return true;
+	case IMAP_SK_CC: *f_r = STORE_SEARCH_CC; return true;
+	case IMAP_SK_FROM: *f_r = STORE_SEARCH_FROM; return true;
+	case IMAP_SK_TO: *f_r = STORE_SEARCH_TO; return true;
+	case IMAP_SK_SUBJECT: *f_r = STORE_SEARCH_SUBJECT; return true;
+	case IMAP_SK_HEADER: *f_r = STORE_SEARCH_HEADER; return true;
+	case IMAP_SK_BODY: *f_r = STORE_SEARCH_BODY; return true;
+	case IMAP_SK_TEXT: *f_r = STORE_SEARCH_TEXT; return true;
+	default: return false;
+	}
+}
+
+/* Look every text key of the tree up in the index.  0, -1 with *error_r
+ * (store failure), -2 when a needle is not UTF-8 (BADCHARSET). */
+static int lookup_texts(struct search_ctx *c, const struct imap_search_key *k,
+			const char **error_r)
+{
+	enum store_search_field f;
+
+	if (text_key(k->type, &f)) {
+		struct slice needle = k->type == IMAP_SK_HEADER ? k->str2 : k->str;
+		char *n, *hname = NULL;
+		int rc;
+
+		if (!imap_utf8_valid(needle))
+			return -2;
+		if (c->ntexts == c->texts_alloc) {
+			c->texts_alloc = c->texts_alloc ? c->texts_alloc * 2 : 8;
+			c->texts = xrealloc(c->texts, c->texts_alloc * sizeof(*c->texts));
+		}
+		struct text_hits *t = &c->texts[c->ntexts++];
+		*t = (struct text_hits){ .key = k };
+		n = slice_dup(needle);
+		if (k->type == IMAP_SK_HEADER)
+			hname = slice_dup(k->str);
+		rc = store_search_text(c->s->l->store, c->s->view->mailbox_id, f, hname, n, text_hit,
+				       t, error_r);
+		free(n);
+		free(hname);
+		if (rc < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < k->count; i++) {
+		int rc = lookup_texts(c, &k->children[i], error_r);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static bool text_matches(const struct search_ctx *c, const struct imap_search_key *k,
+			 uint32_t uid)
+{
+	for (size_t i = 0; i < c->ntexts; i++) {
+		const struct text_hits *t = &c->texts[i];
+		if (t->key != k)
+			continue;
+		size_t lo = 0, hi = t->count;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (t->uids[mid] < uid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return lo < t->count && t->uids[lo] == uid;
+	}
+	return false;
+}
+
+static int64_t day_of(time_t t)
+{
+	return (int64_t)(t >= 0 ? t / 86400 : (t - 86399) / 86400);
+}
+
+/* The day (days since the epoch) of the message's Date field as written
+ * there, or of its internal date when it has none we can parse. */
+static int64_t sent_day(struct search_ctx *c, uint32_t seq, const struct imap_msg *m)
+{
+	struct buf h;
+	struct header_field f;
+	time_t t;
+	int tz = 0, fd;
+	int64_t day = day_of(m->internal_date);
+	char chunk[8192];
+
+	if (c->sent_day == NULL) {
+		size_t n = c->s->view->count ? c->s->view->count : 1;
+		c->sent_day = xmalloc(n * sizeof(*c->sent_day));
+		for (size_t i = 0; i < n; i++)
+			c->sent_day[i] = INT64_MIN;
+	}
+	if (c->sent_day[seq - 1] != INT64_MIN)
+		return c->sent_day[seq - 1];
+	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		buf_init(&h, BUF_UNLIMITED);
+		/* the header section only: stop at its end or at the cap */
+		while (h.len < SEARCH_HEADER_READ_MAX) {
+			ssize_t r = read(fd, chunk, sizeof(chunk));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			buf_append(&h, chunk, (size_t)r);
+			if (header_section_length(buf_cstr(&h), h.len) < h.len)
+				break;
+		}
+		close(fd);
+		if (header_find(buf_cstr(&h), h.len, "Date", &f, NULL) == 1 &&
+		    date_parse_rfc5322(f.value.p, f.value.len, &t, &tz) == 0)
+			day = day_of(t + (time_t)tz * 60);
+		buf_free(&h);
+	}
+	c->sent_day[seq - 1] = day;
+	return day;
+}
+
+/* 1 match, 0 no match. */
+static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint32_t seq,
 		    const struct imap_msg *m)
 {
-	int64_t day = (int64_t)(m->internal_date >= 0 ? m->internal_date / 86400
-						       : (m->internal_date - 86399) / 86400);
+	int64_t day = day_of(m->internal_date);
+	enum store_search_field f;
 	int r;
 
 	switch (k->type) {
@@ -95,10 +263,29 @@ static int key_eval(struct imap_session *s, const struct imap_search_key *k, uin
 		return day == imap_date_days(&k->date);
 	case IMAP_SK_SINCE:
 		return day >= imap_date_days(&k->date);
+	case IMAP_SK_SENTBEFORE:
+		return sent_day(s, seq, m) < imap_date_days(&k->date);
+	case IMAP_SK_SENTON:
+		return sent_day(s, seq, m) == imap_date_days(&k->date);
+	case IMAP_SK_SENTSINCE:
+		return sent_day(s, seq, m) >= imap_date_days(&k->date);
+	case IMAP_SK_MODSEQ:
+		/* RFC 7162 3.1.5: modseq >= n; the entry (per-flag modseq) is
+		 * answered with the message's modseq, which bounds every entry */
+		return m->modseq >= k->number;
 	default:
-		/* BCC BODY CC FROM SUBJECT TEXT TO HEADER, SENT*, MODSEQ: later */
-		return -1;
+		if (text_key(k->type, &f))
+			return text_matches(s, k, m->uid);
+		return 0;
 	}
+}
+
+static void search_ctx_free(struct search_ctx *c)
+{
+	for (size_t i = 0; i < c->ntexts; i++)
+		free(c->texts[i].uids);
+	free(c->texts);
+	free(c->sent_day);
 }
 
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
@@ -106,52 +293,74 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 	struct imap_search_program prog;
 	struct imap_parse_error err;
 	struct imap_view *v = s->view;
+	struct search_ctx c = { .s = s };
+	const char *error = NULL;
 	uint32_t *hits;
+	uint64_t max_modseq = 0;
 	size_t n = 0;
 	struct buf b;
+	int rc;
 
 	if (imap_search_parse(cmd->args, cmd->nargs, &s->arena, &prog, &err) < 0) {
 		imap_parse_failed(s, &err);
 		return;
 	}
-	if (prog.esearch && !s->rev2) {
-		imap_bad(s, "SEARCH RETURN is not supported");
+	if (prog.ret & IMAP_SEARCH_RET_SAVE) {
+		imap_bad(s, "SEARCH RETURN (SAVE) is not supported");
 		return;
 	}
+	if (prog.uses_modseq)
+		imap_condstore_enable(s);   /* RFC 7162 3.1 */
 	resolve_sets(s, &prog.root);
+	rc = lookup_texts(&c, &prog.root, &error);
+	if (rc < 0) {
+		search_ctx_free(&c);
+		if (rc == -2) {
+			imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Search text is not UTF-8");
+		} else {
+			log_warn("imap", "sid=%s event=search_failed error=%s", s->id,
+				 log_quote(error ? error : ""));
+			imap_tagged(s, "NO", "[SERVERBUG] Search failed, try again later");
+		}
+		return;
+	}
 	hits = imap_arena_alloc(&s->arena, (size_t)(v->count ? v->count : 1) * sizeof(*hits));
 	for (uint32_t i = 0; i < v->count; i++) {
-		int r = key_eval(s, &prog.root, i + 1, &v->msgs[i]);
-		if (r < 0) {
-			imap_tagged(s, "NO", "[CANNOT] This search key is not supported yet");
-			return;
-		}
-		if (r > 0 && !v->msgs[i].expunged)
-			hits[n++] = cmd->uid ? v->msgs[i].uid : i + 1;
+		if (v->msgs[i].expunged || key_eval(&c, &prog.root, i + 1, &v->msgs[i]) <= 0)
+			continue;
+		hits[n++] = cmd->uid ? v->msgs[i].uid : i + 1;
+		if (v->msgs[i].modseq > max_modseq)
+			max_modseq = v->msgs[i].modseq;
 	}
+	search_ctx_free(&c);
 	buf_init(&b, BUF_UNLIMITED);
-	if (s->rev2) {
-		/* RFC 9051 7.3.4: ESEARCH; RETURN () and no RETURN mean ALL */
+	if (s->rev2 || prog.esearch) {
+		/* RFC 4731 3.1, RFC 9051 7.3.4: RETURN () and no RETURN mean ALL */
 		unsigned ret = prog.esearch && prog.ret != 0 ? prog.ret : IMAP_SEARCH_RET_ALL;
-		buf_append_str(&b, "ESEARCH (TAG \"");
-		buf_append_str(&b, s->tag != NULL ? s->tag : "");
-		buf_append_str(&b, "\")");
+		buf_append_str(&b, "ESEARCH (TAG ");
+		imap_append_string(&b, s->tag != NULL ? s->tag : "", s->tag != NULL ? strlen(s->tag) : 0);
+		buf_append_str(&b, ")");
 		if (cmd->uid)
 			buf_append_str(&b, " UID");
 		if ((ret & IMAP_SEARCH_RET_MIN) && n > 0)
 			buf_printf(&b, " MIN %u", hits[0]);
 		if ((ret & IMAP_SEARCH_RET_MAX) && n > 0)
 			buf_printf(&b, " MAX %u", hits[n - 1]);
+		if (ret & IMAP_SEARCH_RET_COUNT)
+			buf_printf(&b, " COUNT %zu", n);
 		if ((ret & IMAP_SEARCH_RET_ALL) && n > 0) {
 			buf_append_str(&b, " ALL ");
 			imap_append_numset(&b, hits, n);
 		}
-		if (ret & IMAP_SEARCH_RET_COUNT)
-			buf_printf(&b, " COUNT %zu", n);
+		/* RFC 7162 3.1.5 */
+		if (prog.uses_modseq && n > 0)
+			buf_printf(&b, " MODSEQ %llu", (unsigned long long)max_modseq);
 	} else {
 		buf_append_str(&b, "SEARCH");
 		for (size_t i = 0; i < n; i++)
 			buf_printf(&b, " %u", hits[i]);
+		if (prog.uses_modseq && n > 0)
+			buf_printf(&b, " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	}
 	imap_untagged(s, "%s", buf_cstr(&b));
 	buf_free(&b);

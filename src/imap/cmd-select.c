@@ -20,6 +20,67 @@ static void append_keywords(struct buf *b, const char *kw)
 	}
 }
 
+/* ---- QRESYNC (RFC 7162 3.2.5) ---- */
+
+struct qresync_ctx {
+	const struct imap_select_request *req;
+	uint32_t *uids;
+	size_t count, alloc;
+};
+
+static bool known_uid(const struct imap_select_request *req, uint32_t uid)
+{
+	return !req->has_known_uids || imap_seqset_contains(&req->known_uids, uid);
+}
+
+static int qresync_expunged(void *ctx, uint32_t uid)
+{
+	struct qresync_ctx *q = ctx;
+
+	if (!known_uid(q->req, uid))
+		return 0;
+	if (q->count == q->alloc) {
+		q->alloc = q->alloc ? q->alloc * 2 : 64;
+		q->uids = xrealloc(q->uids, q->alloc * sizeof(*q->uids));
+	}
+	q->uids[q->count++] = uid;
+	return 0;
+}
+
+/* The client's cache matches our UIDVALIDITY: tell it what was expunged
+ * since its modseq (VANISHED (EARLIER), limited to its known UIDs) and
+ * the flags of every message changed since (FETCH UID FLAGS MODSEQ).  The
+ * seq-match data is only an optimisation of the known UIDs; the expunge
+ * history is complete, so it is not needed. */
+static void select_qresync(struct imap_session *s, const struct imap_select_request *req)
+{
+	struct imap_view *v = s->view;
+	struct qresync_ctx q = { .req = req };
+	const char *error = NULL;
+	struct buf b;
+
+	if (store_expunged_since(s->l->store, v->mailbox_id, req->modseq, qresync_expunged, &q,
+				 &error) < 0)
+		log_warn("imap", "sid=%s event=qresync_failed error=%s", s->id, log_quote(error));
+	buf_init(&b, BUF_UNLIMITED);
+	if (q.count > 0) {
+		imap_append_numset(&b, q.uids, q.count);
+		imap_untagged(s, "VANISHED (EARLIER) %s", buf_cstr(&b));
+	}
+	free(q.uids);
+	for (uint32_t i = 0; i < v->count; i++) {
+		const struct imap_msg *m = &v->msgs[i];
+		if (m->modseq <= req->modseq || !known_uid(req, m->uid))
+			continue;
+		buf_reset(&b);
+		buf_printf(&b, "* %u FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imap_msg_flags(m, &b);
+		buf_printf(&b, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+		imap_send_raw(s, b.data, b.len);
+	}
+	buf_free(&b);
+}
+
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 {
 	struct imap_select_request req;
@@ -34,8 +95,9 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		imap_parse_failed(s, &err);
 		return;
 	}
-	if (req.condstore || req.qresync) {
-		imap_bad(s, "CONDSTORE and QRESYNC are not supported");
+	if (req.qresync && !s->qresync) {
+		/* RFC 7162 3.2.5: only after ENABLE QRESYNC */
+		imap_bad(s, "QRESYNC parameter needs ENABLE QRESYNC first");
 		return;
 	}
 	name = imap_mailbox_from_wire(s, req.mailbox);
@@ -46,7 +108,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 	if (s->view != NULL) {
 		imap_view_close(s);
 		/* RFC 9051 6.3.2 / RFC 7162 3.2.11 */
-		if (s->rev2)
+		if (s->rev2 || s->qresync)
 			imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
 	rc = imap_view_open(s, name, readonly, &error);
@@ -62,6 +124,8 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	free(name);
+	if (req.condstore || req.qresync)
+		s->condstore = true;   /* RFC 7162 3.1.8: HIGHESTMODSEQ follows anyway */
 
 	struct imap_view *v = s->view;
 	kw = store_mailbox_keywords(s->l->store, v->mailbox_id, &error);
@@ -103,6 +167,8 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		imap_untagged(s, "%s", buf_cstr(&b));
 		buf_free(&b);
 	}
+	if (req.qresync && req.uidvalidity == v->uidvalidity)
+		select_qresync(s, &req);
 	imap_tagged(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		    readonly ? "EXAMINE" : "SELECT");
 }

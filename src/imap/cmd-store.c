@@ -54,6 +54,42 @@ struct store_ctx {
 	bool silent;
 };
 
+/* " [MODIFIED set]" (RFC 7162 3.1.3) for the UIDs of r that failed the
+ * UNCHANGEDSINCE test: sequence numbers for STORE, UIDs for UID STORE. */
+static void append_modified(struct imap_session *s, const uint32_t *muids, size_t n,
+			    struct buf *out)
+{
+	uint32_t *ids = xmalloc((n ? n : 1) * sizeof(*ids));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t seq = imap_view_seq_of(s->view, muids[i]);
+		if (seq != 0)
+			ids[k++] = s->cur_uid ? muids[i] : seq;
+	}
+	/* ascending either way: UIDs and sequence numbers grow together */
+	for (size_t i = 1; i < k; i++)
+		for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+			uint32_t t = ids[j];
+			ids[j] = ids[j - 1];
+			ids[j - 1] = t;
+		}
+	if (k > 0) {
+		buf_append_str(out, "[MODIFIED ");
+		imap_append_numset(out, ids, k);
+		buf_append_str(out, "] ");
+	}
+	free(ids);
+}
+
+static bool uid_listed(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (uids[i] == uid)
+			return true;
+	return false;
+}
+
 static void store_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
@@ -67,25 +103,36 @@ static void store_done(void *ctx, const struct store_write_result *r)
 	if (r->status < 0) {
 		imap_store_failed(s, "STORE", r->code, r->error);
 	} else {
-		struct buf b;
+		struct buf b, mod;
 		imap_view_refresh_skip(s, s->cur_uid, c->uids, c->count);
 		buf_init(&b, BUF_UNLIMITED);
-		for (size_t i = 0; i < c->count && !c->silent; i++) {
+		buf_init(&mod, BUF_UNLIMITED);
+		for (size_t i = 0; i < c->count; i++) {
 			uint32_t seq = imap_view_seq_of(s->view, c->uids[i]);
-			if (seq == 0)
+			if (seq == 0 || uid_listed(r->modified_uids, r->modified_count, c->uids[i]))
 				continue;
 			const struct imap_msg *m = &s->view->msgs[seq - 1];
+			if (c->silent && !s->condstore)
+				continue;
 			buf_reset(&b);
 			buf_printf(&b, "* %u FETCH (", seq);
 			if (s->cur_uid)
 				buf_printf(&b, "UID %u ", m->uid);
-			buf_append_str(&b, "FLAGS ");
-			imap_msg_flags(m, &b);
+			if (!c->silent) {
+				buf_append_str(&b, "FLAGS ");
+				imap_msg_flags(m, &b);
+			}
+			/* RFC 7162 3.1.3: MODSEQ even with .SILENT */
+			if (s->condstore)
+				buf_printf(&b, "%sMODSEQ (%llu)", c->silent ? "" : " ",
+					   (unsigned long long)m->modseq);
 			buf_append_str(&b, ")\r\n");
 			imap_send_raw(s, b.data, b.len);
 		}
+		append_modified(s, r->modified_uids, r->modified_count, &mod);
 		buf_free(&b);
-		imap_tagged(s, "OK", "%sSTORE completed", s->cur_uid ? "UID " : "");
+		imap_tagged(s, "OK", "%s%sSTORE completed", buf_cstr(&mod), s->cur_uid ? "UID " : "");
+		buf_free(&mod);
 	}
 	if (imap_session_unref(s))
 		imap_resume(s);
@@ -105,16 +152,23 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 		imap_parse_failed(s, &err);
 		return;
 	}
-	if (req.unchangedsince_given) {
-		imap_bad(s, "UNCHANGEDSINCE needs CONDSTORE, which is not supported");
-		return;
-	}
 	if (imap_view_resolve(s, &req.set, cmd->uid, &seqs, &nseqs) < 0) {
 		imap_bad(s, "Invalid sequence number (mailbox has %u messages)", s->view->count);
 		return;
 	}
 	c->uids = seqs_to_uids(s, seqs, nseqs, &c->count);
 	c->silent = req.silent;
+	if (req.unchangedsince_given)
+		imap_condstore_enable(s);   /* RFC 7162 3.1 */
+	if (req.unchangedsince_given && req.unchangedsince == 0 && c->count > 0) {
+		/* every message has a modseq above 0: all fail the test */
+		struct buf mod;
+		buf_init(&mod, BUF_UNLIMITED);
+		append_modified(s, c->uids, c->count, &mod);
+		imap_tagged(s, "OK", "%s%sSTORE completed", buf_cstr(&mod), cmd->uid ? "UID " : "");
+		buf_free(&mod);
+		return;
+	}
 	if (c->count == 0) {
 		imap_tagged(s, "OK", "%sSTORE completed", cmd->uid ? "UID " : "");
 		return;
@@ -126,7 +180,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	s->waiting = true;
 	imap_session_ref(s);
 	if (store_flags_update(s->l->store, s->base, s->view->mailbox_id, c->uids, c->count, mode,
-			       flags, 0, store_done, s) < 0) {
+			       flags, req.unchangedsince_given ? req.unchangedsince : 0, store_done,
+			       s) < 0) {
 		s->waiting = false;
 		s->pump_ctx = NULL;
 		imap_session_unref(s);

@@ -106,7 +106,8 @@ struct imap_session {
 	unsigned auth_failures;
 	unsigned commands;
 	bool rev2;              /* ENABLE IMAP4rev2 */
-	bool utf8;              /* mailbox names in UTF-8 (rev2) */
+	bool utf8;              /* mailbox names in UTF-8 (rev2 or UTF8=ACCEPT) */
+	bool utf8_accept;       /* ENABLE UTF8=ACCEPT (RFC 6855) */
 	bool condstore;         /* CONDSTORE enabled (RFC 7162 3.1): MODSEQ in flag FETCHes */
 	bool qresync;           /* ENABLE QRESYNC (RFC 7162 3.2): VANISHED, not EXPUNGE */
 

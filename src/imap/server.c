@@ -367,6 +367,10 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	}
 	buf_append_str(out, " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN"
 			    " SPECIAL-USE");
+	/* mailbox-management extensions (cmd-mailbox.c, cmd-auth.c) */
+	buf_append_str(out, " LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE STATUS=SIZE UTF8=ACCEPT");
+	/* FETCH / SEARCH / STORE / SELECT extensions (cmd-fetch.c, cmd-search.c, ...) */
+	buf_append_str(out, " CONDSTORE QRESYNC ESEARCH BINARY");
 	buf_printf(out, " APPENDLIMIT=%zu", s->l->cfg->limits.message_size);
 }
 

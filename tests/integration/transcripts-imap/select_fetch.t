@@ -42,7 +42,8 @@ C: a10 UID SEARCH KEYWORD $Work
 S: * SEARCH 2
 S: a10 OK UID SEARCH completed
 C: a11 SEARCH SUBJECT foo
-S: a11 NO [CANNOT] *
+S: * SEARCH
+S: a11 OK SEARCH completed
 C: a12 COPY 1:2 Trash
 S~ ^a12 OK \[COPYUID \d+ 1:2 1:2\] COPY completed
 C: a13 COPY 1 Nowhere

@@ -1,0 +1,37 @@
+# SEARCH text keys over the index, ESEARCH in rev1 (RFC 4731) and the
+# rev2 reply, BADCHARSET.
+@port imaps
+S: * OK *
+C: a1 LOGIN @USER@ pw-Secret-1
+S: a1 OK *
+C: a2 EXAMINE INBOX
+DRAIN~ ^\* 
+S: a2 OK [READ-ONLY] EXAMINE completed
+C: a3 SEARCH SUBJECT "MESSAGE 2"
+S: * SEARCH 2
+S: a3 OK SEARCH completed
+C: a4 UID SEARCH BODY "body" NOT FROM nobody
+S: * SEARCH 1 2
+S: a4 OK UID SEARCH completed
+C: a5 SEARCH RETURN (MIN MAX COUNT ALL) TEXT message
+S: * ESEARCH (TAG "a5") MIN 1 MAX 2 COUNT 2 ALL 1:2
+S: a5 OK SEARCH completed
+C: a6 SEARCH RETURN (MAX) HEADER Subject 1
+S: * ESEARCH (TAG "a6") MAX 1
+S: a6 OK SEARCH completed
+C: a7 SEARCH RETURN (ALL) SUBJECT absent
+S: * ESEARCH (TAG "a7")
+S: a7 OK SEARCH completed
+C: a8 SEARCH CHARSET ISO-8859-1 SUBJECT x
+S: a8 NO [BADCHARSET (UTF-8 US-ASCII)] *
+C: a9 SEARCH RETURN (SAVE) ALL
+S: a9 BAD *
+C: a10 ENABLE IMAP4rev2
+S: * ENABLED IMAP4rev2
+S: a10 OK *
+C: a11 UID SEARCH SUBJECT message
+S: * ESEARCH (TAG "a11") UID ALL 1:2
+S: a11 OK UID SEARCH completed
+C: a12 LOGOUT
+S: * BYE *
+S: a12 OK *
