@@ -60,6 +60,7 @@ DATA=$(sed -n 's/^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"\(.*\)";.*/\1/p'
 case ${DATA:-data} in /*) ;; *) DATA=$PWD/$DIR/${DATA:-data} ;; esac
 SMTP=$((25 + OFFSET)); SUB=$((587 + OFFSET)); SUBS=$((465 + OFFSET))
 POP3=$((110 + OFFSET)); POP3S=$((995 + OFFSET))
+IMAP=$((143 + OFFSET)); IMAPS=$((993 + OFFSET))
 
 cat <<EOF
 
@@ -70,6 +71,8 @@ cat <<EOF
   submission (TLS)   127.0.0.1:$SUBS   implicit TLS
   POP3               127.0.0.1:$POP3   STLS, then USER/PASS or AUTH
   POP3 (TLS)         127.0.0.1:$POP3S   implicit TLS
+  IMAP               127.0.0.1:$IMAP   STARTTLS, then LOGIN or AUTHENTICATE
+  IMAP (TLS)         127.0.0.1:$IMAPS   implicit TLS
   user               $USER
   password           $PASSWORD
 
@@ -83,8 +86,10 @@ cat <<EOF
           --from $USER --to $USER
   (This demo also allows AUTH without TLS from this machine: drop --tls.)
 
-  Read the mail with a mail client set up for POP3 on 127.0.0.1:$POP3S
-  (SSL/TLS), or list it with curl:
+  Read the mail with a mail client (Thunderbird, mutt, ...) set up for IMAP
+  on 127.0.0.1:$IMAPS or POP3 on 127.0.0.1:$POP3S (SSL/TLS, user and password
+  above), or look with curl:
+    curl -k imaps://127.0.0.1:$IMAPS/INBOX -u '$USER:$PASSWORD'
     curl -k pop3s://127.0.0.1:$POP3S/ -u '$USER:$PASSWORD'
 
   Stored messages land under $DATA/, one file per copy
