@@ -82,7 +82,7 @@ void imap_cmd_id(struct imap_session *s, const struct imap_command *cmd)
 			}
 			if (!nil && (slice_eq_ci(f, "name") || slice_eq_ci(f, "version"))) {
 				char *val = xstrndup(v.p, v.len > 64 ? 64 : v.len);
-				log_info("imap", "sid=%s event=client_id field=%s value=%s", s->id,
+				log_info("imap", "sid=%s event=client_id field=%s value=%s", s->c.id,
 					 slice_eq_ci(f, "name") ? "name" : "version", log_quote(val));
 				free(val);
 			}
@@ -161,7 +161,7 @@ void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
 		imap_bad(s, "STARTTLS takes no arguments");
 		return;
 	}
-	if (s->ssl != NULL) {
+	if (s->c.ssl != NULL) {
 		imap_bad(s, "TLS already active");
 		return;
 	}
@@ -172,10 +172,10 @@ void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
 	imap_tagged(s, "OK", "Begin TLS negotiation now");
 	/* RFC 9051 6.2.1 / the CVE-2011-0411 class: whatever the client sent
 	 * after STARTTLS came in plaintext and must not be acted upon */
-	in = bufferevent_get_input(s->bev);
+	in = bufferevent_get_input(s->c.bev);
 	pending = evbuffer_get_length(in);
 	if (pending > 0) {
-		log_warn("imap", "sid=%s event=starttls_pipelined ip=%s bytes=%zu", s->id, s->ip,
+		log_warn("imap", "sid=%s event=starttls_pipelined ip=%s bytes=%zu", s->c.id, s->c.ip,
 			 pending);
 		evbuffer_drain(in, pending);
 	}
@@ -189,7 +189,7 @@ void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd)
 		s->reader = imap_reader_create(&lim);
 	}
 	if (imap_start_tls(s) < 0) {
-		log_error("imap", "sid=%s event=tls_setup_failed", s->id);
+		log_error("imap", "sid=%s event=tls_setup_failed", s->c.id);
 		imap_close(s, "TLS setup failed");
 	}
 }
@@ -204,10 +204,10 @@ static void imap_sasl_end(struct imap_session *s)
 
 static void imap_auth_failed(struct imap_session *s, const char *user, const char *reason)
 {
-	auth_penalty_fail(s->ip);
+	auth_penalty_fail(s->c.ip);
 	s->auth_failures++;
 	log_warn("auth", "event=auth_failed proto=imap sid=%s ip=%s user=%s mech=%s reason=%s",
-		 s->id, s->ip, log_quote(user != NULL ? user : ""), s->auth_mech,
+		 s->c.id, s->c.ip, log_quote(user != NULL ? user : ""), s->auth_mech,
 		 log_quote(reason != NULL ? reason : "failed"));
 	imap_sasl_end(s);
 	imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
@@ -231,19 +231,19 @@ static void imap_auth_cb(void *ctx, const struct auth_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_sasl_end(s);
 		imap_session_unref(s);
 		return;
 	}
-	s->waiting = false;
+	s->c.waiting = false;
 	switch (r->status) {
 	case AUTH_SASL_CONTINUE:
 		s->in_sasl = true;
 		imap_send_continuation(s, r->out, r->out_len);
 		break;
 	case AUTH_SASL_OK:
-		auth_penalty_success(s->ip);
+		auth_penalty_success(s->c.ip);
 		if (r->out_len > 0) {
 			/* SCRAM's server-final in a last continuation; the client
 			 * answers with an empty line (RFC 9051 6.2.2) */
@@ -265,20 +265,20 @@ static void imap_auth_cb(void *ctx, const struct auth_result *r)
 		break;
 	case AUTH_SASL_ERROR:
 	default:
-		log_info("auth", "event=auth_error proto=imap sid=%s ip=%s mech=%s reason=%s", s->id,
-			 s->ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
+		log_info("auth", "event=auth_error proto=imap sid=%s ip=%s mech=%s reason=%s", s->c.id,
+			 s->c.ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
 		imap_sasl_end(s);
 		imap_bad(s, "Malformed authentication exchange");
 		break;
 	}
-	if (imap_session_unref(s) && !s->waiting)
+	if (imap_session_unref(s) && !s->c.waiting)
 		imap_resume(s);
 }
 
 static void imap_sasl_step(struct imap_session *s, const unsigned char *in, size_t len,
 			   bool have_input)
 {
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
 	auth_sasl_step(s->sasl, in, len, have_input, imap_auth_cb, s);
 }
@@ -323,7 +323,7 @@ static void imap_auth_begin(struct imap_session *s, struct imap_auth_start *a)
 {
 	const char *mech = a->plain != NULL ? "PLAIN" : s->auth_mech;
 
-	s->sasl = auth_sasl_begin(mech, s->l->store, s->l->pool, s->base);
+	s->sasl = auth_sasl_begin(mech, s->l->store, s->l->pool, s->c.base);
 	if (s->sasl == NULL || strcasecmp(mech, "LOGIN") == 0) {
 		auth_sasl_free(&s->sasl);
 		imap_tagged(s, "NO", "[CANNOT] Unsupported authentication mechanism");
@@ -345,17 +345,17 @@ static void imap_auth_delay_done(evutil_socket_t fd, short what, void *ctx)
 	struct imap_auth_start *a = ctx;
 	struct imap_session *s = a->s;
 
-	s->waiting = false;
-	if (!s->closed)
+	s->c.waiting = false;
+	if (!s->c.closed)
 		imap_auth_begin(s, a);
 	imap_auth_start_free(a);
-	if (imap_session_unref(s) && !s->waiting)
+	if (imap_session_unref(s) && !s->c.waiting)
 		imap_resume(s);
 }
 
 static void imap_auth_schedule(struct imap_session *s, struct imap_auth_start *a)
 {
-	unsigned delay = auth_penalty_delay_ms(s->ip);
+	unsigned delay = auth_penalty_delay_ms(s->c.ip);
 
 	a->s = s;
 	if (delay == 0) {
@@ -366,8 +366,8 @@ static void imap_auth_schedule(struct imap_session *s, struct imap_auth_start *a
 	struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
-	s->delay_ev = evtimer_new(s->base, imap_auth_delay_done, a);
-	s->waiting = true;
+	s->delay_ev = evtimer_new(s->c.base, imap_auth_delay_done, a);
+	s->c.waiting = true;
 	imap_session_ref(s);
 	evtimer_add(s->delay_ev, &tv);
 }

@@ -607,12 +607,12 @@ static void fetch_one(struct imap_session *s, struct fetch_ctx *c, uint32_t seq)
 static void fetch_pump(struct imap_session *s)
 {
 	struct fetch_ctx *c = s->pump_ctx;
-	bool was_waiting = s->waiting;
+	bool was_waiting = s->c.waiting;
 
-	while (c->next < c->count && !s->closed) {
+	while (c->next < c->count && !s->c.closed) {
 		if (imap_output_pending(s) > IMAP_OUTPUT_PAUSE) {
 			s->pump = fetch_pump;
-			s->waiting = true;
+			s->c.waiting = true;
 			return;
 		}
 		uint32_t seq = c->seqs[c->next++];
@@ -621,7 +621,7 @@ static void fetch_pump(struct imap_session *s)
 	}
 	s->pump = NULL;
 	s->pump_ctx = NULL;
-	if (s->closed)
+	if (s->c.closed)
 		return;
 	if (c->unknown_cte)
 		imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding in a part");
@@ -637,12 +637,12 @@ static void fetch_seen_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed || s->view == NULL) {
+	if (s->c.closed || s->view == NULL) {
 		imap_session_unref(s);
 		return;
 	}
 	if (r->status < 0)
-		log_warn("imap", "sid=%s event=set_seen_failed error=%s", s->id,
+		log_warn("imap", "sid=%s event=set_seen_failed error=%s", s->c.id,
 			 log_quote(r->error ? r->error : ""));
 	/* take in the new flags without separate FETCH responses: the FETCH
 	 * responses below carry them */
@@ -683,7 +683,7 @@ static void fetch_vanished(struct imap_session *s, struct fetch_ctx *c)
 			    &s->arena, &r);
 	if (store_expunged_since(s->l->store, s->view->mailbox_id, c->req.changedsince,
 				 vanished_one, &v, &error) < 0)
-		log_warn("imap", "sid=%s event=vanished_failed error=%s", s->id, log_quote(error));
+		log_warn("imap", "sid=%s event=vanished_failed error=%s", s->c.id, log_quote(error));
 	if (v.count > 0) {
 		struct buf b;
 		buf_init(&b, BUF_UNLIMITED);
@@ -751,12 +751,12 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		if (n > 0) {
 			c->seen_changed = uids;
 			c->nseen_changed = n;
-			s->waiting = true;
+			s->c.waiting = true;
 			imap_session_ref(s);
-			if (store_flags_update(s->l->store, s->base, s->view->mailbox_id, uids, n,
+			if (store_flags_update(s->l->store, s->c.base, s->view->mailbox_id, uids, n,
 					       STORE_FLAGS_ADD, "\\Seen", 0, fetch_seen_done, s) == 0)
 				return;
-			s->waiting = false;
+			s->c.waiting = false;
 			imap_session_unref(s);
 			c->nseen_changed = 0;
 		}

@@ -22,7 +22,7 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd)
 
 void imap_idle_push(struct imap_session *s)
 {
-	if (!s->idling || s->view == NULL || s->closed)
+	if (!s->idling || s->view == NULL || s->c.closed)
 		return;
 	imap_view_sync(s, true);
 }

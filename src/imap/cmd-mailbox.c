@@ -38,7 +38,7 @@ static void mailbox_write_done(struct imap_session *s, const struct store_write_
 	static void fn(void *ctx, const struct store_write_result *r)       \
 	{                                                                     \
 		struct imap_session *s = ctx;                                 \
-		if (s->closed) {                                              \
+		if (s->c.closed) {                                              \
 			imap_session_unref(s);                                \
 			return;                                               \
 		}                                                             \
@@ -55,7 +55,7 @@ static void delete_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -80,7 +80,7 @@ static void rename_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -103,7 +103,7 @@ static void rename_done(void *ctx, const struct store_write_result *r)
 static bool write_started(struct imap_session *s, int rc)
 {
 	if (rc < 0) {
-		s->waiting = false;
+		s->c.waiting = false;
 		imap_session_unref(s);
 		imap_tagged(s, "NO", "[SERVERBUG] Cannot change the store now, try again later");
 		return false;
@@ -113,7 +113,7 @@ static bool write_started(struct imap_session *s, int rc)
 
 static void write_begin(struct imap_session *s)
 {
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
 }
 
@@ -203,7 +203,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	write_begin(s);
-	write_started(s, store_mailbox_create(s->l->store, s->base, s->user_id, name, use,
+	write_started(s, store_mailbox_create(s->l->store, s->c.base, s->user_id, name, use,
 					      create_done, s));
 	free(name);
 }
@@ -227,7 +227,7 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	write_begin(s);
-	write_started(s, store_mailbox_delete(s->l->store, s->base, s->user_id, name,
+	write_started(s, store_mailbox_delete(s->l->store, s->c.base, s->user_id, name,
 					      delete_done, s));
 	free(name);
 }
@@ -255,7 +255,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	write_begin(s);
-	write_started(s, store_mailbox_rename(s->l->store, s->base, s->user_id, from, to,
+	write_started(s, store_mailbox_rename(s->l->store, s->c.base, s->user_id, from, to,
 					      rename_done, s));
 	free(from);
 	free(to);
@@ -276,7 +276,7 @@ void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	write_begin(s);
-	write_started(s, store_subscribe(s->l->store, s->base, s->user_id, name, sub,
+	write_started(s, store_subscribe(s->l->store, s->c.base, s->user_id, name, sub,
 					 sub ? subscribe_done : unsubscribe_done, s));
 	free(name);
 }
@@ -538,7 +538,7 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 	}
 	if (store_mailbox_list(s->l->store, s->user_id, collect_mailbox, &c.l, &error) < 0) {
 		mbox_list_free(&c.l);
-		log_error("imap", "sid=%s event=list_failed error=%s", s->id, log_quote(error));
+		log_error("imap", "sid=%s event=list_failed error=%s", s->c.id, log_quote(error));
 		imap_tagged(s, "NO", "[SERVERBUG] LIST failed, try again later");
 		return;
 	}
@@ -547,7 +547,7 @@ void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd)
 	if (want_subs && store_subscription_list(s->l->store, s->user_id, collect_subscription,
 						 &c.l, &error) < 0) {
 		mbox_list_free(&c.l);
-		log_error("imap", "sid=%s event=lsub_failed error=%s", s->id, log_quote(error));
+		log_error("imap", "sid=%s event=lsub_failed error=%s", s->c.id, log_quote(error));
 		imap_tagged(s, "NO", "[SERVERBUG] LIST failed, try again later");
 		return;
 	}
@@ -626,7 +626,7 @@ static int status_format(struct imap_session *s, const struct store_mailbox *mb,
 
 	if ((items & (IMAP_STATUS_UNSEEN | IMAP_STATUS_DELETED)) &&
 	    store_message_list(s->l->store, mb->id, 1, status_count_one, &c, &error) < 0) {
-		log_error("imap", "sid=%s event=status_failed error=%s", s->id, log_quote(error));
+		log_error("imap", "sid=%s event=status_failed error=%s", s->c.id, log_quote(error));
 		return -1;
 	}
 	buf_append_str(b, "STATUS ");
@@ -754,7 +754,7 @@ static void append_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -837,7 +837,7 @@ void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
 	}
 	flags = req.has_flags ? imap_flags_string(&req.flags) : xstrdup("");
 	write_begin(s);
-	write_started(s, store_append(s->l->store, s->base, s->user_id, name, req.message.p,
+	write_started(s, store_append(s->l->store, s->c.base, s->user_id, name, req.message.p,
 				      req.message.len, flags, req.has_date ? req.date : 0,
 				      append_done, s));
 	free(flags);

@@ -318,7 +318,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 		if (rc == -2) {
 			imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Search text is not UTF-8");
 		} else {
-			log_warn("imap", "sid=%s event=search_failed error=%s", s->id,
+			log_warn("imap", "sid=%s event=search_failed error=%s", s->c.id,
 				 log_quote(error ? error : ""));
 			imap_tagged(s, "NO", "[SERVERBUG] Search failed, try again later");
 		}

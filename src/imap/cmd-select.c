@@ -61,7 +61,7 @@ static void select_qresync(struct imap_session *s, const struct imap_select_requ
 
 	if (store_expunged_since(s->l->store, v->mailbox_id, req->modseq, qresync_expunged, &q,
 				 &error) < 0)
-		log_warn("imap", "sid=%s event=qresync_failed error=%s", s->id, log_quote(error));
+		log_warn("imap", "sid=%s event=qresync_failed error=%s", s->c.id, log_quote(error));
 	buf_init(&b, BUF_UNLIMITED);
 	if (q.count > 0) {
 		imap_append_numset(&b, q.uids, q.count);
@@ -117,7 +117,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 		if (rc == 0) {
 			imap_tagged(s, "NO", "[NONEXISTENT] Mailbox doesn't exist");
 		} else {
-			log_error("imap", "sid=%s event=select_failed error=%s", s->id,
+			log_error("imap", "sid=%s event=select_failed error=%s", s->c.id,
 				  log_quote(error));
 			imap_tagged(s, "NO", "[SERVERBUG] Cannot open the mailbox, try again later");
 		}
@@ -189,7 +189,7 @@ static void close_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -209,7 +209,7 @@ static void expunge_done(void *ctx, const struct store_write_result *r)
 {
 	struct imap_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -264,10 +264,10 @@ void imap_cmd_close(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, "OK", "CLOSE completed");
 		return;
 	}
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
-	if (store_expunge(s->l->store, s->base, s->view->mailbox_id, uids, n, close_done, s) < 0) {
-		s->waiting = false;
+	if (store_expunge(s->l->store, s->c.base, s->view->mailbox_id, uids, n, close_done, s) < 0) {
+		s->c.waiting = false;
 		imap_session_unref(s);
 		imap_view_close(s);
 		imap_tagged(s, "NO", "[SERVERBUG] CLOSE failed, try again later");
@@ -302,11 +302,11 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, "OK", "EXPUNGE completed");
 		return;
 	}
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
-	if (store_expunge(s->l->store, s->base, s->view->mailbox_id, uids, n, expunge_done,
+	if (store_expunge(s->l->store, s->c.base, s->view->mailbox_id, uids, n, expunge_done,
 			  s) < 0) {
-		s->waiting = false;
+		s->c.waiting = false;
 		imap_session_unref(s);
 		imap_tagged(s, "NO", "[SERVERBUG] EXPUNGE failed, try again later");
 	}

@@ -96,7 +96,7 @@ static void store_done(void *ctx, const struct store_write_result *r)
 	struct store_ctx *c = s->pump_ctx;
 
 	s->pump_ctx = NULL;
-	if (s->closed || s->view == NULL) {
+	if (s->c.closed || s->view == NULL) {
 		imap_session_unref(s);
 		return;
 	}
@@ -177,12 +177,12 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	       req.op == IMAP_STORE_REMOVE ? STORE_FLAGS_REMOVE : STORE_FLAGS_SET;
 	flags = imap_flags_string(&req.flags);
 	s->pump_ctx = c;
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
-	if (store_flags_update(s->l->store, s->base, s->view->mailbox_id, c->uids, c->count, mode,
+	if (store_flags_update(s->l->store, s->c.base, s->view->mailbox_id, c->uids, c->count, mode,
 			       flags, req.unchangedsince_given ? req.unchangedsince : 0, store_done,
 			       s) < 0) {
-		s->waiting = false;
+		s->c.waiting = false;
 		s->pump_ctx = NULL;
 		imap_session_unref(s);
 		imap_tagged(s, "NO", "[SERVERBUG] STORE failed, try again later");
@@ -197,7 +197,7 @@ static void copy_done(void *ctx, const struct store_write_result *r)
 	struct imap_session *s = ctx;
 	bool move = s->cur_def != NULL && s->cur_def->cmd == IMAP_CMD_MOVE;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		imap_session_unref(s);
 		return;
 	}
@@ -286,11 +286,11 @@ void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd)
 		imap_tagged(s, "NO", "[CANNOT] Source and destination are the same mailbox");
 		return;
 	}
-	s->waiting = true;
+	s->c.waiting = true;
 	imap_session_ref(s);
-	if (store_copy(s->l->store, s->base, s->view->mailbox_id, uids, n, dst, move, copy_done,
+	if (store_copy(s->l->store, s->c.base, s->view->mailbox_id, uids, n, dst, move, copy_done,
 		       s) < 0) {
-		s->waiting = false;
+		s->c.waiting = false;
 		imap_session_unref(s);
 		imap_tagged(s, "NO", "[SERVERBUG] %s failed, try again later",
 			    imap_cmd_name(cmd->cmd));

@@ -7,6 +7,7 @@
 #include "imap/imap.h"
 #include "imap/parse.h"
 #include "lib/buf.h"
+#include "lib/conn.h"
 #include "lib/net.h"
 
 #include <event2/bufferevent.h>
@@ -24,7 +25,7 @@
 #define IMAP_MAX_VIEW 10000000             /* messages in one selected mailbox */
 
 enum imap_state {
-	IMAP_STATE_PROXY,       /* waiting for a PROXY header from a trusted peer */
+	IMAP_STATE_PROXY,       /* not started: PROXY header or implicit TLS pending (lib/conn.c) */
 	IMAP_STATE_NOT_AUTH,
 	IMAP_STATE_AUTH,
 	IMAP_STATE_SELECTED,
@@ -81,27 +82,11 @@ struct imap_cmd_def {
 };
 
 struct imap_session {
+	struct conn c;          /* first: connection, TLS, id, addresses (lib/conn.h) */
 	const struct imap_listener *l;
-	struct event_base *base;
-	struct bufferevent *bev;
-	SSL *ssl;
-	bool tls_active;
-	char tls_desc[128];
-	struct imap_session *next, *prev;
-	unsigned refs;
-	bool closed;
-	bool close_after_write;
-	struct event *close_ev;
-	unsigned close_polls;
 	bool draining;
 
-	char id[9];
-	char ip[NET_ADDR_MAX];
-	char conn_ip[NET_ADDR_MAX];
-	int port;
-	bool loopback;
 	enum imap_state state;
-	bool waiting;           /* a command is in progress: read no further command */
 	unsigned errors;
 	unsigned auth_failures;
 	unsigned commands;
@@ -153,14 +138,30 @@ void imap_bad(struct imap_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void imap_send_raw(struct imap_session *s, const void *p, size_t len);
 /* Bytes queued for the client and not yet written. */
-size_t imap_output_pending(struct imap_session *s);
-void imap_close(struct imap_session *s, const char *reason);
+static inline size_t imap_output_pending(struct imap_session *s)
+{
+	return conn_output_pending(&s->c);
+}
+/* Close after the output is flushed. */
+static inline void imap_close(struct imap_session *s, const char *reason)
+{
+	conn_close(&s->c, reason);
+}
 /* An asynchronous step finished: read the next command. */
 void imap_resume(struct imap_session *s);
-void imap_session_ref(struct imap_session *s);
+static inline void imap_session_ref(struct imap_session *s)
+{
+	conn_ref(&s->c);
+}
 /* Drop a reference; false when the session was freed. */
-bool imap_session_unref(struct imap_session *s);
-int imap_start_tls(struct imap_session *s);
+static inline bool imap_session_unref(struct imap_session *s)
+{
+	return conn_unref(&s->c);
+}
+static inline int imap_start_tls(struct imap_session *s)
+{
+	return conn_start_tls(&s->c);
+}
 /* May this session send a password (TLS, or loopback when configured)? */
 bool imap_plaintext_allowed(struct imap_session *s);
 /* Login succeeded: state AUTH, longer limits, OK [CAPABILITY ...]. */

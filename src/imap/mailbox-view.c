@@ -63,7 +63,7 @@ static void view_notified(void *ctx, const struct notify_event *ev)
 {
 	struct imap_session *s = ctx;
 
-	if (s->view == NULL || s->closed)
+	if (s->view == NULL || s->c.closed)
 		return;
 	if (ev->mailbox_id != s->view->mailbox_id &&
 	    !(ev->kinds & NOTIFY_MAILBOX))
@@ -151,7 +151,7 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	if (!readonly) {
 		const char *err = NULL;
 		if (store_mailbox_claim_recent(s->l->store, v->mailbox_id, &first_recent, &err) < 0) {
-			log_warn("imap", "sid=%s event=claim_recent_failed error=%s", s->id,
+			log_warn("imap", "sid=%s event=claim_recent_failed error=%s", s->c.id,
 				 log_quote(err));
 			first_recent = UINT32_MAX;
 		}
@@ -159,7 +159,7 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
 			v->msgs[i].recent = v->msgs[i].uid >= first_recent && first_recent > 0;
 	}
 	v->exists_sent = v->count;
-	v->sub = notify_subscribe(s->user_id, s->base, view_notified, s);
+	v->sub = notify_subscribe(s->user_id, s->c.base, view_notified, s);
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
 	return 1;
@@ -401,7 +401,7 @@ static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
 		store_mailbox_clear(&mb);
 	}
 	if (view_load(s, v->mailbox_id, &c, &error) < 0) {
-		log_warn("imap", "sid=%s event=view_sync_failed error=%s", s->id, log_quote(error));
+		log_warn("imap", "sid=%s event=view_sync_failed error=%s", s->c.id, log_quote(error));
 		return;
 	}
 	view_merge(s, &c, quiet, skip, nskip);
@@ -410,7 +410,7 @@ static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
 
 void imap_view_sync(struct imap_session *s, bool allow_expunge)
 {
-	if (s->view == NULL || s->closed)
+	if (s->view == NULL || s->c.closed)
 		return;
 	if (s->view->dirty)
 		view_reload(s, allow_expunge, false, NULL, 0);
@@ -420,14 +420,14 @@ void imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 void imap_view_refresh(struct imap_session *s, bool allow_expunge)
 {
-	if (s->view == NULL || s->closed)
+	if (s->view == NULL || s->c.closed)
 		return;
 	view_reload(s, allow_expunge, false, NULL, 0);
 }
 
 void imap_view_refresh_quiet(struct imap_session *s)
 {
-	if (s->view == NULL || s->closed)
+	if (s->view == NULL || s->c.closed)
 		return;
 	view_reload(s, false, true, NULL, 0);
 }
@@ -435,7 +435,7 @@ void imap_view_refresh_quiet(struct imap_session *s)
 void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const uint32_t *skip,
 			    size_t nskip)
 {
-	if (s->view == NULL || s->closed)
+	if (s->view == NULL || s->c.closed)
 		return;
 	view_reload(s, allow_expunge, false, skip, nskip);
 }

@@ -1,11 +1,11 @@
-/* IMAP server: connection life cycle, input through the command reader,
- * the command table and dispatch, replies, TLS, PROXY, and the wire form
- * of mailbox names.
+/* IMAP server: input through the command reader, the command table and
+ * dispatch, replies, and the wire form of mailbox names; the connection
+ * life cycle, TLS and PROXY input are lib/conn.c (ops below).
  *
  * Invariants (as in the SMTP and POP3 engines):
  *  - A session belongs to the event loop that accepted it; every callback
  *    (I/O, timers, auth, store completions, notify events) runs there.
- *  - One command at a time: while s->waiting, no further input is parsed,
+ *  - One command at a time: while s->c.waiting, no further input is parsed,
  *    so pipelined commands stay buffered and replies come out in order;
  *    the argument tree of the command in progress stays valid meanwhile
  *    (it lives in the reader's buffer until the next feed).
@@ -23,26 +23,16 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/notify.h"
-#include "lib/proxy.h"
 #include "lib/tls.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static __thread struct imap_session *sessions;
-static __thread unsigned session_count;
-
-static void imap_process_input(struct imap_session *s);
-static void imap_read_cb(struct bufferevent *bev, void *ctx);
-static void imap_write_cb(struct bufferevent *bev, void *ctx);
-static void imap_event_cb(struct bufferevent *bev, short what, void *ctx);
+static __thread struct conn_list sessions;
 
 /* ---- logged-in sessions per user and client address ---- */
 
@@ -106,31 +96,20 @@ static void userip_release(int64_t user_id, const char *ip)
 
 unsigned imap_sessions_count(void)
 {
-	return session_count;
+	return sessions.count;
 }
 
-static void imap_session_free(struct imap_session *s)
+static void imap_conn_free(struct conn *c)
 {
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else if (sessions == s)
-		sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	session_count--;
+	struct imap_session *s = conn_container(c, struct imap_session, c);
+
 	if (s->userip_held)
-		userip_release(s->user_id, s->ip);
+		userip_release(s->user_id, s->c.ip);
 	imap_view_close(s);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
-	if (s->close_ev != NULL)
-		event_free(s->close_ev);
 	if (s->sasl != NULL)
 		auth_sasl_free(&s->sasl);
-	if (s->conn_ip[0] != '\0')
-		net_conn_release(s->conn_ip);
 	imap_reader_destroy(&s->reader);
 	imap_arena_clear(&s->arena);
 	free(s->tag);
@@ -140,106 +119,22 @@ static void imap_session_free(struct imap_session *s)
 	free(s);
 }
 
-void imap_session_ref(struct imap_session *s)
+static void imap_conn_disconnect(struct conn *c, const char *reason)
 {
-	s->refs++;
-}
+	struct imap_session *s = conn_container(c, struct imap_session, c);
 
-bool imap_session_unref(struct imap_session *s)
-{
-	if (--s->refs > 0)
-		return true;
-	imap_session_free(s);
-	return false;
-}
-
-static void imap_disconnect(struct imap_session *s, const char *reason)
-{
-	if (s->closed)
-		return;
-	s->closed = true;
-	log_info("imap", "sid=%s event=disconnect ip=%s user=%s commands=%u reason=%s", s->id,
-		 s->ip, log_quote(s->user ? s->user : ""), s->commands, log_quote(reason));
+	log_info("imap", "sid=%s event=disconnect ip=%s user=%s commands=%u reason=%s", s->c.id,
+		 s->c.ip, log_quote(s->user ? s->user : ""), s->commands, log_quote(reason));
 	/* no more notify callbacks once disconnected */
 	imap_view_close(s);
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
-	imap_session_unref(s);
-}
-
-static bool imap_output_flushed(struct imap_session *s)
-{
-	struct bufferevent *under;
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	under = bufferevent_get_underlying(s->bev);
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
-}
-
-size_t imap_output_pending(struct imap_session *s)
-{
-	struct bufferevent *under;
-	size_t n;
-
-	if (s->bev == NULL || s->closed)
-		return 0;
-	n = evbuffer_get_length(bufferevent_get_output(s->bev));
-	under = bufferevent_get_underlying(s->bev);
-	if (under != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
-}
-
-/* TLS: the socket bufferevent under the filter may still hold output, so
- * poll briefly until it is gone. */
-static void imap_close_poll(evutil_socket_t fd, short what, void *ctx)
-{
-	(void)fd; (void)what;
-	struct imap_session *s = ctx;
-
-	if (s->closed)
-		return;
-	if (imap_output_flushed(s) || ++s->close_polls > 200) {
-		imap_disconnect(s, "closed");
-		return;
-	}
-	struct timeval tv = { 0, 10 * 1000 };
-	event_add(s->close_ev, &tv);
-}
-
-static void imap_close_when_flushed(struct imap_session *s)
-{
-	if (imap_output_flushed(s)) {
-		imap_disconnect(s, "closed");
-		return;
-	}
-	if (bufferevent_get_underlying(s->bev) != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		if (s->close_ev == NULL)
-			s->close_ev = evtimer_new(s->base, imap_close_poll, s);
-		imap_close_poll(-1, 0, s);
-	}
-}
-
-void imap_close(struct imap_session *s, const char *reason)
-{
-	if (s->closed || s->close_after_write)
-		return;
-	s->close_after_write = true;
-	log_debug("imap", "sid=%s event=closing reason=%s", s->id, log_quote(reason));
-	bufferevent_disable(s->bev, EV_READ);
-	imap_close_when_flushed(s);
 }
 
 /* ---- replies ---- */
 
 void imap_send_raw(struct imap_session *s, const void *p, size_t len)
 {
-	if (s->bev != NULL && !s->closed)
-		evbuffer_add(bufferevent_get_output(s->bev), p, len);
+	if (s->c.bev != NULL && !s->c.closed)
+		evbuffer_add(bufferevent_get_output(s->c.bev), p, len);
 }
 
 static void imap_vline(struct imap_session *s, const char *prefix, const char *status,
@@ -250,9 +145,9 @@ static void imap_vline(struct imap_session *s, const char *prefix, const char *s
 {
 	struct evbuffer *out;
 
-	if (s->bev == NULL || s->closed)
+	if (s->c.bev == NULL || s->c.closed)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->c.bev);
 	if (status != NULL)
 		evbuffer_add_printf(out, "%s %s ", prefix, status);
 	else
@@ -324,7 +219,7 @@ void imap_parse_failed(struct imap_session *s, const struct imap_parse_error *er
 void imap_store_failed(struct imap_session *s, const char *what, const char *code,
 		       const char *error)
 {
-	log_info("imap", "sid=%s event=store_failed what=%s code=%s error=%s", s->id, what,
+	log_info("imap", "sid=%s event=store_failed what=%s code=%s error=%s", s->c.id, what,
 		 code ? code : "", log_quote(error ? error : ""));
 	if (code != NULL && strcmp(code, "NONEXISTENT") == 0)
 		imap_tagged(s, "NO", "[NONEXISTENT] Mailbox doesn't exist");
@@ -338,14 +233,14 @@ void imap_store_failed(struct imap_session *s, const char *what, const char *cod
 
 bool imap_plaintext_allowed(struct imap_session *s)
 {
-	return s->tls_active || (s->loopback && s->l->cfg->imap.plaintext_auth_loopback);
+	return s->c.tls_active || (s->c.loopback && s->l->cfg->imap.plaintext_auth_loopback);
 }
 
 void imap_capabilities(struct imap_session *s, struct buf *out)
 {
 	buf_append_str(out, "IMAP4rev1 IMAP4rev2");
 	if (s->state == IMAP_STATE_NOT_AUTH) {
-		if (s->l->tls != NULL && s->ssl == NULL)
+		if (s->l->tls != NULL && s->c.ssl == NULL)
 			buf_append_str(out, " STARTTLS");
 		if (imap_plaintext_allowed(s)) {
 			const char *m = auth_sasl_mechanisms();
@@ -374,8 +269,9 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	buf_printf(out, " APPENDLIMIT=%zu", s->l->cfg->limits.message_size);
 }
 
-static void imap_greet(struct imap_session *s)
+static void imap_greet(struct conn *c)
 {
+	struct imap_session *s = conn_container(c, struct imap_session, c);
 	struct buf b;
 
 	s->state = IMAP_STATE_NOT_AUTH;
@@ -387,9 +283,7 @@ static void imap_greet(struct imap_session *s)
 
 static void imap_set_timeout(struct imap_session *s, unsigned seconds)
 {
-	struct timeval tv = { seconds, 0 };
-	if (s->bev != NULL)
-		bufferevent_set_timeouts(s->bev, &tv, NULL);
+	conn_set_timeouts(&s->c, seconds, 0);
 }
 
 void imap_login_done(struct imap_session *s, int64_t user_id, const char *address,
@@ -404,8 +298,8 @@ void imap_login_done(struct imap_session *s, int64_t user_id, const char *addres
 	struct buf b;
 	unsigned limit = s->l->cfg->imap.connections_per_user;
 
-	if (!userip_acquire(user_id, s->ip, limit)) {
-		log_warn("imap", "sid=%s event=userip_limit ip=%s user=%s limit=%u", s->id, s->ip,
+	if (!userip_acquire(user_id, s->c.ip, limit)) {
+		log_warn("imap", "sid=%s event=userip_limit ip=%s user=%s limit=%u", s->c.id, s->c.ip,
 			 log_quote(address), limit);
 		imap_tagged(s, "NO", "[LIMIT] Too many connections for this user from this "
 			    "address (imap.connections_per_user=%u)", limit);
@@ -418,8 +312,8 @@ void imap_login_done(struct imap_session *s, int64_t user_id, const char *addres
 	s->state = IMAP_STATE_AUTH;
 	imap_reader_set_limits(s->reader, &lim);
 	imap_set_timeout(s, IMAP_IDLE_TIMEOUT_AUTH);
-	log_info("imap", "sid=%s event=login ip=%s user=%s mech=%s tls=%s", s->id, s->ip,
-		 log_quote(address), mech ? mech : "", s->tls_active ? "yes" : "no");
+	log_info("imap", "sid=%s event=login ip=%s user=%s mech=%s tls=%s", s->c.id, s->c.ip,
+		 log_quote(address), mech ? mech : "", s->c.tls_active ? "yes" : "no");
 	buf_init(&b, BUF_UNLIMITED);
 	imap_capabilities(s, &b);
 	imap_tagged(s, "OK", "[CAPABILITY %s] Logged in", buf_cstr(&b));
@@ -484,85 +378,6 @@ void imap_mailbox_to_wire(struct imap_session *s, struct buf *out, const char *n
 	}
 	buf_append_str(out, "\"");
 	buf_free(&enc);
-}
-
-/* ---- TLS ---- */
-
-int imap_start_tls(struct imap_session *s)
-{
-	struct bufferevent *tls_bev;
-
-	s->ssl = SSL_new(s->l->tls);
-	if (s->ssl == NULL)
-		return -1;
-	tls_bev = bufferevent_openssl_filter_new(s->base, s->bev, s->ssl,
-						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls_bev == NULL) {
-		SSL_free(s->ssl);
-		s->ssl = NULL;
-		return -1;
-	}
-	s->bev = tls_bev;
-	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
-	bufferevent_setcb(tls_bev, imap_read_cb, imap_write_cb, imap_event_cb, s);
-	bufferevent_setwatermark(tls_bev, EV_READ, 0, IMAP_READ_HIGH_WATERMARK);
-	bufferevent_setwatermark(tls_bev, EV_WRITE, IMAP_WRITE_LOW_WATERMARK, 0);
-	imap_set_timeout(s, s->state >= IMAP_STATE_AUTH ? IMAP_IDLE_TIMEOUT_AUTH
-						       : IMAP_IDLE_TIMEOUT_PREAUTH);
-	bufferevent_enable(tls_bev, EV_READ | EV_WRITE);
-	s->waiting = true;  /* until the handshake completes */
-	return 0;
-}
-
-static void imap_tls_ready(struct imap_session *s)
-{
-	s->tls_active = true;
-	tls_describe(s->ssl, s->tls_desc, sizeof(s->tls_desc));
-	log_info("imap", "sid=%s event=tls ip=%s tls=%s", s->id, s->ip, log_quote(s->tls_desc));
-	s->waiting = false;
-	if (s->l->implicit_tls)
-		imap_greet(s);
-	imap_process_input(s);
-}
-
-/* ---- PROXY protocol ---- */
-
-static bool imap_proxy_input(struct imap_session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t len = evbuffer_get_length(in), consumed = 0;
-	struct proxy_info info;
-	const char *error = NULL;
-	enum proxy_status st;
-
-	if (len > PROXY_V2_MAX)
-		len = PROXY_V2_MAX;
-	st = proxy_parse(evbuffer_pullup(in, (ssize_t)len), len, &info, &consumed, &error);
-	if (st == PROXY_NEED_MORE)
-		return false;
-	if (st == PROXY_ERROR) {
-		log_warn("imap", "sid=%s event=proxy_error ip=%s error=%s", s->id, s->ip,
-			 log_quote(error));
-		imap_close(s, "bad PROXY header");
-		return false;
-	}
-	evbuffer_drain(in, consumed);
-	if (!info.local) {
-		char ip[NET_ADDR_MAX];
-		net_addr_str((struct sockaddr *)&info.src, ip, sizeof(ip));
-		log_info("imap", "sid=%s event=proxy proxy=%s ip=%s", s->id, s->ip, ip);
-		snprintf(s->ip, sizeof(s->ip), "%s", ip);
-		s->port = net_addr_port((struct sockaddr *)&info.src);
-		s->loopback = net_addr_is_loopback((struct sockaddr *)&info.src);
-	}
-	if (s->l->implicit_tls) {
-		s->state = IMAP_STATE_NOT_AUTH;
-		if (imap_start_tls(s) < 0)
-			imap_disconnect(s, "TLS setup failed");
-		return false;
-	}
-	imap_greet(s);
-	return true;
 }
 
 /* ---- the command table ---- */
@@ -687,21 +502,19 @@ static void imap_read_result(struct imap_session *s, struct imap_read_result *re
 	}
 }
 
-static void imap_process_input(struct imap_session *s)
+/* Feed input to the command reader while no command is in progress; conn
+ * holds a reference and keeps resumes from re-entering this loop. */
+static void imap_process_input(struct conn *c)
 {
-	imap_session_ref(s);
-	while (!s->closed && !s->close_after_write && !s->waiting && s->bev != NULL) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct imap_session *s = conn_container(c, struct imap_session, c);
+
+	while (conn_can_read(&s->c)) {
+		struct evbuffer *in = bufferevent_get_input(s->c.bev);
 		size_t avail = evbuffer_get_length(in);
 		struct imap_read_result res;
 
 		if (avail == 0)
 			break;
-		if (s->state == IMAP_STATE_PROXY) {
-			if (!imap_proxy_input(s))
-				break;
-			continue;
-		}
 		if (s->state == IMAP_STATE_LOGOUT) {
 			evbuffer_drain(in, avail);
 			break;
@@ -721,78 +534,50 @@ static void imap_process_input(struct imap_session *s)
 			s->line_armed = false;
 		imap_read_result(s, &res);
 	}
-	if (!s->closed && s->close_after_write)
-		imap_close_when_flushed(s);
-	imap_session_unref(s);
 }
 
 void imap_resume(struct imap_session *s)
 {
-	s->waiting = false;
-	if (!s->closed && s->bev != NULL && s->draining && s->cur_def == NULL && !s->in_sasl) {
+	if (!s->c.closed && s->c.bev != NULL && s->draining && s->cur_def == NULL && !s->in_sasl) {
 		imap_untagged(s, "BYE Server shutting down");
 		imap_close(s, "shutdown");
 	}
-	if (!s->closed && s->bev != NULL) {
-		imap_process_input(s);
-		if (!s->closed && s->close_after_write)
-			imap_close_when_flushed(s);
-	}
+	conn_resume(&s->c);
 }
 
-/* ---- libevent callbacks ---- */
-
-static void imap_read_cb(struct bufferevent *bev, void *ctx)
+/* A long reply (FETCH) goes on as the output drains. */
+static void imap_conn_writable(struct conn *c)
 {
-	(void)bev;
-	imap_process_input(ctx);
-}
+	struct imap_session *s = conn_container(c, struct imap_session, c);
 
-static void imap_write_cb(struct bufferevent *bev, void *ctx)
-{
-	(void)bev;
-	struct imap_session *s = ctx;
-
-	if (s->close_after_write) {
-		imap_close_when_flushed(s);
-		return;
-	}
-	if (s->pump != NULL) {
-		imap_session_ref(s);
+	if (s->pump != NULL)
 		s->pump(s);
-		imap_session_unref(s);
-	}
 }
 
-static void imap_event_cb(struct bufferevent *bev, short what, void *ctx)
+/* RFC 9051 5.4: the autologout timer */
+static void imap_conn_timeout(struct conn *c)
 {
-	(void)bev;
-	struct imap_session *s = ctx;
-
-	if (what & BEV_EVENT_CONNECTED) {
-		if (s->ssl != NULL && !s->tls_active)
-			imap_tls_ready(s);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		/* RFC 9051 5.4: the autologout timer */
-		imap_untagged(s, "BYE Disconnected for inactivity");
-		bufferevent_flush(s->bev, EV_WRITE, BEV_FLUSH);
-		imap_disconnect(s, "timeout");
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		const char *why = s->ssl != NULL && !s->tls_active ? "TLS handshake failed" :
-			"connection error";
-		if (s->ssl != NULL)
-			log_info("imap", "sid=%s event=tls_error ip=%s error=%s", s->id, s->ip,
-				 log_quote(tls_last_error()));
-		imap_disconnect(s, why);
-		return;
-	}
-	if (what & BEV_EVENT_EOF)
-		imap_disconnect(s, "client closed");
+	imap_untagged(conn_container(c, struct imap_session, c), "BYE Disconnected for inactivity");
 }
+
+static void imap_conn_refuse(struct conn *c)
+{
+	struct imap_session *s = conn_container(c, struct imap_session, c);
+
+	if (!s->l->implicit_tls)
+		imap_untagged(s, "BYE [UNAVAILABLE] Too many connections, try again later");
+}
+
+static const struct conn_ops imap_conn_ops = {
+	.log_mod = "imap",
+	.start = imap_greet,
+	.input = imap_process_input,
+	.writable = imap_conn_writable,
+	.timeout = imap_conn_timeout,
+	.refuse = imap_conn_refuse,
+	.disconnect = imap_conn_disconnect,
+	.free = imap_conn_free,
+};
 
 /* ---- accept ---- */
 
@@ -800,88 +585,49 @@ void imap_session_accept(const struct imap_listener *l, struct event_base *base,
 			 const struct sockaddr *sa, socklen_t salen)
 {
 	(void)salen;
-	const struct config *cfg = l->cfg;
 	struct imap_session *s = xcalloc(1, sizeof(*s));
-	unsigned char rnd[4];
-	struct timeval tv = { IMAP_IDLE_TIMEOUT_PREAUTH, 0 };
 	struct imap_reader_limits lim = {
 		.max_line = IMAP_MAX_LINE_PREAUTH,
 		.max_literal = IMAP_LITERAL_PREAUTH,
 		.max_args = IMAP_MAX_ARGS,
 		.max_depth = IMAP_MAX_DEPTH,
 	};
+	struct conn_params p = {
+		.ops = &imap_conn_ops,
+		.list = &sessions,
+		.cfg = l->cfg,
+		.tls = l->tls,
+		.implicit_tls = l->implicit_tls,
+		.listener = l->name,
+		.read_timeout = IMAP_IDLE_TIMEOUT_PREAUTH,
+		.read_high = IMAP_READ_HIGH_WATERMARK,
+		.write_low = IMAP_WRITE_LOW_WATERMARK,
+	};
 
 	s->l = l;
-	s->base = base;
-	s->refs = 1;
 	s->reader = imap_reader_create(&lim);
 	imap_arena_init(&s->arena);
-	RAND_bytes(rnd, sizeof(rnd));
-	snprintf(s->id, sizeof(s->id), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-	net_addr_str(sa, s->ip, sizeof(s->ip));
-	s->port = net_addr_port(sa);
-	s->loopback = net_addr_is_loopback(sa);
-	s->next = sessions;
-	if (sessions != NULL)
-		sessions->prev = s;
-	sessions = s;
-	session_count++;
-
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		close(fd);
-		s->closed = true;
-		imap_session_unref(s);
-		return;
-	}
-	bufferevent_setcb(s->bev, imap_read_cb, imap_write_cb, imap_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, IMAP_READ_HIGH_WATERMARK);
-	bufferevent_setwatermark(s->bev, EV_WRITE, IMAP_WRITE_LOW_WATERMARK, 0);
-	bufferevent_set_timeouts(s->bev, &tv, NULL);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("imap", "sid=%s event=connect ip=%s port=%d listener=%s", s->id, s->ip, s->port,
-		 l->name);
-
-	if (!net_conn_acquire(s->ip, cfg->limits.connections_per_ip, cfg->limits.connections)) {
-		log_warn("imap", "sid=%s event=connection_limit ip=%s", s->id, s->ip);
-		if (!l->implicit_tls)
-			imap_untagged(s, "BYE [UNAVAILABLE] Too many connections, try again later");
-		imap_close(s, "connection limit");
-		return;
-	}
-	snprintf(s->conn_ip, sizeof(s->conn_ip), "%s", s->ip);
-
-	if (cfg->proxy_trusted_count > 0 &&
-	    proxy_addr_trusted(sa, (const char *const *)cfg->proxy_trusted, cfg->proxy_trusted_count)) {
-		s->state = IMAP_STATE_PROXY;
-		return;
-	}
-	if (l->implicit_tls) {
-		s->state = IMAP_STATE_NOT_AUTH;
-		if (l->tls == NULL || imap_start_tls(s) < 0)
-			imap_disconnect(s, "TLS setup failed");
-		return;
-	}
-	imap_greet(s);
+	conn_accept(&s->c, &p, base, fd, sa);
 }
 
 /* ---- drain ---- */
 
+static void imap_drain_one(struct conn *c, void *arg)
+{
+	struct imap_session *s = conn_container(c, struct imap_session, c);
+	bool immediate = *(const bool *)arg;
+
+	s->draining = true;
+	/* a command waiting on a commit finishes it first (its OK means
+	 * durable); a session between commands or in IDLE loses nothing */
+	if (immediate || !s->c.waiting || s->idling) {
+		imap_untagged(s, "BYE Server shutting down");
+		imap_close(s, "shutdown");
+	}
+}
+
 void imap_sessions_drain(struct event_base *base, bool immediate)
 {
 	(void)base;
-	struct imap_session *s, *next;
-
-	for (s = sessions; s != NULL; s = next) {
-		next = s->next;
-		if (s->closed)
-			continue;
-		s->draining = true;
-		/* a command waiting on a commit finishes it first (its OK means
-		 * durable); a session between commands or in IDLE loses nothing */
-		if (immediate || !s->waiting || s->idling) {
-			imap_untagged(s, "BYE Server shutting down");
-			imap_close(s, "shutdown");
-		}
-	}
+	conn_list_foreach(&sessions, imap_drain_one, &immediate);
 }

@@ -35,7 +35,7 @@ void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
 	else
 		buf_append_str(&r, "EXPIRE NEVER\r\n");
 	if (s->state == POP3_STATE_AUTHORIZATION) {
-		if (s->l->tls != NULL && s->ssl == NULL)
+		if (s->l->tls != NULL && s->c.ssl == NULL)
 			buf_append_str(&r, "STLS\r\n");
 		if (pop3_plaintext_allowed(s))
 			buf_printf(&r, "USER\r\nSASL %s\r\n", auth_sasl_mechanisms());
@@ -49,14 +49,14 @@ void pop3_cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
 
 void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->c.bev);
 	size_t pending;
 
 	if (cmd->argc > 0) {
 		pop3_err(s, "STLS takes no arguments");
 		return;
 	}
-	if (s->ssl != NULL) {
+	if (s->c.ssl != NULL) {
 		pop3_err(s, "TLS already active");
 		return;
 	}
@@ -69,13 +69,13 @@ void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
 	 * after STLS came in plaintext and must not be acted upon. */
 	pending = evbuffer_get_length(in);
 	if (pending > 0) {
-		log_warn("pop3", "sid=%s event=stls_pipelined ip=%s bytes=%zu", s->id, s->ip, pending);
+		log_warn("pop3", "sid=%s event=stls_pipelined ip=%s bytes=%zu", s->c.id, s->c.ip, pending);
 		evbuffer_drain(in, pending);
 	}
 	free(s->user_arg);
 	s->user_arg = NULL;
 	if (pop3_start_tls(s) < 0) {
-		log_error("pop3", "sid=%s event=tls_setup_failed", s->id);
+		log_error("pop3", "sid=%s event=tls_setup_failed", s->c.id);
 		pop3_close(s, "TLS setup failed");
 	}
 }
@@ -91,10 +91,10 @@ static void pop3_sasl_end(struct pop3_session *s)
 
 static void pop3_auth_failed(struct pop3_session *s, const char *user, const char *reason)
 {
-	auth_penalty_fail(s->ip);
+	auth_penalty_fail(s->c.ip);
 	s->auth_failures++;
 	log_warn("auth", "event=auth_failed proto=pop3 sid=%s ip=%s user=%s mech=%s reason=%s",
-		 s->id, s->ip, log_quote(user != NULL ? user : ""), s->auth_mech,
+		 s->c.id, s->c.ip, log_quote(user != NULL ? user : ""), s->auth_mech,
 		 log_quote(reason != NULL ? reason : "failed"));
 	pop3_sasl_end(s);
 	pop3_fail(s, "[AUTH] Authentication failed");
@@ -108,12 +108,12 @@ static void pop3_auth_cb(void *ctx, const struct auth_result *r)
 {
 	struct pop3_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		pop3_sasl_end(s);
 		pop3_session_unref(s);
 		return;
 	}
-	s->waiting = false;     /* opening the maildrop may wait again */
+	s->c.waiting = false;     /* opening the maildrop may wait again */
 	switch (r->status) {
 	case AUTH_SASL_CONTINUE: {
 		char *b64 = base64_encode_str(r->out, r->out_len);
@@ -126,7 +126,7 @@ static void pop3_auth_cb(void *ctx, const struct auth_result *r)
 		break;
 	}
 	case AUTH_SASL_OK:
-		auth_penalty_success(s->ip);
+		auth_penalty_success(s->c.ip);
 		if (r->out_len > 0) {
 			/* SCRAM's server-final: in a last "+" continuation, the client
 			 * answers with an empty line (RFC 5034 4, as in SMTP AUTH) */
@@ -152,20 +152,20 @@ static void pop3_auth_cb(void *ctx, const struct auth_result *r)
 		break;
 	case AUTH_SASL_ERROR:
 	default:
-		log_info("auth", "event=auth_error proto=pop3 sid=%s ip=%s mech=%s reason=%s", s->id,
-			 s->ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
+		log_info("auth", "event=auth_error proto=pop3 sid=%s ip=%s mech=%s reason=%s", s->c.id,
+			 s->c.ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
 		pop3_sasl_end(s);
 		pop3_err(s, "[AUTH] Malformed authentication exchange");
 		break;
 	}
-	if (pop3_session_unref(s) && !s->waiting)
+	if (pop3_session_unref(s) && !s->c.waiting)
 		pop3_resume(s);
 }
 
 static void pop3_sasl_step(struct pop3_session *s, const unsigned char *in, size_t len,
 			   bool have_input)
 {
-	s->waiting = true;
+	s->c.waiting = true;
 	pop3_session_ref(s);
 	auth_sasl_step(s->sasl, in, len, have_input, pop3_auth_cb, s);
 }
@@ -199,7 +199,7 @@ static void pop3_auth_begin(struct pop3_session *s, struct pop3_auth_start *a)
 {
 	const char *mech = a->plain != NULL ? "PLAIN" : s->auth_mech;
 
-	s->sasl = auth_sasl_begin(mech, s->l->store, s->l->pool, s->base);
+	s->sasl = auth_sasl_begin(mech, s->l->store, s->l->pool, s->c.base);
 	if (s->sasl == NULL) {
 		pop3_err(s, "[AUTH] Unsupported authentication mechanism");
 		return;
@@ -230,17 +230,17 @@ static void pop3_auth_delay_done(evutil_socket_t fd, short what, void *ctx)
 	struct pop3_auth_start *a = ctx;
 	struct pop3_session *s = a->s;
 
-	s->waiting = false;
-	if (!s->closed)
+	s->c.waiting = false;
+	if (!s->c.closed)
 		pop3_auth_begin(s, a);
 	pop3_auth_start_free(a);
-	if (pop3_session_unref(s) && !s->waiting)
+	if (pop3_session_unref(s) && !s->c.waiting)
 		pop3_resume(s);
 }
 
 static void pop3_auth_schedule(struct pop3_session *s, struct pop3_auth_start *a)
 {
-	unsigned delay = auth_penalty_delay_ms(s->ip);
+	unsigned delay = auth_penalty_delay_ms(s->c.ip);
 
 	a->s = s;
 	if (delay == 0) {
@@ -251,8 +251,8 @@ static void pop3_auth_schedule(struct pop3_session *s, struct pop3_auth_start *a
 	struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
-	s->delay_ev = evtimer_new(s->base, pop3_auth_delay_done, a);
-	s->waiting = true;
+	s->delay_ev = evtimer_new(s->c.base, pop3_auth_delay_done, a);
+	s->c.waiting = true;
 	pop3_session_ref(s);
 	evtimer_add(s->delay_ev, &tv);
 }

@@ -99,7 +99,7 @@ static void maildrop_snapshot(struct pop3_session *s)
 
 	rc = store_mailbox_get(s->l->store, s->user_id, "INBOX", &mb, &error);
 	if (rc < 0) {
-		log_error("pop3", "sid=%s event=maildrop_error user=%s error=%s", s->id,
+		log_error("pop3", "sid=%s event=maildrop_error user=%s error=%s", s->c.id,
 			  log_quote(s->user), log_quote(error));
 		maildrop_refuse(s, "[SYS/TEMP] Cannot open the maildrop, try again later");
 		return;
@@ -109,14 +109,14 @@ static void maildrop_snapshot(struct pop3_session *s)
 		s->uidvalidity = mb.uidvalidity;
 		if (store_message_list(s->l->store, mb.id, 1, snapshot_add, &c, &error) < 0) {
 			store_mailbox_clear(&mb);
-			log_error("pop3", "sid=%s event=maildrop_error user=%s error=%s", s->id,
+			log_error("pop3", "sid=%s event=maildrop_error user=%s error=%s", s->c.id,
 				  log_quote(s->user), log_quote(error));
 			maildrop_refuse(s, "[SYS/TEMP] Cannot open the maildrop, try again later");
 			return;
 		}
 		store_mailbox_clear(&mb);
 		if (c.too_many) {
-			log_warn("pop3", "sid=%s event=maildrop_too_large user=%s", s->id,
+			log_warn("pop3", "sid=%s event=maildrop_too_large user=%s", s->c.id,
 				 log_quote(s->user));
 			maildrop_refuse(s, "[SYS/PERM] Maildrop too large for POP3, use IMAP");
 			return;
@@ -124,7 +124,7 @@ static void maildrop_snapshot(struct pop3_session *s)
 	}
 	s->live_count = s->msg_count;
 	s->state = POP3_STATE_TRANSACTION;
-	log_info("pop3", "sid=%s event=login ip=%s user=%s messages=%u bytes=%lld", s->id, s->ip,
+	log_info("pop3", "sid=%s event=login ip=%s user=%s messages=%u bytes=%lld", s->c.id, s->c.ip,
 		 log_quote(s->user), s->msg_count, (long long)s->live_bytes);
 	pop3_ok(s, "Logged in, %u messages (%lld octets)", s->msg_count, (long long)s->live_bytes);
 }
@@ -133,14 +133,14 @@ static void maildrop_expired(void *ctx, int status, const char *error)
 {
 	struct pop3_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		pop3_session_unref(s);
 		return;
 	}
-	s->waiting = false;
+	s->c.waiting = false;
 	if (status < 0) {
 		/* expiry is housekeeping: log it and serve the maildrop anyway */
-		log_warn("pop3", "sid=%s event=expire_failed user=%s error=%s", s->id,
+		log_warn("pop3", "sid=%s event=expire_failed user=%s error=%s", s->c.id,
 			 log_quote(s->user), log_quote(error));
 	}
 	maildrop_snapshot(s);
@@ -153,10 +153,10 @@ void pop3_maildrop_open(struct pop3_session *s, int64_t user_id, const char *add
 {
 	const struct config *cfg = s->l->cfg;
 
-	log_info("auth", "event=auth_ok proto=pop3 sid=%s ip=%s user=%s mech=%s", s->id, s->ip,
+	log_info("auth", "event=auth_ok proto=pop3 sid=%s ip=%s user=%s mech=%s", s->c.id, s->c.ip,
 		 log_quote(address), mech);
 	if (!pop3_lock_acquire(user_id)) {
-		log_info("pop3", "sid=%s event=maildrop_in_use ip=%s user=%s", s->id, s->ip,
+		log_info("pop3", "sid=%s event=maildrop_in_use ip=%s user=%s", s->c.id, s->c.ip,
 			 log_quote(address));
 		pop3_fail(s, "[IN-USE] Mailbox is locked by another POP3 session");
 		return;
@@ -176,8 +176,8 @@ void pop3_maildrop_open(struct pop3_session *s, int64_t user_id, const char *add
 				.expire_before = clock_now() - (time_t)cfg->pop3.expire_days * 86400,
 			};
 			store_mailbox_clear(&mb);
-			if (store_pop3_update(s->l->store, s->base, &u, maildrop_expired, s) == 0) {
-				s->waiting = true;
+			if (store_pop3_update(s->l->store, s->c.base, &u, maildrop_expired, s) == 0) {
+				s->c.waiting = true;
 				pop3_session_ref(s);
 				return;
 			}
@@ -240,9 +240,9 @@ static void list_or_uidl(struct pop3_session *s, const struct pop3_command *cmd,
 		return;
 	}
 	struct evbuffer *out;
-	if (s->bev == NULL)
+	if (s->c.bev == NULL)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->c.bev);
 	if (uidl)
 		evbuffer_add_printf(out, "+OK\r\n");
 	else
@@ -294,9 +294,9 @@ bool pop3_retr_pump(struct pop3_session *s)
 	struct evbuffer *out;
 	char *chunk;
 
-	if (s->retr_fd < 0 || s->bev == NULL || s->closed)
+	if (s->retr_fd < 0 || s->c.bev == NULL || s->c.closed)
 		return false;
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->c.bev);
 	if (retr_chunk == NULL)
 		retr_chunk = xmalloc(POP3_RETR_CHUNK);
 	chunk = retr_chunk;
@@ -308,7 +308,7 @@ bool pop3_retr_pump(struct pop3_session *s)
 		if (n < 0) {
 			/* mid-response: the client cannot be told; hang up so it
 			 * does not take a truncated message for a whole one */
-			log_error("pop3", "sid=%s event=retr_read_failed user=%s error=%s", s->id,
+			log_error("pop3", "sid=%s event=retr_read_failed user=%s error=%s", s->c.id,
 				  log_quote(s->user), log_quote(strerror(errno)));
 			retr_end(s);
 			pop3_close(s, "message read failed");
@@ -334,12 +334,12 @@ static void retr_start(struct pop3_session *s, uint32_t n, struct pop3_msg *m, b
 
 	if (fd < 0) {
 		if (errno == ENOENT) {
-			log_info("pop3", "sid=%s event=message_gone user=%s uid=%u", s->id,
+			log_info("pop3", "sid=%s event=message_gone user=%s uid=%u", s->c.id,
 				 log_quote(s->user), m->uid);
 			pop3_fail(s, "Message %u was deleted by another session", n);
 		} else {
 			log_error("pop3", "sid=%s event=retr_open_failed user=%s path=%s error=%s",
-				  s->id, log_quote(s->user), log_quote(m->path),
+				  s->c.id, log_quote(s->user), log_quote(m->path),
 				  log_quote(strerror(errno)));
 			pop3_fail(s, "[SYS/TEMP] Cannot read message %u", n);
 		}
@@ -355,9 +355,9 @@ static void retr_start(struct pop3_session *s, uint32_t n, struct pop3_msg *m, b
 	s->retr_index = n;
 	s->retr_bytes = 0;
 	pop3_stuff_init(&s->stuff, top, lines);
-	s->waiting = true;
+	s->c.waiting = true;
 	if (!pop3_retr_pump(s))
-		s->waiting = false;
+		s->c.waiting = false;
 	/* else the write callback pumps the rest and resumes */
 }
 
@@ -439,13 +439,13 @@ static void update_done(void *ctx, int status, const char *error)
 		s->locked = false;
 	}
 	if (status < 0)
-		log_error("pop3", "sid=%s event=update_failed user=%s error=%s", s->id,
+		log_error("pop3", "sid=%s event=update_failed user=%s error=%s", s->c.id,
 			  log_quote(s->user), log_quote(error));
 	else
-		log_info("pop3", "sid=%s event=update user=%s deleted=%u", s->id,
+		log_info("pop3", "sid=%s event=update user=%s deleted=%u", s->c.id,
 			 log_quote(s->user), deleted);
-	if (!s->closed) {
-		s->waiting = false;
+	if (!s->c.closed) {
+		s->c.waiting = false;
 		if (status < 0)
 			pop3_fail(s, "[SYS/TEMP] Deleting messages failed, they are kept");
 		else
@@ -489,11 +489,11 @@ void pop3_cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 			.retrieved_count = nretr,
 			.to_trash = s->l->cfg->pop3.delete_to_trash,
 		};
-		int rc = store_pop3_update(s->l->store, s->base, &u, update_done, s);
+		int rc = store_pop3_update(s->l->store, s->c.base, &u, update_done, s);
 		free(dele);
 		free(retr);
 		if (rc == 0) {
-			s->waiting = true;
+			s->c.waiting = true;
 			pop3_session_ref(s);
 			return;
 		}

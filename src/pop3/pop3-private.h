@@ -7,6 +7,7 @@
 #include "pop3/pop3.h"
 #include "pop3/parse.h"
 #include "lib/buf.h"
+#include "lib/conn.h"
 #include "lib/net.h"
 
 #include <event2/bufferevent.h>
@@ -20,7 +21,7 @@
 #define POP3_MAX_MESSAGES 1000000      /* a maildrop larger than this is refused */
 
 enum pop3_state {
-	POP3_STATE_PROXY,       /* waiting for a PROXY header from a trusted peer */
+	POP3_STATE_PROXY,       /* not started: PROXY header or implicit TLS pending (lib/conn.c) */
 	POP3_STATE_AUTHORIZATION,
 	POP3_STATE_SASL,        /* inside an AUTH exchange */
 	POP3_STATE_TRANSACTION,
@@ -38,27 +39,11 @@ struct pop3_msg {
 };
 
 struct pop3_session {
+	struct conn c;          /* first: connection, TLS, id, addresses (lib/conn.h) */
 	const struct pop3_listener *l;
-	struct event_base *base;
-	struct bufferevent *bev;
-	SSL *ssl;
-	bool tls_active;
-	char tls_desc[128];
-	struct pop3_session *next, *prev;   /* this thread's session list */
-	unsigned refs;          /* pending async operations + 1 while connected */
-	bool closed;
-	bool close_after_write;
-	struct event *close_ev;
-	unsigned close_polls;
 	bool draining;
 
-	char id[9];
-	char ip[NET_ADDR_MAX];
-	char conn_ip[NET_ADDR_MAX];
-	int port;
-	bool loopback;
 	enum pop3_state state;
-	bool waiting;           /* an async step or RETR output in flight: read no command */
 	bool discard_line;
 	unsigned errors;
 	unsigned auth_failures;
@@ -97,12 +82,29 @@ void pop3_err(struct pop3_session *s, const char *fmt, ...) __attribute__((forma
 /* An -ERR that is not the client's fault (not counted). */
 void pop3_fail(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pop3_send_raw(struct pop3_session *s, const char *p, size_t len);
-void pop3_close(struct pop3_session *s, const char *reason);
-void pop3_resume(struct pop3_session *s);
-void pop3_session_ref(struct pop3_session *s);
+/* Close after the output is flushed. */
+static inline void pop3_close(struct pop3_session *s, const char *reason)
+{
+	conn_close(&s->c, reason);
+}
+/* An async step or RETR output finished (c.waiting cleared): read on. */
+static inline void pop3_resume(struct pop3_session *s)
+{
+	conn_resume(&s->c);
+}
+static inline void pop3_session_ref(struct pop3_session *s)
+{
+	conn_ref(&s->c);
+}
 /* Drop a reference; false when the session was freed. */
-bool pop3_session_unref(struct pop3_session *s);
-int pop3_start_tls(struct pop3_session *s);
+static inline bool pop3_session_unref(struct pop3_session *s)
+{
+	return conn_unref(&s->c);
+}
+static inline int pop3_start_tls(struct pop3_session *s)
+{
+	return conn_start_tls(&s->c);
+}
 /* May this session send a password (TLS, or loopback when configured)? */
 bool pop3_plaintext_allowed(struct pop3_session *s);
 

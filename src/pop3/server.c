@@ -1,10 +1,10 @@
-/* POP3 server: connection life cycle, input dispatch, replies, TLS, PROXY,
- * and the maildrop lock.
+/* POP3 server: input dispatch, replies and the maildrop lock; the
+ * connection life cycle, TLS and PROXY input are lib/conn.c (ops below).
  *
  * Invariants (as in the SMTP engine):
  *  - A session belongs to the event loop that accepted it; every callback
  *    (I/O, timers, auth and store completions) runs on that loop.
- *  - While s->waiting, no further command is read: pipelined commands
+ *  - While s->c.waiting, no further command is read: pipelined commands
  *    (RFC 2449 6.6) stay buffered and run in order, so replies come out in
  *    command order.  RETR/TOP output is produced in chunks as the socket
  *    drains, and also holds the session in waiting.
@@ -20,12 +20,9 @@
 #include "auth/auth.h"
 #include "lib/config.h"
 #include "lib/log.h"
-#include "lib/proxy.h"
 #include "lib/tls.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,13 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static __thread struct pop3_session *sessions;
-static __thread unsigned session_count;
-
-static void pop3_process_input(struct pop3_session *s);
-static void pop3_read_cb(struct bufferevent *bev, void *ctx);
-static void pop3_write_cb(struct bufferevent *bev, void *ctx);
-static void pop3_event_cb(struct bufferevent *bev, short what, void *ctx);
+static __thread struct conn_list sessions;
 
 /* ---- the maildrop lock ----
  * A small set of user ids under a mutex: sessions of every loop thread of
@@ -87,28 +78,17 @@ void pop3_lock_release(int64_t user_id)
 
 unsigned pop3_sessions_count(void)
 {
-	return session_count;
+	return sessions.count;
 }
 
-static void pop3_session_free(struct pop3_session *s)
+static void pop3_conn_free(struct conn *c)
 {
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else if (sessions == s)
-		sessions = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	session_count--;
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
+
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
-	if (s->close_ev != NULL)
-		event_free(s->close_ev);
 	if (s->sasl != NULL)
 		auth_sasl_free(&s->sasl);
-	if (s->conn_ip[0] != '\0')
-		net_conn_release(s->conn_ip);
 	pop3_maildrop_free(s);
 	free(s->user_arg);
 	free(s->auth_mech);
@@ -116,94 +96,24 @@ static void pop3_session_free(struct pop3_session *s)
 	free(s);
 }
 
-void pop3_session_ref(struct pop3_session *s)
+static void pop3_conn_disconnect(struct conn *c, const char *reason)
 {
-	s->refs++;
-}
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
 
-bool pop3_session_unref(struct pop3_session *s)
-{
-	if (--s->refs > 0)
-		return true;
-	pop3_session_free(s);
-	return false;
-}
-
-static void pop3_disconnect(struct pop3_session *s, const char *reason)
-{
-	if (s->closed)
-		return;
-	s->closed = true;
-	log_info("pop3", "sid=%s event=disconnect ip=%s user=%s commands=%u reason=%s", s->id,
-		 s->ip, log_quote(s->user ? s->user : ""), s->commands, log_quote(reason));
+	log_info("pop3", "sid=%s event=disconnect ip=%s user=%s commands=%u reason=%s", s->c.id,
+		 s->c.ip, log_quote(s->user ? s->user : ""), s->commands, log_quote(reason));
 	if (s->retr_fd >= 0) {
 		close(s->retr_fd);
 		s->retr_fd = -1;
 	}
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
-	pop3_session_unref(s);
-}
-
-static bool pop3_output_flushed(struct pop3_session *s)
-{
-	struct bufferevent *under;
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	under = bufferevent_get_underlying(s->bev);
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
-}
-
-/* TLS: the socket bufferevent under the filter may still hold output whose
- * callbacks belong to the filter, so poll briefly until it is gone. */
-static void pop3_close_poll(evutil_socket_t fd, short what, void *ctx)
-{
-	(void)fd; (void)what;
-	struct pop3_session *s = ctx;
-
-	if (s->closed)
-		return;
-	if (pop3_output_flushed(s) || ++s->close_polls > 200) {
-		pop3_disconnect(s, "closed");
-		return;
-	}
-	struct timeval tv = { 0, 10 * 1000 };
-	event_add(s->close_ev, &tv);
-}
-
-static void pop3_close_when_flushed(struct pop3_session *s)
-{
-	if (pop3_output_flushed(s)) {
-		pop3_disconnect(s, "closed");
-		return;
-	}
-	if (bufferevent_get_underlying(s->bev) != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		if (s->close_ev == NULL)
-			s->close_ev = evtimer_new(s->base, pop3_close_poll, s);
-		pop3_close_poll(-1, 0, s);
-	}
-}
-
-void pop3_close(struct pop3_session *s, const char *reason)
-{
-	if (s->closed || s->close_after_write)
-		return;
-	s->close_after_write = true;
-	log_debug("pop3", "sid=%s event=closing reason=%s", s->id, log_quote(reason));
-	bufferevent_disable(s->bev, EV_READ);
-	pop3_close_when_flushed(s);
 }
 
 /* ---- replies ---- */
 
 void pop3_send_raw(struct pop3_session *s, const char *p, size_t len)
 {
-	if (s->bev != NULL && !s->closed)
-		evbuffer_add(bufferevent_get_output(s->bev), p, len);
+	if (s->c.bev != NULL && !s->c.closed)
+		evbuffer_add(bufferevent_get_output(s->c.bev), p, len);
 }
 
 static void pop3_vreply(struct pop3_session *s, const char *status, const char *fmt, va_list ap)
@@ -213,9 +123,9 @@ static void pop3_vreply(struct pop3_session *s, const char *status, const char *
 {
 	struct evbuffer *out;
 
-	if (s->bev == NULL || s->closed)
+	if (s->c.bev == NULL || s->c.closed)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->c.bev);
 	evbuffer_add_printf(out, "%s ", status);
 	evbuffer_add_vprintf(out, fmt, ap);
 	evbuffer_add(out, "\r\n", 2);
@@ -251,94 +161,16 @@ void pop3_err(struct pop3_session *s, const char *fmt, ...)
 
 bool pop3_plaintext_allowed(struct pop3_session *s)
 {
-	return s->tls_active || (s->loopback && s->l->cfg->pop3.plaintext_auth_loopback);
+	return s->c.tls_active || (s->c.loopback && s->l->cfg->pop3.plaintext_auth_loopback);
 }
 
-static void pop3_greet(struct pop3_session *s)
+static void pop3_greet(struct conn *c)
 {
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
+
 	s->state = POP3_STATE_AUTHORIZATION;
 	/* no APOP timestamp: APOP needs plaintext passwords on the server */
 	pop3_ok(s, "Tern POP3 server ready");
-}
-
-/* ---- TLS ---- */
-
-int pop3_start_tls(struct pop3_session *s)
-{
-	struct bufferevent *tls_bev;
-
-	s->ssl = SSL_new(s->l->tls);
-	if (s->ssl == NULL)
-		return -1;
-	tls_bev = bufferevent_openssl_filter_new(s->base, s->bev, s->ssl,
-						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls_bev == NULL) {
-		SSL_free(s->ssl);
-		s->ssl = NULL;
-		return -1;
-	}
-	s->bev = tls_bev;
-	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
-	bufferevent_setcb(tls_bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
-	bufferevent_setwatermark(tls_bev, EV_READ, 0, POP3_READ_HIGH_WATERMARK);
-	bufferevent_setwatermark(tls_bev, EV_WRITE, POP3_WRITE_LOW_WATERMARK, 0);
-	{
-		struct timeval tv = { POP3_IDLE_TIMEOUT, 0 };
-		bufferevent_set_timeouts(tls_bev, &tv, &tv);
-	}
-	bufferevent_enable(tls_bev, EV_READ | EV_WRITE);
-	s->waiting = true;  /* until the handshake completes */
-	return 0;
-}
-
-static void pop3_tls_ready(struct pop3_session *s)
-{
-	s->tls_active = true;
-	tls_describe(s->ssl, s->tls_desc, sizeof(s->tls_desc));
-	log_info("pop3", "sid=%s event=tls ip=%s tls=%s", s->id, s->ip, log_quote(s->tls_desc));
-	s->waiting = false;
-	if (s->l->implicit_tls)
-		pop3_greet(s);
-	pop3_process_input(s);
-}
-
-/* ---- PROXY protocol ---- */
-
-static bool pop3_proxy_input(struct pop3_session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t len = evbuffer_get_length(in), consumed = 0;
-	struct proxy_info info;
-	const char *error = NULL;
-	enum proxy_status st;
-
-	if (len > PROXY_V2_MAX)
-		len = PROXY_V2_MAX;
-	st = proxy_parse(evbuffer_pullup(in, (ssize_t)len), len, &info, &consumed, &error);
-	if (st == PROXY_NEED_MORE)
-		return false;
-	if (st == PROXY_ERROR) {
-		log_warn("pop3", "sid=%s event=proxy_error ip=%s error=%s", s->id, s->ip,
-			 log_quote(error));
-		pop3_close(s, "bad PROXY header");
-		return false;
-	}
-	evbuffer_drain(in, consumed);
-	if (!info.local) {
-		char ip[NET_ADDR_MAX];
-		net_addr_str((struct sockaddr *)&info.src, ip, sizeof(ip));
-		log_info("pop3", "sid=%s event=proxy proxy=%s ip=%s", s->id, s->ip, ip);
-		snprintf(s->ip, sizeof(s->ip), "%s", ip);
-		s->port = net_addr_port((struct sockaddr *)&info.src);
-		s->loopback = net_addr_is_loopback((struct sockaddr *)&info.src);
-	}
-	if (s->l->implicit_tls) {
-		if (pop3_start_tls(s) < 0)
-			pop3_disconnect(s, "TLS setup failed");
-		return false;
-	}
-	pop3_greet(s);
-	return true;
 }
 
 /* ---- command dispatch ---- */
@@ -366,7 +198,7 @@ static void cmd_noop(struct pop3_session *s, const struct pop3_command *cmd)
 static void cmd_http(struct pop3_session *s, const struct pop3_command *cmd)
 {
 	(void)cmd;
-	log_warn("pop3", "sid=%s event=http_request ip=%s", s->id, s->ip);
+	log_warn("pop3", "sid=%s event=http_request ip=%s", s->c.id, s->c.ip);
 	pop3_fail(s, "This is a POP3 server");
 	pop3_close(s, "HTTP request");
 }
@@ -424,35 +256,22 @@ static void pop3_command_line(struct pop3_session *s, struct slice line)
 	def->handler(s, &cmd);
 }
 
-static bool pop3_discard_line(struct pop3_session *s, struct evbuffer *in)
+/* Read commands while no async step is in flight; conn holds a reference
+ * and keeps resumes from re-entering this loop. */
+static void pop3_process_input(struct conn *c)
 {
-	struct evbuffer_ptr pos = evbuffer_search(in, "\n", 1, NULL);
-	if (pos.pos < 0) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return false;
-	}
-	evbuffer_drain(in, (size_t)pos.pos + 1);
-	s->discard_line = false;
-	return true;
-}
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
 
-static void pop3_process_input(struct pop3_session *s)
-{
-	pop3_session_ref(s);
-	while (!s->closed && !s->close_after_write && !s->waiting && s->bev != NULL) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
+	while (conn_can_read(&s->c)) {
+		struct evbuffer *in = bufferevent_get_input(s->c.bev);
 		size_t avail = evbuffer_get_length(in);
 
 		if (avail == 0)
 			break;
-		if (s->state == POP3_STATE_PROXY) {
-			if (!pop3_proxy_input(s))
-				break;
-			continue;
-		}
 		if (s->discard_line) {
-			if (!pop3_discard_line(s, in))
+			if (!conn_discard_line(&s->c))
 				break;
+			s->discard_line = false;
 			continue;
 		}
 		size_t max = s->state == POP3_STATE_SASL ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
@@ -488,70 +307,42 @@ static void pop3_process_input(struct pop3_session *s)
 		explicit_bzero(copy, line.len);
 		free(copy);
 	}
-	pop3_session_unref(s);
 }
 
-void pop3_resume(struct pop3_session *s)
+/* RETR/TOP output drained below the low watermark: produce more. */
+static void pop3_conn_writable(struct conn *c)
 {
-	s->waiting = false;
-	if (!s->closed && s->bev != NULL) {
-		pop3_process_input(s);
-		if (!s->closed && s->close_after_write)
-			pop3_close_when_flushed(s);
-	}
-}
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
 
-/* ---- libevent callbacks ---- */
-
-static void pop3_read_cb(struct bufferevent *bev, void *ctx)
-{
-	(void)bev;
-	pop3_process_input(ctx);
-}
-
-static void pop3_write_cb(struct bufferevent *bev, void *ctx)
-{
-	(void)bev;
-	struct pop3_session *s = ctx;
-
-	if (s->close_after_write) {
-		pop3_close_when_flushed(s);
-		return;
-	}
 	if (s->retr_fd >= 0 && !pop3_retr_pump(s))
 		pop3_resume(s);
 }
 
-static void pop3_event_cb(struct bufferevent *bev, short what, void *ctx)
+/* RFC 1939 3: an autologout timer expiry ends the session without
+ * entering UPDATE, so nothing is deleted. */
+static void pop3_conn_timeout(struct conn *c)
 {
-	(void)bev;
-	struct pop3_session *s = ctx;
-
-	if (what & BEV_EVENT_CONNECTED) {
-		if (s->ssl != NULL && !s->tls_active)
-			pop3_tls_ready(s);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		/* RFC 1939 3: an autologout timer expiry ends the session without
-		 * entering UPDATE, so nothing is deleted */
-		pop3_fail(s, "Disconnected for inactivity");
-		bufferevent_flush(s->bev, EV_WRITE, BEV_FLUSH);
-		pop3_disconnect(s, "timeout");
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		const char *why = s->ssl != NULL && !s->tls_active ? "TLS handshake failed" :
-			"connection error";
-		if (s->ssl != NULL)
-			log_info("pop3", "sid=%s event=tls_error ip=%s error=%s", s->id, s->ip,
-				 log_quote(tls_last_error()));
-		pop3_disconnect(s, why);
-		return;
-	}
-	if (what & BEV_EVENT_EOF)
-		pop3_disconnect(s, "client closed");
+	pop3_fail(conn_container(c, struct pop3_session, c), "Disconnected for inactivity");
 }
+
+static void pop3_conn_refuse(struct conn *c)
+{
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
+
+	if (!s->l->implicit_tls)
+		pop3_fail(s, "[SYS/TEMP] Too many connections, try again later");
+}
+
+static const struct conn_ops pop3_conn_ops = {
+	.log_mod = "pop3",
+	.start = pop3_greet,
+	.input = pop3_process_input,
+	.writable = pop3_conn_writable,
+	.timeout = pop3_conn_timeout,
+	.refuse = pop3_conn_refuse,
+	.disconnect = pop3_conn_disconnect,
+	.free = pop3_conn_free,
+};
 
 /* ---- accept ---- */
 
@@ -559,81 +350,44 @@ void pop3_session_accept(const struct pop3_listener *l, struct event_base *base,
 			 const struct sockaddr *sa, socklen_t salen)
 {
 	(void)salen;
-	const struct config *cfg = l->cfg;
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
-	unsigned char rnd[4];
-	struct timeval tv = { POP3_IDLE_TIMEOUT, 0 };
+	struct conn_params p = {
+		.ops = &pop3_conn_ops,
+		.list = &sessions,
+		.cfg = l->cfg,
+		.tls = l->tls,
+		.implicit_tls = l->implicit_tls,
+		.listener = l->name,
+		.read_timeout = POP3_IDLE_TIMEOUT,
+		.write_timeout = POP3_IDLE_TIMEOUT,
+		.read_high = POP3_READ_HIGH_WATERMARK,
+		.write_low = POP3_WRITE_LOW_WATERMARK,
+	};
 
 	s->l = l;
-	s->base = base;
-	s->refs = 1;
 	s->retr_fd = -1;
-	RAND_bytes(rnd, sizeof(rnd));
-	snprintf(s->id, sizeof(s->id), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-	net_addr_str(sa, s->ip, sizeof(s->ip));
-	s->port = net_addr_port(sa);
-	s->loopback = net_addr_is_loopback(sa);
-	s->next = sessions;
-	if (sessions != NULL)
-		sessions->prev = s;
-	sessions = s;
-	session_count++;
-
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		close(fd);
-		s->closed = true;
-		pop3_session_unref(s);
-		return;
-	}
-	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, POP3_READ_HIGH_WATERMARK);
-	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_WRITE_LOW_WATERMARK, 0);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("pop3", "sid=%s event=connect ip=%s port=%d listener=%s", s->id, s->ip, s->port,
-		 l->name);
-
-	if (!net_conn_acquire(s->ip, cfg->limits.connections_per_ip, cfg->limits.connections)) {
-		log_warn("pop3", "sid=%s event=connection_limit ip=%s", s->id, s->ip);
-		if (!l->implicit_tls)
-			pop3_fail(s, "[SYS/TEMP] Too many connections, try again later");
-		pop3_close(s, "connection limit");
-		return;
-	}
-	snprintf(s->conn_ip, sizeof(s->conn_ip), "%s", s->ip);
-
-	if (cfg->proxy_trusted_count > 0 &&
-	    proxy_addr_trusted(sa, (const char *const *)cfg->proxy_trusted, cfg->proxy_trusted_count)) {
-		s->state = POP3_STATE_PROXY;
-		return;
-	}
-	if (l->implicit_tls) {
-		if (l->tls == NULL || pop3_start_tls(s) < 0)
-			pop3_disconnect(s, "TLS setup failed");
-		return;
-	}
-	pop3_greet(s);
+	conn_accept(&s->c, &p, base, fd, sa);
 }
 
 /* ---- drain ---- */
 
+static void pop3_drain_one(struct conn *c, void *arg)
+{
+	struct pop3_session *s = conn_container(c, struct pop3_session, c);
+	bool immediate = *(const bool *)arg;
+
+	s->draining = true;
+	/* A session waiting on its QUIT update finishes it; one between
+	 * commands loses nothing by closing (no UPDATE, no deletion). */
+	if (immediate || !s->c.waiting) {
+		if (s->retr_fd < 0)
+			pop3_fail(s, "[SYS/TEMP] Server shutting down");
+		pop3_close(s, "shutdown");
+	}
+}
+
 void pop3_sessions_drain(struct event_base *base, bool immediate)
 {
 	(void)base;
-	struct pop3_session *s, *next;
-
-	for (s = sessions; s != NULL; s = next) {
-		next = s->next;
-		if (s->closed)
-			continue;
-		s->draining = true;
-		/* A session waiting on its QUIT update finishes it; one between
-		 * commands loses nothing by closing (no UPDATE, no deletion). */
-		if (immediate || !s->waiting) {
-			if (s->retr_fd < 0)
-				pop3_fail(s, "[SYS/TEMP] Server shutting down");
-			pop3_close(s, "shutdown");
-		}
-	}
+	conn_list_foreach(&sessions, pop3_drain_one, &immediate);
 }

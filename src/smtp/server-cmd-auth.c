@@ -26,10 +26,10 @@ static void smtp_auth_end(struct smtp_session *s)
 
 static void smtp_auth_failed(struct smtp_session *s, const char *user, const char *reason)
 {
-	auth_penalty_fail(s->ip);
+	auth_penalty_fail(s->c.ip);
 	s->auth_failures++;
 	log_warn("auth", "event=auth_failed proto=smtp sid=%s ip=%s user=%s mech=%s reason=%s",
-		 s->id, s->ip, log_quote(user != NULL ? user : ""), s->auth_mech,
+		 s->c.id, s->c.ip, log_quote(user != NULL ? user : ""), s->auth_mech,
 		 log_quote(reason != NULL ? reason : "failed"));
 	smtp_auth_end(s);
 	smtp_send(s, 535, "5.7.8", "Authentication credentials invalid");
@@ -44,7 +44,7 @@ static void smtp_auth_cb(void *ctx, const struct auth_result *r)
 {
 	struct smtp_session *s = ctx;
 
-	if (s->closed) {
+	if (s->c.closed) {
 		smtp_auth_end(s);
 		smtp_session_unref(s);
 		return;
@@ -58,10 +58,10 @@ static void smtp_auth_cb(void *ctx, const struct auth_result *r)
 		break;
 	}
 	case AUTH_SASL_OK:
-		auth_penalty_success(s->ip);
+		auth_penalty_success(s->c.ip);
 		s->user_id = r->user_id;
-		log_info("auth", "event=auth_ok proto=smtp sid=%s ip=%s user=%s mech=%s", s->id,
-			 s->ip, log_quote(r->address), s->auth_mech);
+		log_info("auth", "event=auth_ok proto=smtp sid=%s ip=%s user=%s mech=%s", s->c.id,
+			 s->c.ip, log_quote(r->address), s->auth_mech);
 		if (r->out_len > 0) {
 			/* RFC 4954 has no data on 235: SCRAM's server-final goes in a
 			 * last 334, the client answers with an empty line, then 235. */
@@ -83,8 +83,8 @@ static void smtp_auth_cb(void *ctx, const struct auth_result *r)
 		break;
 	case AUTH_SASL_ERROR:
 	default:
-		log_info("auth", "event=auth_error proto=smtp sid=%s ip=%s mech=%s reason=%s", s->id,
-			 s->ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
+		log_info("auth", "event=auth_error proto=smtp sid=%s ip=%s mech=%s reason=%s", s->c.id,
+			 s->c.ip, s->auth_mech, log_quote(r->reason ? r->reason : ""));
 		smtp_auth_end(s);
 		smtp_error(s, 501, "5.5.2", "Malformed authentication exchange");
 		break;
@@ -96,7 +96,7 @@ static void smtp_auth_cb(void *ctx, const struct auth_result *r)
 static void smtp_auth_step(struct smtp_session *s, const unsigned char *in, size_t len,
 			   bool have_input)
 {
-	s->waiting = true;
+	s->c.waiting = true;
 	smtp_session_ref(s);
 	auth_sasl_step(s->sasl, in, len, have_input, smtp_auth_cb, s);
 }
@@ -124,7 +124,7 @@ struct auth_start {
 
 static void smtp_auth_begin(struct smtp_session *s, const char *initial)
 {
-	s->sasl = auth_sasl_begin(s->auth_mech, s->l->store, s->l->pool, s->base);
+	s->sasl = auth_sasl_begin(s->auth_mech, s->l->store, s->l->pool, s->c.base);
 	if (s->sasl == NULL) {
 		smtp_error(s, 504, "5.5.4", "Unrecognized authentication type");
 		return;
@@ -144,12 +144,12 @@ static void smtp_auth_delay_done(evutil_socket_t fd, short what, void *ctx)
 	struct auth_start *a = ctx;
 	struct smtp_session *s = a->s;
 
-	s->waiting = false;
-	if (!s->closed)
+	s->c.waiting = false;
+	if (!s->c.closed)
 		smtp_auth_begin(s, a->initial);
 	free(a->initial);
 	free(a);
-	if (smtp_session_unref(s) && !s->waiting)
+	if (smtp_session_unref(s) && !s->c.waiting)
 		smtp_resume(s);
 }
 
@@ -190,7 +190,7 @@ void smtp_cmd_auth(struct smtp_session *s, struct slice arg)
 		if (*p >= 'a' && *p <= 'z')
 			*p = (char)(*p - 'a' + 'A');
 
-	delay = auth_penalty_delay_ms(s->ip);
+	delay = auth_penalty_delay_ms(s->c.ip);
 	if (delay > 0) {
 		struct auth_start *a = xcalloc(1, sizeof(*a));
 		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
@@ -198,8 +198,8 @@ void smtp_cmd_auth(struct smtp_session *s, struct slice arg)
 		a->initial = initial.p != NULL ? slice_dup(initial) : NULL;
 		if (s->delay_ev != NULL)
 			event_free(s->delay_ev);
-		s->delay_ev = evtimer_new(s->base, smtp_auth_delay_done, a);
-		s->waiting = true;
+		s->delay_ev = evtimer_new(s->c.base, smtp_auth_delay_done, a);
+		s->c.waiting = true;
 		smtp_session_ref(s);
 		evtimer_add(s->delay_ev, &tv);
 		return;

@@ -12,7 +12,7 @@
 static const char *received_protocol(struct smtp_session *s)
 {
 	bool utf8 = s->have_mail && s->mail.smtputf8;
-	bool tls = s->tls_active, auth = s->user != NULL;
+	bool tls = s->c.tls_active, auth = s->user != NULL;
 
 	if (!s->esmtp)
 		return "SMTP";
@@ -28,9 +28,9 @@ static void received_header(struct smtp_session *s, struct buf *out)
 	char date[64];
 
 	clock_rfc5322(clock_now(), date, sizeof(date));
-	buf_printf(out, "Received: from %s ([%s])\r\n", s->helo ? s->helo : "unknown", s->ip);
-	if (s->tls_active)
-		buf_printf(out, "\t(using %s)\r\n", s->tls_desc);
+	buf_printf(out, "Received: from %s ([%s])\r\n", s->helo ? s->helo : "unknown", s->c.ip);
+	if (s->c.tls_active)
+		buf_printf(out, "\t(using %s)\r\n", s->c.tls_desc);
 	buf_printf(out, "\tby %s (Tern) with %s id %s", s->l->cfg->hostname, received_protocol(s),
 		   s->msgid);
 	if (s->rcpt_count == 1)
@@ -62,7 +62,7 @@ static void smtp_message_complete(struct smtp_session *s)
 		return;
 	}
 	if (s->body.bare_lf || s->body.bare_cr)
-		log_info("smtp", "sid=%s id=%s event=bare_line_end_normalised lf=%d cr=%d", s->id,
+		log_info("smtp", "sid=%s id=%s event=bare_line_end_normalised lf=%d cr=%d", s->c.id,
 			 s->msgid, s->body.bare_lf, s->body.bare_cr);
 	buf_init(&message, cfg->limits.message_size + 65536);
 	received_header(s, &message);
@@ -74,7 +74,7 @@ static void smtp_message_complete(struct smtp_session *s)
 	}
 	buf_free(&s->msg);
 	/* the hook answers through smtp_session_data_done(), maybe later */
-	s->waiting = true;
+	s->c.waiting = true;
 	smtp_session_ref(s);
 	s->l->hooks->data(s, &message);
 	buf_free(&message);

@@ -43,11 +43,11 @@ void smtp_cmd_helo(struct smtp_session *s, struct slice arg, bool ehlo)
 	}
 	/* RFC 2034: no enhanced code on EHLO/HELO replies */
 	buf_init(&r, 4096);
-	buf_printf(&r, "%s Hello %s [%s]\n", cfg->hostname, s->helo, s->ip);
+	buf_printf(&r, "%s Hello %s [%s]\n", cfg->hostname, s->helo, s->c.ip);
 	buf_printf(&r, "PIPELINING\nSIZE %zu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\n",
 		   cfg->limits.message_size);
 	buf_printf(&r, "CHUNKING\nDSN\n");
-	if (s->l->tls != NULL && s->ssl == NULL)
+	if (s->l->tls != NULL && s->c.ssl == NULL)
 		buf_printf(&r, "STARTTLS\n");
 	if (smtp_auth_allowed(s) && s->user == NULL)
 		buf_printf(&r, "AUTH %s\n", auth_sasl_mechanisms());
@@ -66,14 +66,14 @@ void smtp_cmd_rset(struct smtp_session *s, struct slice arg)
 
 void smtp_cmd_starttls(struct smtp_session *s, struct slice arg)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->c.bev);
 	size_t pending;
 
 	if (arg.len > 0) {
 		smtp_error(s, 501, "5.5.4", "STARTTLS takes no arguments");
 		return;
 	}
-	if (s->ssl != NULL) {
+	if (s->c.ssl != NULL) {
 		smtp_error(s, 503, "5.5.1", "TLS already active");
 		return;
 	}
@@ -86,7 +86,7 @@ void smtp_cmd_starttls(struct smtp_session *s, struct slice arg)
 	 * after STARTTLS was sent in plaintext and must not be acted upon. */
 	pending = evbuffer_get_length(in);
 	if (pending > 0) {
-		log_warn("smtp", "sid=%s event=starttls_pipelined ip=%s bytes=%zu", s->id, s->ip, pending);
+		log_warn("smtp", "sid=%s event=starttls_pipelined ip=%s bytes=%zu", s->c.id, s->c.ip, pending);
 		evbuffer_drain(in, pending);
 	}
 	smtp_transaction_reset(s);
@@ -95,7 +95,7 @@ void smtp_cmd_starttls(struct smtp_session *s, struct slice arg)
 	s->esmtp = false;
 	s->state = SMTP_STATE_INIT;
 	if (smtp_start_tls(s) < 0) {
-		log_error("smtp", "sid=%s event=tls_setup_failed", s->id);
+		log_error("smtp", "sid=%s event=tls_setup_failed", s->c.id);
 		smtp_close(s, "TLS setup failed");
 	}
 }

@@ -7,6 +7,7 @@
 #include "smtp/server.h"
 #include "smtp/parse.h"
 #include "lib/buf.h"
+#include "lib/conn.h"
 #include "lib/net.h"
 
 #include <event2/bufferevent.h>
@@ -15,7 +16,7 @@
 #define SMTP_AUTH_LINE_MAX 12288   /* RFC 4954 4: SASL responses may be long */
 
 enum smtp_state {
-	SMTP_STATE_PROXY,       /* waiting for a PROXY header from a trusted peer */
+	SMTP_STATE_PROXY,       /* not started: PROXY header or implicit TLS pending (lib/conn.c) */
 	SMTP_STATE_INIT,        /* before HELO/EHLO */
 	SMTP_STATE_READY,       /* after HELO/EHLO, no transaction */
 	SMTP_STATE_MAIL,        /* MAIL accepted */
@@ -32,28 +33,11 @@ struct smtp_rcpt {
 };
 
 struct smtp_session {
+	struct conn c;          /* first: connection, TLS, id, addresses (lib/conn.h) */
 	const struct smtp_listener *l;
-	struct event_base *base;
-	struct bufferevent *bev;
-	SSL *ssl;               /* non-NULL once TLS started */
-	bool tls_active;        /* handshake done */
-	char tls_desc[128];
-	struct smtp_session *next, *prev;   /* this thread's session list */
-	unsigned refs;          /* pending async operations + 1 while connected */
-	bool closed;            /* connection gone or closing: ignore input */
-	bool close_after_write;
-	struct event *close_ev;  /* polls a TLS connection's flush before closing */
-	unsigned close_polls;
 	bool draining;          /* send 421 at the next command outside a transaction */
 
-	char id[9];
-	char ip[NET_ADDR_MAX];
-	char conn_ip[NET_ADDR_MAX];   /* the address counted by the connection limit */
-	int port;
-	bool loopback;
 	enum smtp_state state;
-	bool waiting;           /* an async step is in flight: do not read commands */
-	unsigned processing;    /* smtp_process_input() is on the stack */
 	bool discard_line;      /* discarding the rest of an over-long line */
 	bool esmtp;
 	char *helo;
@@ -93,16 +77,31 @@ void smtp_error(struct smtp_session *s, int code, const char *enhanced, const ch
 	__attribute__((format(printf, 4, 5)));
 void smtp_send_raw(struct smtp_session *s, const char *text);
 /* Close after the output is flushed. */
-void smtp_close(struct smtp_session *s, const char *reason);
+static inline void smtp_close(struct smtp_session *s, const char *reason)
+{
+	conn_close(&s->c, reason);
+}
 /* Clear the transaction (RSET, end of data, HELO). */
 void smtp_transaction_reset(struct smtp_session *s);
 /* Resume reading commands after an async step. */
-void smtp_resume(struct smtp_session *s);
-void smtp_session_ref(struct smtp_session *s);
+static inline void smtp_resume(struct smtp_session *s)
+{
+	conn_resume(&s->c);
+}
+static inline void smtp_session_ref(struct smtp_session *s)
+{
+	conn_ref(&s->c);
+}
 /* Drop a reference; returns false when the session was freed. */
-bool smtp_session_unref(struct smtp_session *s);
+static inline bool smtp_session_unref(struct smtp_session *s)
+{
+	return conn_unref(&s->c);
+}
 /* Begin TLS on the connection (STARTTLS or implicit). */
-int smtp_start_tls(struct smtp_session *s);
+static inline int smtp_start_tls(struct smtp_session *s)
+{
+	return conn_start_tls(&s->c);
+}
 /* The parameter extensions offered on this session. */
 void smtp_param_ext(struct smtp_session *s, struct smtp_param_ext *ext);
 bool smtp_auth_allowed(struct smtp_session *s);

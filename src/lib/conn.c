@@ -1,0 +1,460 @@
+/* Connection machinery shared by the SMTP, POP3 and IMAP servers: accept,
+ * the per-thread list, references, PROXY input, TLS, timeouts, closing
+ * once the output is flushed, and resuming input after an async step.
+ *
+ * Invariants:
+ *  - A connection belongs to the event loop that accepted it; every
+ *    callback runs there, so nothing here locks (net_conn_* does its own).
+ *  - refs counts the connection itself (dropped by conn_disconnect) plus
+ *    every async step in flight; c is freed (ops->free) at zero.
+ *  - While waiting (an async step or the TLS handshake), ops->input is not
+ *    called; pipelined input stays buffered, bounded by the read watermark.
+ *  - ops->input is never re-entered through conn_resume: a step that
+ *    completes synchronously inside it only clears waiting, and the input
+ *    loop on the stack goes on (re-entering would read undrained bytes).
+ *  - Closing waits until the output reached the socket; with TLS the
+ *    filter's output first drains into the socket bufferevent, whose
+ *    callbacks belong to the filter, so that case is polled (at most 2 s).
+ * RFC 3207 / RFC 2595 / RFC 8314 (STARTTLS and implicit TLS: the handshake
+ * before any protocol byte), the PROXY protocol v1/v2 (lib/proxy.h). */
+#include "lib/conn.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/proxy.h"
+#include "lib/tls.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONN_CLOSE_POLL_USEC (10 * 1000)
+#define CONN_CLOSE_POLL_MAX 200
+
+static void conn_read_cb(struct bufferevent *bev, void *ctx);
+static void conn_write_cb(struct bufferevent *bev, void *ctx);
+static void conn_event_cb(struct bufferevent *bev, short what, void *ctx);
+
+/* ---- life cycle ---- */
+
+static void conn_free(struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (c->list->head == c)
+		c->list->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->list->count--;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->close_ev != NULL)
+		event_free(c->close_ev);
+	c->close_ev = NULL;
+	if (c->conn_ip[0] != '\0')
+		net_conn_release(c->conn_ip);
+	c->ops->free(c);
+}
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+bool conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return true;
+	conn_free(c);
+	return false;
+}
+
+void conn_disconnect(struct conn *c, const char *reason)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->ops->disconnect(c, reason);
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	conn_unref(c);
+}
+
+/* ---- output ---- */
+
+struct evbuffer *conn_output(struct conn *c)
+{
+	if (c->bev == NULL || c->closed)
+		return NULL;
+	return bufferevent_get_output(c->bev);
+}
+
+struct evbuffer *conn_input(struct conn *c)
+{
+	if (c->bev == NULL || c->closed)
+		return NULL;
+	return bufferevent_get_input(c->bev);
+}
+
+void conn_send(struct conn *c, const void *p, size_t len)
+{
+	if (c->bev != NULL && !c->closed)
+		evbuffer_add(bufferevent_get_output(c->bev), p, len);
+}
+
+size_t conn_output_pending(struct conn *c)
+{
+	struct bufferevent *under;
+	size_t n;
+
+	if (c->bev == NULL || c->closed)
+		return 0;
+	n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	under = bufferevent_get_underlying(c->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static bool conn_output_flushed(struct conn *c)
+{
+	return conn_output_pending(c) == 0;
+}
+
+/* ---- closing once flushed ---- */
+
+static void conn_close_poll(evutil_socket_t fd, short what, void *ctx)
+{
+	(void)fd; (void)what;
+	struct conn *c = ctx;
+
+	if (c->closed)
+		return;
+	if (conn_output_flushed(c) || ++c->close_polls > CONN_CLOSE_POLL_MAX) {
+		conn_disconnect(c, "closed");
+		return;
+	}
+	struct timeval tv = { 0, CONN_CLOSE_POLL_USEC };
+	event_add(c->close_ev, &tv);
+}
+
+static void conn_close_when_flushed(struct conn *c)
+{
+	if (conn_output_flushed(c)) {
+		conn_disconnect(c, "closed");
+		return;
+	}
+	if (bufferevent_get_underlying(c->bev) != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		if (c->close_ev == NULL)
+			c->close_ev = evtimer_new(c->base, conn_close_poll, c);
+		conn_close_poll(-1, 0, c);
+	}
+	/* otherwise the write callback comes back here */
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c->closed || c->close_after_write)
+		return;
+	c->close_after_write = true;
+	log_debug(c->ops->log_mod, "sid=%s event=closing reason=%s", c->id, log_quote(reason));
+	bufferevent_disable(c->bev, EV_READ);
+	conn_close_when_flushed(c);
+}
+
+/* ---- timeouts ---- */
+
+static void conn_apply_timeouts(struct conn *c)
+{
+	struct timeval r = { c->read_timeout, 0 }, w = { c->write_timeout, 0 };
+
+	if (c->bev != NULL)
+		bufferevent_set_timeouts(c->bev, c->read_timeout ? &r : NULL,
+					 c->write_timeout ? &w : NULL);
+}
+
+void conn_set_timeouts(struct conn *c, unsigned read_timeout, unsigned write_timeout)
+{
+	c->read_timeout = read_timeout;
+	c->write_timeout = write_timeout;
+	conn_apply_timeouts(c);
+}
+
+/* Callbacks, watermarks and timeouts of a new (socket or TLS) bufferevent. */
+static void conn_setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	if (c->read_high > 0)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, c->read_high);
+	if (c->write_low > 0)
+		bufferevent_setwatermark(c->bev, EV_WRITE, c->write_low, 0);
+	conn_apply_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- input ---- */
+
+bool conn_can_read(const struct conn *c)
+{
+	return !c->closed && !c->close_after_write && !c->waiting && c->bev != NULL;
+}
+
+bool conn_discard_line(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr pos = evbuffer_search(in, "\n", 1, NULL);
+
+	if (pos.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return false;
+	}
+	evbuffer_drain(in, (size_t)pos.pos + 1);
+	return true;
+}
+
+/* The PROXY header from a trusted peer; true when the protocol may read
+ * the rest of the input now. */
+static bool conn_proxy_input(struct conn *c)
+{
+	const char *mod = c->ops->log_mod;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len = evbuffer_get_length(in), consumed = 0;
+	struct proxy_info info;
+	const char *error = NULL;
+	enum proxy_status st;
+
+	if (len > PROXY_V2_MAX)
+		len = PROXY_V2_MAX;
+	st = proxy_parse(evbuffer_pullup(in, (ssize_t)len), len, &info, &consumed, &error);
+	if (st == PROXY_NEED_MORE)
+		return false;
+	if (st == PROXY_ERROR) {
+		log_warn(mod, "sid=%s event=proxy_error ip=%s error=%s", c->id, c->ip,
+			 log_quote(error));
+		conn_close(c, "bad PROXY header");
+		return false;
+	}
+	evbuffer_drain(in, consumed);
+	c->proxy_pending = false;
+	if (!info.local) {
+		char ip[NET_ADDR_MAX];
+		net_addr_str((struct sockaddr *)&info.src, ip, sizeof(ip));
+		log_info(mod, "sid=%s event=proxy proxy=%s ip=%s", c->id, c->ip, ip);
+		snprintf(c->ip, sizeof(c->ip), "%s", ip);
+		c->port = net_addr_port((struct sockaddr *)&info.src);
+		c->loopback = net_addr_is_loopback((struct sockaddr *)&info.src);
+	}
+	if (c->implicit_tls) {
+		if (conn_start_tls(c) < 0)
+			conn_disconnect(c, "TLS setup failed");
+		return false;
+	}
+	c->ops->start(c);
+	return true;
+}
+
+static void conn_process(struct conn *c)
+{
+	if (c->closed || c->bev == NULL)
+		return;
+	conn_ref(c);
+	c->processing++;
+	while (c->proxy_pending && conn_can_read(c) &&
+	       evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		if (!conn_proxy_input(c))
+			break;
+	}
+	if (!c->proxy_pending && conn_can_read(c))
+		c->ops->input(c);
+	c->processing--;
+	if (!c->closed && c->close_after_write)
+		conn_close_when_flushed(c);
+	conn_unref(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	c->waiting = false;
+	/* An async step that completed synchronously, inside the input loop:
+	 * that loop goes on by itself once the current input is consumed
+	 * (re-entering it here would read bytes not yet drained). */
+	if (c->processing > 0)
+		return;
+	conn_process(c);
+}
+
+/* ---- TLS ---- */
+
+int conn_start_tls(struct conn *c)
+{
+	struct bufferevent *tls_bev;
+
+	if (c->tls_ctx == NULL || c->bev == NULL)
+		return -1;
+	c->ssl = SSL_new(c->tls_ctx);
+	if (c->ssl == NULL)
+		return -1;
+	tls_bev = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl,
+						 BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	/* the filter now owns the socket bufferevent (closed with it) */
+	c->bev = tls_bev;
+	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
+	c->waiting = true;  /* until the handshake completes */
+	conn_setup_bev(c);
+	return 0;
+}
+
+static void conn_tls_ready(struct conn *c)
+{
+	c->tls_active = true;
+	tls_describe(c->ssl, c->tls_desc, sizeof(c->tls_desc));
+	log_info(c->ops->log_mod, "sid=%s event=tls ip=%s tls=%s", c->id, c->ip,
+		 log_quote(c->tls_desc));
+	c->waiting = false;
+	if (c->implicit_tls)
+		c->ops->start(c);
+	conn_process(c);
+}
+
+/* ---- libevent callbacks ---- */
+
+static void conn_read_cb(struct bufferevent *bev, void *ctx)
+{
+	(void)bev;
+	conn_process(ctx);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *ctx)
+{
+	(void)bev;
+	struct conn *c = ctx;
+
+	if (c->close_after_write) {
+		conn_close_when_flushed(c);
+		return;
+	}
+	if (c->ops->writable != NULL && !c->closed) {
+		conn_ref(c);
+		c->ops->writable(c);
+		conn_unref(c);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
+{
+	(void)bev;
+	struct conn *c = ctx;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->ssl != NULL && !c->tls_active)
+			conn_tls_ready(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (c->close_after_write || (what & BEV_EVENT_WRITING)) {
+			conn_disconnect(c, "timeout");   /* the peer does not read */
+			return;
+		}
+		c->ops->timeout(c);
+		conn_close(c, "timeout");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		const char *why = c->ssl != NULL && !c->tls_active ? "TLS handshake failed" :
+			"connection error";
+		if (c->ssl != NULL)
+			log_info(c->ops->log_mod, "sid=%s event=tls_error ip=%s error=%s", c->id, c->ip,
+				 log_quote(tls_last_error()));
+		conn_disconnect(c, why);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		conn_disconnect(c, "client closed");
+}
+
+/* ---- accept ---- */
+
+void conn_accept(struct conn *c, const struct conn_params *p, struct event_base *base, int fd,
+		 const struct sockaddr *sa)
+{
+	const struct config *cfg = p->cfg;
+	const char *mod = p->ops->log_mod;
+	unsigned char rnd[4];
+
+	c->ops = p->ops;
+	c->list = p->list;
+	c->base = base;
+	c->refs = 1;
+	c->tls_ctx = p->tls;
+	c->implicit_tls = p->implicit_tls;
+	c->read_timeout = p->read_timeout;
+	c->write_timeout = p->write_timeout;
+	c->read_high = p->read_high;
+	c->write_low = p->write_low;
+	RAND_bytes(rnd, sizeof(rnd));
+	snprintf(c->id, sizeof(c->id), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+	net_addr_str(sa, c->ip, sizeof(c->ip));
+	c->port = net_addr_port(sa);
+	c->loopback = net_addr_is_loopback(sa);
+	c->next = c->list->head;
+	if (c->list->head != NULL)
+		c->list->head->prev = c;
+	c->list->head = c;
+	c->list->count++;
+
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		c->closed = true;
+		conn_unref(c);
+		return;
+	}
+	conn_setup_bev(c);
+	log_info(mod, "sid=%s event=connect ip=%s port=%d listener=%s", c->id, c->ip, c->port,
+		 p->listener);
+
+	if (!net_conn_acquire(c->ip, cfg->limits.connections_per_ip, cfg->limits.connections)) {
+		log_warn(mod, "sid=%s event=connection_limit ip=%s", c->id, c->ip);
+		if (c->ops->refuse != NULL)
+			c->ops->refuse(c);
+		conn_close(c, "connection limit");
+		return;
+	}
+	snprintf(c->conn_ip, sizeof(c->conn_ip), "%s", c->ip);
+
+	if (cfg->proxy_trusted_count > 0 &&
+	    proxy_addr_trusted(sa, (const char *const *)cfg->proxy_trusted, cfg->proxy_trusted_count)) {
+		c->proxy_pending = true;
+		return;
+	}
+	if (c->implicit_tls) {
+		if (conn_start_tls(c) < 0)
+			conn_disconnect(c, "TLS setup failed");
+		return;
+	}
+	c->ops->start(c);
+}
+
+/* ---- the list ---- */
+
+void conn_list_foreach(struct conn_list *list, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	struct conn *c, *next;
+
+	for (c = list->head; c != NULL; c = next) {
+		next = c->next;
+		if (!c->closed)
+			fn(c, arg);
+	}
+}
