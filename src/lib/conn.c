@@ -8,7 +8,7 @@
  *  - refs counts the connection itself (dropped by conn_disconnect) plus
  *    every async step in flight; c is freed (ops->free) at zero.
  *  - While waiting (an async step or the TLS handshake), ops->input is not
- *    called; pipelined input stays buffered, bounded by the read watermark.
+ *    called; pipelined input stays buffered, bounded by read_high.
  *  - ops->input is never re-entered through conn_resume: a step that
  *    completes synchronously inside it only clears waiting, and the input
  *    loop on the stack goes on (re-entering would read undrained bytes).
@@ -32,6 +32,9 @@
 
 #define CONN_CLOSE_POLL_USEC (10 * 1000)
 #define CONN_CLOSE_POLL_MAX 200
+
+/* Ciphertext buffered for the socket under a TLS filter, at most. */
+#define CONN_TLS_SOCKET_BUFFER (256 * 1024)
 
 static void conn_read_cb(struct bufferevent *bev, void *ctx);
 static void conn_write_cb(struct bufferevent *bev, void *ctx);
@@ -109,21 +112,20 @@ void conn_send(struct conn *c, const void *p, size_t len)
 
 size_t conn_output_pending(struct conn *c)
 {
-	struct bufferevent *under;
-	size_t n;
-
 	if (c->bev == NULL || c->closed)
 		return 0;
-	n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	under = bufferevent_get_underlying(c->bev);
-	if (under != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
+/* Every byte written to the socket, the TLS layer's own buffer included. */
 static bool conn_output_flushed(struct conn *c)
 {
-	return conn_output_pending(c) == 0;
+	struct bufferevent *under;
+
+	if (conn_output_pending(c) > 0)
+		return false;
+	under = c->bev != NULL ? bufferevent_get_underlying(c->bev) : NULL;
+	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
 }
 
 /* ---- closing once flushed ---- */
@@ -190,8 +192,7 @@ void conn_set_timeouts(struct conn *c, unsigned read_timeout, unsigned write_tim
 static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	if (c->read_high > 0)
-		bufferevent_setwatermark(c->bev, EV_READ, 0, c->read_high);
+	/* no read watermark: see conn_flow_control() */
 	if (c->write_low > 0)
 		bufferevent_setwatermark(c->bev, EV_WRITE, c->write_low, 0);
 	conn_apply_timeouts(c);
@@ -259,6 +260,28 @@ static bool conn_proxy_input(struct conn *c)
 	return true;
 }
 
+/* Input flow control, by hand.  libevent's read high watermark on a TLS
+ * filter bufferevent loses the order of the input once it is reached (seen
+ * with a few hundred KiB of commands pipelined after STARTTLS: later
+ * commands were read before earlier ones), so none is set; instead reading
+ * pauses here while more than read_high bytes wait unread, and resumes once
+ * the protocol has consumed most of them. */
+static void conn_flow_control(struct conn *c)
+{
+	size_t pending;
+
+	if (c->closed || c->bev == NULL || c->close_after_write || c->read_high == 0)
+		return;
+	pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+	if (!c->read_paused && pending > c->read_high) {
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	} else if (c->read_paused && pending <= c->read_high / 2) {
+		c->read_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+	}
+}
+
 static void conn_process(struct conn *c)
 {
 	if (c->closed || c->bev == NULL)
@@ -275,6 +298,7 @@ static void conn_process(struct conn *c)
 	c->processing--;
 	if (!c->closed && c->close_after_write)
 		conn_close_when_flushed(c);
+	conn_flow_control(c);
 	conn_unref(c);
 }
 
@@ -307,7 +331,18 @@ int conn_start_tls(struct conn *c)
 		c->ssl = NULL;
 		return -1;
 	}
-	/* the filter now owns the socket bufferevent (closed with it) */
+	/* The filter now owns the socket bufferevent (closed with it).  Its
+	 * idle timeouts move to the filter: left on the socket one, its read
+	 * timeout would fire during a long download (the client sends
+	 * nothing meanwhile) whatever the protocol set later. */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* The filter moves output into the socket bufferevent only while that
+	 * holds less than this; so the protocol's output (conn_output_pending)
+	 * stays queued above the filter, where its write callback — "the
+	 * output drained" — can see it shrink.  Without it a long FETCH or
+	 * RETR paused on pending output would wait for a callback that never
+	 * comes, and the socket buffer would grow without bound. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, CONN_TLS_SOCKET_BUFFER);
 	c->bev = tls_bev;
 	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
 	c->waiting = true;  /* until the handshake completes */

@@ -68,7 +68,7 @@ struct conn_params {
 	const char *listener;        /* for the connect log line */
 	unsigned read_timeout;       /* seconds; 0: none */
 	unsigned write_timeout;      /* seconds; 0: none */
-	size_t read_high;            /* read high watermark; 0: none */
+	size_t read_high;            /* unread input above which reading pauses; 0: none */
 	size_t write_low;            /* write low watermark (writable callback); 0: none */
 };
 
@@ -93,6 +93,7 @@ struct conn {
 	unsigned processing;         /* the input callback is on the stack */
 	unsigned read_timeout, write_timeout;
 	size_t read_high, write_low;
+	bool read_paused;            /* more than read_high bytes wait unread */
 
 	char id[9];                  /* random session id for the logs */
 	char ip[NET_ADDR_MAX];       /* the client (after PROXY: the real one) */
@@ -143,7 +144,10 @@ struct evbuffer *conn_input(struct conn *c);
 bool conn_discard_line(struct conn *c);
 /* Queue bytes for the client (nothing once disconnected). */
 void conn_send(struct conn *c, const void *p, size_t len);
-/* Bytes queued for the client and not yet written (TLS filter included). */
+/* Bytes queued for the client that the socket (or, with TLS, the TLS
+ * layer, which buffers at most 256 KiB more) has not taken yet: what a
+ * long reply compares with its pause threshold; the writable callback
+ * comes as it shrinks. */
 size_t conn_output_pending(struct conn *c);
 
 /* Change the idle timeouts (seconds; 0: none), now and after STARTTLS. */
