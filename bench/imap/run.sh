@@ -16,8 +16,11 @@
 # Environment: TERN_BIN (default build/tern), BENCH_CLIENTS,
 # BENCH_MESSAGES, BENCH_ROUNDS; BENCH_ONLY="tern" skips Dovecot;
 # BENCH_KEEP=1 keeps the temporary folders.
-# Output ends with: tern_commands_per_s=N dovecot_commands_per_s=N
-# ratio_tern_dovecot=R
+# Then bench/imap/idle.py measures, for Tern, the IDLE push latency (SMTP
+# delivery to untagged EXISTS) and the memory per idle TLS connection
+# (BENCH_IDLE_CONNECTIONS, default 2000; 50 in --quick).
+# Output: tern_commands_per_s=N dovecot_commands_per_s=N ratio_tern_dovecot=R,
+# then idle_push_ms_median=N idle_push_ms_max=N idle_conn_kib=N
 set -u
 cd "$(dirname "$0")/../.."
 for a in "$@"; do
@@ -29,4 +32,6 @@ for a in "$@"; do
 done
 export TERN_BIN=${TERN_BIN:-$PWD/build/tern}
 [ -x "$TERN_BIN" ] || make -s all >/dev/null || exit 1
-exec /usr/bin/python3 bench/imap/bench.py "$@"
+/usr/bin/python3 bench/imap/bench.py "$@" || exit 1
+# IDLE: push latency and memory per idle TLS connection (Tern only)
+exec /usr/bin/python3 bench/imap/idle.py "$@"
