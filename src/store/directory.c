@@ -99,27 +99,14 @@ void store_alias_clear(struct store_alias *a)
 /* Step a writer statement to completion; returns the change count or -1. */
 static int wstep(struct store *store, sqlite3_stmt *st, const char *what, char **error_r)
 {
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr_dup(&store->wconn, what);
-		sqlite3_reset(st);
+	if (store_step_all(&store->wconn, st, what, error_r) < 0)
 		return -1;
-	}
-	sqlite3_reset(st);
 	return sqlite3_changes(store->wconn.db);
 }
 
 static sqlite3_stmt *wstmt(struct store *store, const char *sql, char **error_r)
 {
-	const char *err;
-	sqlite3_stmt *st = store_stmt(&store->wconn, sql, &err);
-
-	if (st == NULL)
-		*error_r = xstrdup(err);
-	return st;
+	return store_wstmt(&store->wconn, sql, error_r);
 }
 
 /* 1 when the statement with one text parameter yields a row, 0 if not. */
@@ -297,8 +284,9 @@ int store_domain_set_sender_policy(struct store *store, const char *name,
 	return rc;
 }
 
-static void domain_from_row(sqlite3_stmt *st, struct store_domain *d)
+static void domain_from_row(struct store *store, sqlite3_stmt *st, struct store_domain *d)
 {
+	(void)store;
 	d->id = sqlite3_column_int64(st, 0);
 	d->name = store_col_dup(st, 1);
 	d->sender_policy = (enum store_sender_policy)sqlite3_column_int(st, 2);
@@ -318,7 +306,7 @@ int store_domain_get(struct store *store, const char *name, struct store_domain 
 	sqlite3_bind_text(st, 1, lname, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		domain_from_row(st, domain_r);
+		domain_from_row(store, st, domain_r);
 	else if (rc != SQLITE_DONE)
 		*error_r = store_sqlerr(c, "reading domain");
 	sqlite3_reset(st);
@@ -326,45 +314,39 @@ int store_domain_get(struct store *store, const char *name, struct store_domain 
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+STORE_LISTER(domain_rows, struct store_domain, domain_from_row, store_domain_clear)
+
 int store_domain_list(struct store *store, int (*cb)(void *ctx, const struct store_domain *d),
 		      void *ctx, const char **error_r)
 {
 	struct store_conn *c = store_rconn(store, error_r);
 	sqlite3_stmt *st;
-	int rc;
 
 	if (c == NULL || (st = store_stmt(c, SQL_DOMAIN_LIST, error_r)) == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_domain d = { 0 };
-		domain_from_row(st, &d);
-		int stop = cb(ctx, &d);
-		store_domain_clear(&d);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		*error_r = store_sqlerr(c, "listing domains");
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return domain_rows(store, c, st, cb, ctx, "listing domains", error_r);
 }
 
 /* ------------------------------------------------------------------ users */
+
+/* 0 when domain exists, else -1 with *error_r. */
+static int domain_exists(struct store *store, const char *domain, char **error_r)
+{
+	int rc = wexists(store, SQL_DOMAIN_EXISTS, domain, NULL, error_r);
+
+	if (rc == 0)
+		*error_r = xasprintf("domain %s does not exist", domain);
+	return rc > 0 ? 0 : -1;
+}
 
 static int op_user_add(struct store *store, struct store_op *op, char **error_r)
 {
 	const char *domain = store_addr_domain(op->s1);
 	sqlite3_stmt *st;
-	int rc, n;
+	int n;
 
-	rc = wexists(store, SQL_DOMAIN_EXISTS, domain, NULL, error_r);
-	if (rc <= 0) {
-		if (rc == 0)
-			*error_r = xasprintf("domain %s does not exist", domain);
+	if (domain_exists(store, domain, error_r) < 0)
 		return -1;
-	}
 	if ((st = wstmt(store, SQL_USER_ADD, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
@@ -504,8 +486,9 @@ int store_user_remove(struct store *store, const char *address, const char **err
 	return rc;
 }
 
-static void user_from_row(sqlite3_stmt *st, struct store_user *u)
+static void user_from_row(struct store *store, sqlite3_stmt *st, struct store_user *u)
 {
+	(void)store;
 	u->id = sqlite3_column_int64(st, 0);
 	u->domain_id = sqlite3_column_int64(st, 1);
 	u->address = store_col_dup(st, 2);
@@ -531,7 +514,7 @@ static int user_get(struct store *store, const char *sql, const char *addr, int6
 		sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		user_from_row(st, user_r);
+		user_from_row(store, st, user_r);
 	else if (rc != SQLITE_DONE)
 		*error_r = store_sqlerr(c, "reading user");
 	sqlite3_reset(st);
@@ -553,6 +536,8 @@ int store_user_get_by_id(struct store *store, int64_t id, struct store_user *use
 	return user_get(store, SQL_USER_BY_ID, NULL, id, user_r, error_r);
 }
 
+STORE_LISTER(user_rows, struct store_user, user_from_row, store_user_clear)
+
 int store_user_list(struct store *store, const char *domain,
 		    int (*cb)(void *ctx, const struct store_user *u), void *ctx,
 		    const char **error_r)
@@ -571,21 +556,9 @@ int store_user_list(struct store *store, const char *domain,
 		ldomain = store_lower(domain);
 		sqlite3_bind_text(st, 1, ldomain, -1, SQLITE_STATIC);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_user u = { 0 };
-		user_from_row(st, &u);
-		int stop = cb(ctx, &u);
-		store_user_clear(&u);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		*error_r = store_sqlerr(c, "listing users");
-	sqlite3_reset(st);
+	rc = user_rows(store, c, st, cb, ctx, "listing users", error_r);
 	free(ldomain);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc;
 }
 
 /* ---------------------------------------------------------------- aliases */
@@ -594,14 +567,10 @@ static int op_alias_add(struct store *store, struct store_op *op, char **error_r
 {
 	const char *domain = store_addr_domain(op->s1);
 	sqlite3_stmt *st;
-	int rc, n;
+	int n;
 
-	rc = wexists(store, SQL_DOMAIN_EXISTS, domain, NULL, error_r);
-	if (rc <= 0) {
-		if (rc == 0)
-			*error_r = xasprintf("domain %s does not exist", domain);
+	if (domain_exists(store, domain, error_r) < 0)
 		return -1;
-	}
 	if ((st = wstmt(store, SQL_ALIAS_ADD, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, op->s1, -1, SQLITE_STATIC);
@@ -668,6 +637,16 @@ int store_alias_remove(struct store *store, const char *alias, const char *targe
 	return rc;
 }
 
+static void alias_from_row(struct store *store, sqlite3_stmt *st, struct store_alias *a)
+{
+	(void)store;
+	a->id = sqlite3_column_int64(st, 0);
+	a->alias = store_col_dup(st, 1);
+	a->target = store_col_dup(st, 2);
+}
+
+STORE_LISTER(alias_rows, struct store_alias, alias_from_row, store_alias_clear)
+
 int store_alias_list(struct store *store, const char *alias,
 		     int (*cb)(void *ctx, const struct store_alias *a), void *ctx,
 		     const char **error_r)
@@ -685,24 +664,9 @@ int store_alias_list(struct store *store, const char *alias,
 		lalias = store_lower(alias);
 		sqlite3_bind_text(st, 1, lalias, -1, SQLITE_STATIC);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_alias a = {
-			.id = sqlite3_column_int64(st, 0),
-			.alias = store_col_dup(st, 1),
-			.target = store_col_dup(st, 2),
-		};
-		int stop = cb(ctx, &a);
-		store_alias_clear(&a);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		*error_r = store_sqlerr(c, "listing aliases");
-	sqlite3_reset(st);
+	rc = alias_rows(store, c, st, cb, ctx, "listing aliases", error_r);
 	free(lalias);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc;
 }
 
 /* ------------------------------------------------------------- resolution */

@@ -69,19 +69,24 @@ static const char SQL_EXPUNGED_ADD[] =
 static const char SQL_MSG_EXISTS[] =
 	"SELECT 1 FROM messages WHERE mailbox_id = ?1 AND uid = ?2";
 
-int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r)
+int store_step_all(struct store_conn *c, sqlite3_stmt *st, const char *what, char **error_r)
 {
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr_dup(c, "index update");
+		*error_r = store_sqlerr_dup(c, what);
 		sqlite3_reset(st);
 		return -1;
 	}
 	sqlite3_reset(st);
 	return 0;
+}
+
+int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r)
+{
+	return store_step_all(c, st, "index update", error_r);
 }
 
 sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r)

@@ -674,30 +674,31 @@ int store_subscribe(struct store *store, struct event_base *base, int64_t user_i
 	return store_imap_op_submit(store, base, p);
 }
 
+struct name_cb {
+	int (*cb)(void *ctx, const char *name);
+	void *ctx;
+};
+
+static int name_row(sqlite3_stmt *st, void *arg)
+{
+	struct name_cb *a = arg;
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+
+	return a->cb(a->ctx, name ? name : "");
+}
+
 int store_subscription_list(struct store *store, int64_t user_id,
 			    int (*cb)(void *ctx, const char *name), void *ctx,
 			    const char **error_r)
 {
 	struct store_conn *c = store_rconn(store, error_r);
+	struct name_cb a = { cb, ctx };
 	sqlite3_stmt *st;
-	int rc;
 
 	if (c == NULL || (st = store_stmt(c, SQL_SUB_LIST, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		if (cb(ctx, name ? name : "") != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr(c, "listing subscriptions");
-		return -1;
-	}
-	return 0;
+	return store_each_row(c, st, name_row, &a, "listing subscriptions", error_r);
 }
 
 /* ---------------------------------------------------------------- Recent */

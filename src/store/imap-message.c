@@ -425,65 +425,35 @@ int store_message_list_changed(struct store *store, int64_t mailbox_id, uint64_t
 			       int (*cb)(void *ctx, const struct store_message *m), void *ctx,
 			       const char **error_r)
 {
-	struct store_conn *c = store_rconn(store, error_r);
-	sqlite3_stmt *st;
-	int rc;
+	return store_message_select(store, SQL_MSG_CHANGED, mailbox_id,
+				    since > INT64_MAX ? INT64_MAX : (int64_t)since, cb, ctx,
+				    "listing changed messages", error_r);
+}
 
-	if (c == NULL || (st = store_stmt(c, SQL_MSG_CHANGED, error_r)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, since > INT64_MAX ? INT64_MAX : (sqlite3_int64)since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_message m = {
-			.id = sqlite3_column_int64(st, 0),
-			.mailbox_id = sqlite3_column_int64(st, 1),
-			.uid = (uint32_t)sqlite3_column_int64(st, 2),
-			.modseq = (uint64_t)sqlite3_column_int64(st, 3),
-			.internal_date = (time_t)sqlite3_column_int64(st, 4),
-			.size = sqlite3_column_int64(st, 5),
-			.flags = store_col_dup(st, 6),
-			.path = store_message_path(store, (const char *)sqlite3_column_text(st, 7)),
-		};
-		if (m.flags == NULL)
-			m.flags = xstrdup("");
-		int stop = cb(ctx, &m);
-		store_message_clear(&m);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr(c, "listing changed messages");
-		return -1;
-	}
-	return 0;
+struct uid_cb {
+	int (*cb)(void *ctx, uint32_t uid);
+	void *ctx;
+};
+
+static int uid_row(sqlite3_stmt *st, void *arg)
+{
+	struct uid_cb *a = arg;
+
+	return a->cb(a->ctx, (uint32_t)sqlite3_column_int64(st, 0));
 }
 
 int store_expunged_since(struct store *store, int64_t mailbox_id, uint64_t since,
 			 int (*cb)(void *ctx, uint32_t uid), void *ctx, const char **error_r)
 {
 	struct store_conn *c = store_rconn(store, error_r);
+	struct uid_cb a = { cb, ctx };
 	sqlite3_stmt *st;
-	int rc;
 
 	if (c == NULL || (st = store_stmt(c, SQL_EXPUNGED_SINCE, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, since > INT64_MAX ? INT64_MAX : (sqlite3_int64)since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cb(ctx, (uint32_t)sqlite3_column_int64(st, 0)) != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr(c, "listing expunged messages");
-		return -1;
-	}
-	return 0;
+	return store_each_row(c, st, uid_row, &a, "listing expunged messages", error_r);
 }
 
 char *store_mailbox_keywords(struct store *store, int64_t mailbox_id, const char **error_r)

@@ -186,14 +186,11 @@ static int find_mailbox(struct store *store, int64_t user_id, const char *name, 
 			char **error_r)
 {
 	struct store_conn *c = &store->wconn;
-	const char *err;
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = store_stmt(c, SQL_MB_FIND, &err)) == NULL) {
-		*error_r = xstrdup(err);
+	if ((st = store_wstmt(c, SQL_MB_FIND, error_r)) == NULL)
 		return -1;
-	}
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -248,14 +245,11 @@ int store_wmailbox_find(struct store *store, int64_t user_id, const char *name, 
 int store_user_files(struct store *store, int64_t user_id, struct store_op *op, char **error_r)
 {
 	struct store_conn *c = &store->wconn;
-	const char *err;
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = store_stmt(c, SQL_USER_FILES, &err)) == NULL) {
-		*error_r = xstrdup(err);
+	if ((st = store_wstmt(c, SQL_USER_FILES, error_r)) == NULL)
 		return -1;
-	}
 	sqlite3_bind_int64(st, 1, user_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		store_op_add_unlink(op, store_message_path(store,
@@ -275,8 +269,9 @@ static int op_ensure(struct store *store, struct store_op *op, char **error_r)
 
 /* ------------------------------------------------------------------ reads */
 
-static void mailbox_from_row(sqlite3_stmt *st, struct store_mailbox *m)
+static void mailbox_from_row(struct store *store, sqlite3_stmt *st, struct store_mailbox *m)
 {
+	(void)store;
 	m->id = sqlite3_column_int64(st, 0);
 	m->user_id = sqlite3_column_int64(st, 1);
 	m->name = store_col_dup(st, 2);
@@ -316,36 +311,21 @@ static int ensure_for_read(struct store *store, struct store_conn *c, int64_t us
 	return store_run_op(store, &op, error_r);
 }
 
+STORE_LISTER(mailbox_rows, struct store_mailbox, mailbox_from_row, store_mailbox_clear)
+
 int store_mailbox_list(struct store *store, int64_t user_id,
 		       int (*cb)(void *ctx, const struct store_mailbox *m), void *ctx,
 		       const char **error_r)
 {
 	struct store_conn *c = store_rconn(store, error_r);
 	sqlite3_stmt *st;
-	int rc;
 
 	if (c == NULL || ensure_for_read(store, c, user_id, error_r) < 0)
 		return -1;
 	if ((st = store_stmt(c, SQL_MB_LIST, error_r)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, user_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_mailbox m = { 0 };
-		mailbox_from_row(st, &m);
-		int stop = cb(ctx, &m);
-		store_mailbox_clear(&m);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr(c, "listing mailboxes");
-		sqlite3_reset(st);
-		return -1;
-	}
-	sqlite3_reset(st);
-	return 0;
+	return mailbox_rows(store, c, st, cb, ctx, "listing mailboxes", error_r);
 }
 
 static int get_by_name(struct store *store, struct store_conn *c, int64_t user_id,
@@ -378,7 +358,7 @@ static int get_by_name(struct store *store, struct store_conn *c, int64_t user_i
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			memset(mailbox_r, 0, sizeof(*mailbox_r));
-			mailbox_from_row(st, mailbox_r);
+			mailbox_from_row(store, st, mailbox_r);
 			sqlite3_reset(st);
 			return 1;
 		}
@@ -400,44 +380,43 @@ static int get_by_name(struct store *store, struct store_conn *c, int64_t user_i
 	return 0;
 }
 
+/* Columns: id, mailbox_id, uid, modseq, internal_date, size, flags, file. */
+static void message_from_row(struct store *store, sqlite3_stmt *st, struct store_message *m)
+{
+	m->id = sqlite3_column_int64(st, 0);
+	m->mailbox_id = sqlite3_column_int64(st, 1);
+	m->uid = (uint32_t)sqlite3_column_int64(st, 2);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	m->internal_date = (time_t)sqlite3_column_int64(st, 4);
+	m->size = sqlite3_column_int64(st, 5);
+	m->flags = store_col_dup(st, 6);
+	if (m->flags == NULL)
+		m->flags = xstrdup("");
+	m->path = store_message_path(store, (const char *)sqlite3_column_text(st, 7));
+}
+
+STORE_LISTER(message_rows, struct store_message, message_from_row, store_message_clear)
+
+int store_message_select(struct store *store, const char *sql, int64_t mailbox_id,
+			 int64_t arg, int (*cb)(void *ctx, const struct store_message *m),
+			 void *ctx, const char *what, const char **error_r)
+{
+	struct store_conn *c = store_rconn(store, error_r);
+	sqlite3_stmt *st;
+
+	if (c == NULL || (st = store_stmt(c, sql, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, arg);
+	return message_rows(store, c, st, cb, ctx, what, error_r);
+}
+
 int store_message_list(struct store *store, int64_t mailbox_id, uint32_t min_uid,
 		       int (*cb)(void *ctx, const struct store_message *m), void *ctx,
 		       const char **error_r)
 {
-	struct store_conn *c = store_rconn(store, error_r);
-	sqlite3_stmt *st;
-	int rc;
-
-	if (c == NULL || (st = store_stmt(c, SQL_MSG_LIST, error_r)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, min_uid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_message m = {
-			.id = sqlite3_column_int64(st, 0),
-			.mailbox_id = sqlite3_column_int64(st, 1),
-			.uid = (uint32_t)sqlite3_column_int64(st, 2),
-			.modseq = (uint64_t)sqlite3_column_int64(st, 3),
-			.internal_date = (time_t)sqlite3_column_int64(st, 4),
-			.size = sqlite3_column_int64(st, 5),
-			.flags = store_col_dup(st, 6),
-			.path = store_message_path(store, (const char *)sqlite3_column_text(st, 7)),
-		};
-		if (m.flags == NULL)
-			m.flags = xstrdup("");
-		int stop = cb(ctx, &m);
-		store_message_clear(&m);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		*error_r = store_sqlerr(c, "listing messages");
-		return -1;
-	}
-	return 0;
+	return store_message_select(store, SQL_MSG_LIST, mailbox_id, min_uid, cb, ctx,
+				    "listing messages", error_r);
 }
 
 static const char SQL_MB_GET_ID[] =
@@ -457,7 +436,7 @@ int store_mailbox_get_by_id(struct store *store, int64_t mailbox_id,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		memset(mailbox_r, 0, sizeof(*mailbox_r));
-		mailbox_from_row(st, mailbox_r);
+		mailbox_from_row(store, st, mailbox_r);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)

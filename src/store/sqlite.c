@@ -47,6 +47,24 @@ const char *store_sqlerr(struct store_conn *c, const char *what)
 	return store_err_take(store_sqlerr_dup(c, what));
 }
 
+int store_each_row(struct store_conn *c, sqlite3_stmt *st,
+		   int (*row)(sqlite3_stmt *st, void *arg), void *arg, const char *what,
+		   const char **error_r)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (row(st, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		*error_r = store_sqlerr(c, what);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_exec(struct store_conn *c, const char *sql, char **error_r)
 {
 	char *msg = NULL;

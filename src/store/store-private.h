@@ -114,6 +114,45 @@ const char *store_err_take(char *msg);
 /* Error from the connection's last failure, prefixed with what. */
 const char *store_sqlerr(struct store_conn *c, const char *what);
 char *store_sqlerr_dup(struct store_conn *c, const char *what);
+/* Step the bound read statement st of c, calling row(st, arg) for each row
+ * and stopping early (not an error) when it returns non-zero; st is reset.
+ * 0, or -1 with *error_r "what: <SQLite error>". */
+int store_each_row(struct store_conn *c, sqlite3_stmt *st,
+		   int (*row)(sqlite3_stmt *st, void *arg), void *arg, const char *what,
+		   const char **error_r);
+/* STORE_LISTER(name, type, from_row, clear) defines the loop of the public
+ * listings (store_domain_list, store_mailbox_list...):
+ *   static int name(struct store *store, struct store_conn *c, sqlite3_stmt *st,
+ *                   int (*cb)(void *ctx, const type *v), void *ctx,
+ *                   const char *what, const char **error_r)
+ * Each row of st becomes a zeroed type filled by from_row(store, st, &v),
+ * is handed to cb (non-zero stops the listing, not an error) and is then
+ * released with clear(&v); the rest is store_each_row. */
+#define STORE_LISTER(name, type, from_row, clear)				\
+	struct name##_arg {							\
+		struct store *store;						\
+		int (*cb)(void *ctx, const type *v);				\
+		void *ctx;							\
+	};									\
+	static int name##_row(sqlite3_stmt *st, void *arg)			\
+	{									\
+		struct name##_arg *a = arg;					\
+		type v = { 0 };							\
+		int stop;							\
+										\
+		from_row(a->store, st, &v);					\
+		stop = a->cb(a->ctx, &v);					\
+		clear(&v);							\
+		return stop;							\
+	}									\
+	static int name(struct store *store, struct store_conn *c, sqlite3_stmt *st, \
+			int (*cb)(void *ctx, const type *v), void *ctx,		\
+			const char *what, const char **error_r)			\
+	{									\
+		struct name##_arg a = { store, cb, ctx };			\
+										\
+		return store_each_row(c, st, name##_row, &a, what, error_r);	\
+	}
 /* Run SQL text without results (BEGIN, SAVEPOINT...); 0 or -1. */
 int store_exec(struct store_conn *c, const char *sql, char **error_r);
 /* Bind helpers: text NULL binds NULL. */
@@ -160,6 +199,12 @@ int store_mailbox_for_delivery(struct store *store, int64_t user_id, const char 
 int store_user_files(struct store *store, int64_t user_id, struct store_op *op,
 		     char **error_r);
 void store_op_add_unlink(struct store_op *op, char *path);
+/* Read listing of messages: sql selects (id, mailbox_id, uid, modseq,
+ * internal_date, size, flags, file) with ?1 mailbox_id and ?2 arg; each row
+ * is handed to cb as in store_message_list. */
+int store_message_select(struct store *store, const char *sql, int64_t mailbox_id,
+			 int64_t arg, int (*cb)(void *ctx, const struct store_message *m),
+			 void *ctx, const char *what, const char **error_r);
 /* Record an event to publish once op's transaction has committed. */
 void store_op_add_event(struct store_op *op, int64_t user_id, int64_t mailbox_id,
 			unsigned kinds, uint64_t modseq);
@@ -200,7 +245,9 @@ int store_rows_remove(struct store *store, struct store_op *op, int64_t user_id,
 		      int64_t mailbox_id, int64_t modseq, const struct store_row *rows,
 		      size_t count, int64_t dest_id, uint32_t *dst_uids_r,
 		      int64_t *dest_modseq_r, char **error_r);
-/* Step a statement that returns no rows (or ignores them) and reset it. */
+/* Step a statement that returns no rows (or ignores them) and reset it;
+ * a failure is "what: <SQLite error>" (store_step_done: "index update"). */
+int store_step_all(struct store_conn *c, sqlite3_stmt *st, const char *what, char **error_r);
 int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r);
 /* store_stmt with a malloc'd error, for commit-thread code. */
 sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r);

@@ -5,6 +5,7 @@
  * events on an event_base, flag and name normalisation, the upgrade of a
  * version 2 data folder, and store_verify clean after each. */
 #include "unit.h"
+#include "store-test-util.h"
 #include "store/store.h"
 #include "store/store-private.h"
 #include "lib/buf.h"
@@ -81,39 +82,24 @@ static int res_wait(int rc, struct res *r)
 
 #define RUNW(r, call) (memset(&(r), 0, sizeof(r)), res_wait((call), &(r)))
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static char *new_dir(void)
 {
-	char *d = xstrdup("/tmp/tern-simap-XXXXXX");
-	if (mkdtemp(d) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	return d;
+	char buf[sizeof("/tmp/tern-simap-XXXXXX")];
+
+	return xstrdup(store_test_mkdtemp(buf, "/tmp/tern-simap-XXXXXX"));
 }
 
 static void rm_dir(char *d)
 {
-	nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	store_test_rm_rf(d);
 	free(d);
 }
 
 static struct store *open_store(const char *dir)
 {
 	struct store_options o = { 0 };
-	struct store *s = NULL;
-	const char *err = NULL;
 
-	if (store_open(dir, &o, &s, &err) < 0) {
-		fprintf(stderr, "store_open: %s\n", err);
-		exit(1);
-	}
-	return s;
+	return store_test_open(dir, &o);
 }
 
 static int64_t add_user(struct store *s, const char *addr, int64_t quota)

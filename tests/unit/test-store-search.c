@@ -5,6 +5,7 @@
  * delivery, expunged messages, reopening, a deleted search.db, a read-only
  * store, and the timings of indexing and searching 10 000 messages. */
 #include "unit.h"
+#include "store-test-util.h"
 #include "store/search-private.h"
 #include "store/search.h"
 #include "store/store.h"
@@ -22,36 +23,14 @@ static char tmpl[64];
 
 static const char *mktemp_dir(void)
 {
-	strcpy(tmpl, "/tmp/tern-search-XXXXXX");
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	return tmpl;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return store_test_mkdtemp(tmpl, "/tmp/tern-search-XXXXXX");
 }
 
 static struct store *open_store(const char *dir, bool readonly)
 {
 	struct store_options o = { .readonly = readonly };
-	struct store *s = NULL;
-	const char *err = NULL;
 
-	if (store_open(dir, &o, &s, &err) < 0) {
-		fprintf(stderr, "store_open: %s\n", err);
-		exit(1);
-	}
-	return s;
+	return store_test_open(dir, &o);
 }
 
 static double now_ms(void)
@@ -333,7 +312,7 @@ static void test_search(void)
 	CHECK_STR(search(s, 999999, STORE_SEARCH_BODY, NULL, "hello"), "");
 
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static void test_fresh_and_expunged(void)
@@ -431,7 +410,7 @@ static void test_fresh_and_expunged(void)
 	CHECK_STR(search(s, inbox, STORE_SEARCH_SUBJECT, NULL, "fresh 11"), "11");
 
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 /* Background indexing: deliveries are indexed without any search. */
@@ -452,7 +431,7 @@ static void test_background(void)
 	}
 	CHECK(docs == 5);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------ timings */
@@ -578,7 +557,7 @@ static void test_timing(void)
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cond);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 int main(void)

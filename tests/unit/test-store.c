@@ -3,6 +3,7 @@
  * content byte for byte, counters, UIDs across reopen, concurrent
  * deliveries, completion on an event_base), fault injection and verify. */
 #include "unit.h"
+#include "store-test-util.h"
 #include "store/store.h"
 #include "lib/buf.h"
 
@@ -23,36 +24,14 @@ static char tmpl[64];
 
 static const char *mktemp_dir(void)
 {
-	strcpy(tmpl, "/tmp/tern-store-XXXXXX");
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	return tmpl;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return store_test_mkdtemp(tmpl, "/tmp/tern-store-XXXXXX");
 }
 
 static struct store *open_store(const char *dir, enum store_fsync_mode mode)
 {
 	struct store_options o = { .fsync_mode = mode };
-	struct store *s = NULL;
-	const char *err = NULL;
 
-	if (store_open(dir, &o, &s, &err) < 0) {
-		fprintf(stderr, "store_open: %s\n", err);
-		exit(1);
-	}
-	return s;
+	return store_test_open(dir, &o);
 }
 
 /* Count regular files under messages/. */
@@ -219,7 +198,7 @@ static void test_open_migrate(void)
 	snprintf(empty, sizeof(empty), "%s/tmp", dir);
 	CHECK(store_open(empty, &ro, &s, &err) < 0);
 	CHECK(s == NULL);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static int count_cb(void *ctx, const void *x)
@@ -344,7 +323,7 @@ static void test_directory(void)
 	CHECK_STR(err, "domain example.test does not exist");
 	CHECK(store_verify(s, NULL, NULL, &err) == 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static bool rcpt_has_user(const struct store_rcpt *r, int64_t id)
@@ -475,7 +454,7 @@ static void test_resolve(void)
 	store_rcpt_clear(&r);
 
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static void test_sender_quota(void)
@@ -528,7 +507,7 @@ static void test_sender_quota(void)
 	CHECK(store_quota_exceeded(s, ids[0], 101 - used, &err) == 1);
 	CHECK(store_quota_exceeded(s, 99999, 1, &err) < 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 struct mbcount {
@@ -653,7 +632,7 @@ static void test_deliver(void)
 	store_mailbox_clear(&mb);
 	CHECK(store_verify(s, NULL, NULL, &err) == 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static void test_uids_reopen(void)
@@ -695,7 +674,7 @@ static void test_uids_reopen(void)
 	store_mailbox_clear(&mb2);
 	CHECK(store_verify(s, NULL, NULL, &err) == 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 #define THREADS 4
@@ -790,7 +769,7 @@ static void test_concurrent(void)
 	CHECK(count_files(dir) == THREADS * PER_THREAD);
 	CHECK(store_verify(s, NULL, NULL, &err) == 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 /* Completion on an event_base (the server's path). */
@@ -833,7 +812,7 @@ static void test_event_base(void)
 	CHECK(pthread_equal(c.thread, pthread_self()));
 	event_base_free(c.base);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 static void test_fault(void)
@@ -891,7 +870,7 @@ static void test_fault(void)
 	store_mailbox_clear(&mb);
 	CHECK(store_verify(s, NULL, NULL, &err) == 0);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 /* A batch where one request fails and the others commit: queue several
@@ -962,7 +941,7 @@ static void test_batch_partial(void)
 	pthread_mutex_destroy(&b.mu);
 	pthread_cond_destroy(&b.cv);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 struct problems {
@@ -1026,7 +1005,7 @@ static void test_verify(void)
 	sqlite3_close(db);
 	CHECK(store_verify(s, NULL, NULL, &err) == 3 + 3 + 1);
 	store_close(&s);
-	rm_rf(dir);
+	store_test_rm_rf(dir);
 }
 
 int main(void)
