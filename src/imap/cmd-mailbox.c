@@ -640,10 +640,18 @@ static int status_format(struct imap_session *s, const struct store_mailbox *mb,
 	}
 	if (items & IMAP_STATUS_RECENT) {
 		uint32_t recent = 0;
-		/* the \Recent marks of other sessions are theirs; ours are known */
+		/* messages no SELECT has claimed yet are recent (as Dovecot
+		 * reports them), plus this session's own \Recent ones when the
+		 * mailbox is selected here: those lie below the mark, so the two
+		 * never overlap; other sessions' claimed ones are theirs */
+		if (store_mailbox_unclaimed_recent(s->l->store, mb->id, &recent, &error) < 0) {
+			log_error("imap", "sid=%s event=status_failed error=%s", s->c.id,
+				  log_quote(error));
+			return -1;
+		}
 		if (s->view != NULL && s->view->mailbox_id == mb->id)
 			for (uint32_t i = 0; i < s->view->count; i++)
-				recent += s->view->msgs[i].recent;
+				recent += s->view->msgs[i].recent && !s->view->msgs[i].expunged;
 		SEP();
 		buf_printf(b, "RECENT %u", recent);
 	}

@@ -3,7 +3,9 @@
  *
  * STORE answers with the flags of every message of the set (untagged
  * FETCH; none for .SILENT) after the change is committed; flag changes
- * other sessions made meanwhile are reported too.  COPY and MOVE answer
+ * other sessions made meanwhile are reported too.  A conditional STORE
+ * (RFC 7162 3.1.3, UNCHANGEDSINCE) also sends the current FLAGS and MODSEQ
+ * of each message it skipped before OK [MODIFIED set].  COPY and MOVE answer
  * OK [COPYUID uidvalidity source-uids new-uids]; MOVE sends its
  * "* OK [COPYUID ...]" and then the EXPUNGEs (RFC 6851 4.3), all after the
  * commit. */
@@ -82,6 +84,33 @@ static void append_modified(struct imap_session *s, const uint32_t *muids, size_
 	free(ids);
 }
 
+/* "* n FETCH ([UID u ]FLAGS (...) MODSEQ (m))" for each message that failed
+ * the UNCHANGEDSINCE test, even with .SILENT: the client's copy of its
+ * flags is stale, and this tells it the current ones without another
+ * FETCH (RFC 7162 3.1.3; an unsolicited FETCH is allowed at any time).
+ * The view holds the flags just re-read from the store. */
+static void send_modified_flags(struct imap_session *s, const uint32_t *muids, size_t n)
+{
+	struct buf b;
+
+	buf_init(&b, BUF_UNLIMITED);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t seq = imap_view_seq_of(s->view, muids[i]);
+		if (seq == 0)
+			continue;
+		const struct imap_msg *m = &s->view->msgs[seq - 1];
+		buf_reset(&b);
+		buf_printf(&b, "* %u FETCH (", seq);
+		if (s->cur_uid)
+			buf_printf(&b, "UID %u ", m->uid);
+		buf_append_str(&b, "FLAGS ");
+		imap_msg_flags(m, &b);
+		buf_printf(&b, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+		imap_send_raw(s, b.data, b.len);
+	}
+	buf_free(&b);
+}
+
 static bool uid_listed(const uint32_t *uids, size_t n, uint32_t uid)
 {
 	for (size_t i = 0; i < n; i++)
@@ -129,6 +158,7 @@ static void store_done(void *ctx, const struct store_write_result *r)
 			buf_append_str(&b, ")\r\n");
 			imap_send_raw(s, b.data, b.len);
 		}
+		send_modified_flags(s, r->modified_uids, r->modified_count);
 		append_modified(s, r->modified_uids, r->modified_count, &mod);
 		buf_free(&b);
 		imap_tagged(s, "OK", "%s%sSTORE completed", buf_cstr(&mod), s->cur_uid ? "UID " : "");
@@ -163,6 +193,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd)
 	if (req.unchangedsince_given && req.unchangedsince == 0 && c->count > 0) {
 		/* every message has a modseq above 0: all fail the test */
 		struct buf mod;
+		imap_view_refresh_skip(s, cmd->uid, c->uids, c->count);
+		send_modified_flags(s, c->uids, c->count);
 		buf_init(&mod, BUF_UNLIMITED);
 		append_modified(s, c->uids, c->count, &mod);
 		imap_tagged(s, "OK", "%s%sSTORE completed", buf_cstr(&mod), cmd->uid ? "UID " : "");

@@ -393,7 +393,9 @@ static const struct imap_cmd_def imap_commands[] = {
 	{ IMAP_CMD_STARTTLS, imap_cmd_starttls, IMAP_CF_NOT_AUTH },
 	{ IMAP_CMD_AUTHENTICATE, imap_cmd_authenticate, IMAP_CF_NOT_AUTH },
 	{ IMAP_CMD_LOGIN, imap_cmd_login, IMAP_CF_NOT_AUTH },
-	{ IMAP_CMD_ENABLE, imap_cmd_enable, AUTHED },
+	/* RFC 9051 6.3.1 / RFC 5161 3.1: authenticated state only; 6.4 does
+	 * not list it among the selected state's commands */
+	{ IMAP_CMD_ENABLE, imap_cmd_enable, IMAP_CF_AUTH },
 	{ IMAP_CMD_NAMESPACE, imap_cmd_namespace, AUTHED },
 	{ IMAP_CMD_SELECT, imap_cmd_select, AUTHED },
 	{ IMAP_CMD_EXAMINE, imap_cmd_select, AUTHED },
@@ -453,6 +455,8 @@ static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd
 			imap_bad(s, "Log in first");
 		else if (s->state == IMAP_STATE_AUTH && (def->flags & IMAP_CF_SELECTED))
 			imap_bad(s, "No mailbox selected");
+		else if (s->state == IMAP_STATE_SELECTED && (def->flags & IMAP_CF_AUTH))
+			imap_bad(s, "%s not allowed in selected state", imap_cmd_name(cmd->cmd));
 		else
 			imap_bad(s, "Already logged in");
 		return;

@@ -20,7 +20,8 @@
  *  - a mailbox keeps its UIDVALIDITY across RENAME; a new mailbox takes a
  *    never-used one, so a name deleted and created again gets a new value;
  *  - the \Recent mark (mailboxes.recent_uid) moves to uidnext when a
- *    session claims it: only one session sees a message as recent. */
+ *    session claims it: only one session sees a message as recent;
+ *    messages at or above the mark are unclaimed (STATUS RECENT). */
 #include "store/store-private.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -65,6 +66,9 @@ static const char SQL_RECENT_GET[] =
 	"SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?1";
 static const char SQL_RECENT_SET[] =
 	"UPDATE mailboxes SET recent_uid = uidnext WHERE id = ?1";
+static const char SQL_RECENT_COUNT[] =
+	"SELECT count(*) FROM messages WHERE mailbox_id = ?1"
+	" AND uid >= (SELECT recent_uid FROM mailboxes WHERE id = ?1)";
 
 static const char *const special_uses[] = {
 	"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash",
@@ -738,4 +742,24 @@ int store_mailbox_claim_recent(struct store *store, int64_t mailbox_id,
 	if (rc == 0)
 		*first_recent_uid_r = p.first_recent;
 	return rc;
+}
+
+int store_mailbox_unclaimed_recent(struct store *store, int64_t mailbox_id,
+				   uint32_t *count_r, const char **error_r)
+{
+	struct store_conn *c = store_rconn(store, error_r);
+	sqlite3_stmt *st;
+	int rc;
+
+	*count_r = 0;
+	if (c == NULL || (st = store_stmt(c, SQL_RECENT_COUNT, error_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count_r = (uint32_t)sqlite3_column_int64(st, 0);
+	else
+		*error_r = store_sqlerr(c, "counting recent messages");
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : -1;
 }

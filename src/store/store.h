@@ -428,6 +428,11 @@ int store_expunge(struct store *store, struct event_base *base, int64_t mailbox_
  * through the commit thread). */
 int store_mailbox_claim_recent(struct store *store, int64_t mailbox_id,
 			       uint32_t *first_recent_uid_r, const char **error_r);
+/* Messages of mailbox_id that no session has claimed as \Recent yet (uid
+ * >= the mailbox's recent mark), for STATUS RECENT; reads only, moves no
+ * mark.  0 and *count_r, or -1 (*error_r).  A missing mailbox counts 0. */
+int store_mailbox_unclaimed_recent(struct store *store, int64_t mailbox_id,
+				   uint32_t *count_r, const char **error_r);
 
 /* Messages of mailbox_id whose modseq is > since (CONDSTORE FETCH
  * CHANGEDSINCE, QRESYNC), in UID order; cb returning non-zero stops. */

@@ -358,8 +358,11 @@ def test_condstore_qresync_two_sessions(srv):
         assert any(re.match(rb"\* SEARCH 1 \(MODSEQ \d+\)", u) for u in untagged), untagged
 
         # QRESYNC: B expunges message 3; A (QRESYNC) gets VANISHED, not EXPUNGE
+        # ENABLE is an authenticated-state command (RFC 9051 6.3.1)
+        assert a.ok("UNSELECT")
         untagged, _ = a.cmd("ENABLE QRESYNC")
         assert b"* ENABLED QRESYNC" in untagged
+        assert a.ok("SELECT INBOX")
         untagged, _ = a.cmd("NOOP")
         modseq2 = max([modseq1] + [int(x) for u in untagged for x in re.findall(rb"MODSEQ \((\d+)\)", u)])
         untagged, _ = a.cmd("FETCH 1:* (MODSEQ)")

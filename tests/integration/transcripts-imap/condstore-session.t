@@ -23,6 +23,8 @@ C: a4 STORE 1 +FLAGS (\Flagged)
 S~ ^\* 1 FETCH \(FLAGS \(\\Flagged \\Recent\) MODSEQ \(\d+\)\)$
 S: a4 OK STORE completed
 C: a5 UID STORE 1:2 (UNCHANGEDSINCE 0) +FLAGS (\Seen)
+S~ ^\* 1 FETCH \(UID 1 FLAGS \(\\Flagged \\Recent\) MODSEQ \(\d+\)\)$
+S~ ^\* 2 FETCH \(UID 2 FLAGS \(\\Recent\) MODSEQ \(\d+\)\)$
 S: a5 OK [MODIFIED 1:2] UID STORE completed
 C: a6 STORE 2 (UNCHANGEDSINCE 9223372036854775807) +FLAGS.SILENT (\Answered)
 S~ ^\* 2 FETCH \(MODSEQ \(\d+\)\)$

@@ -19,9 +19,10 @@ S: a4 OK LIST completed
 C: a5 LIST (SUBSCRIBED) "" G* RETURN (STATUS (MESSAGES))
 S: * LIST (\NonExistent \Subscribed) "/" "Gone/Away"
 S: a5 OK LIST completed
+# RECENT: the two delivered messages, not yet claimed by a SELECT
 C: a6 LIST "" INBOX RETURN (CHILDREN STATUS (UIDNEXT UIDVALIDITY DELETED RECENT))
 S: * LIST (\HasNoChildren) "/" "INBOX"
-S~ ^\* STATUS "INBOX" \(RECENT 0 UIDNEXT 3 UIDVALIDITY [0-9]+ DELETED 0\)$
+S~ ^\* STATUS "INBOX" \(RECENT 2 UIDNEXT 3 UIDVALIDITY [0-9]+ DELETED 0\)$
 S: a6 OK LIST completed
 C: a7 LIST "" INBOX RETURN (STATUS ())
 S: a7 BAD *
