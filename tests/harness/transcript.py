@@ -111,27 +111,37 @@ def parse(path):
     return out
 
 
-def run_file(path, port_of, server=None, counts=None):
+# Listener kinds a transcript may name with @port (the default is the
+# first), and whether the connection starts with TLS.
+SMTP_KINDS = {"smtp": False, "submission": False, "submissions": True}
+
+
+def run_file(path, port_of, server=None, counts=None, kinds=None, subst=None):
     """Play path.  port_of(kind) gives the TCP port of a listener; server is
     an optional TernServer for STORED checks; counts the STORED-COUNT
-    baselines (see baseline())."""
+    baselines (see baseline()); kinds the allowed @port kinds (SMTP_KINDS
+    by default; the IMAP and POP3 runners pass theirs); subst replaces
+    strings in client lines (e.g. {"@USER@": address})."""
+    kinds = kinds or SMTP_KINDS
     name = os.path.splitext(os.path.basename(path))[0]
     try:
         steps = parse(path)
     except (OSError, ValueError) as e:
         return False, "transcript %s: %s" % (name, e)
-    kind = "smtp"
+    kind = next(iter(kinds))
     for _, d, a in steps:
         if d == "@port":
             kind = a.strip()
-    if kind not in PORTS:
+    if kind not in kinds:
         return False, "transcript %s: unknown @port %r" % (name, kind)
     counts = counts if counts is not None else {}
     conn = None
     current = None
     try:
-        conn = SmtpConn(port_of(kind), tls=(kind == "submissions"))
+        conn = SmtpConn(port_of(kind), tls=kinds[kind])
         for n, d, a in steps:
+            for k, v in (subst or {}).items():
+                a = a.replace(k, v)
             where = "transcript %s: line %d (%s %s)" % (name, n, d, a[:80])
             try:
                 current = _step(conn, d, a, current, server, counts)

@@ -13,12 +13,11 @@ import base64
 import imaplib
 import re
 import smtplib
-import socket
-import ssl
 
 import pytest
 
 import tern as tern_harness
+from imapc import ImapClient, tls_ctx
 from conftest import finish
 
 PASSWORD = "fs-Secret-1"
@@ -78,74 +77,8 @@ PLAIN = (b"From: zed@other.test\r\n"
          base64.b64encode("numbers are up: naïve growth".encode("utf-8")) + b"\r\n")
 
 
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Client:
-    """Raw IMAP over implicit TLS that reads literals: responses as bytes."""
-
-    def __init__(self, port, user):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10 * tern_harness.SCALE)
-        self.s = tls_ctx().wrap_socket(sock)
-        self.buf = b""
-        self.n = 0
-        assert self.response().startswith(b"* OK")
-        assert self.ok("LOGIN %s %s" % (user, PASSWORD))
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError("closed")
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def _bytes(self, n):
-        while len(self.buf) < n:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError("closed")
-            self.buf += d
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def response(self):
-        """One response line with its literals inline (CRLF after each literal header)."""
-        out = b""
-        while True:
-            ln = self._line()
-            out += ln
-            m = re.search(rb"~?\{(\d+)\}$", ln)
-            if not m:
-                return out
-            out += b"\r\n" + self._bytes(int(m.group(1)))
-
-    def cmd(self, text):
-        """Send a tagged command: (untagged responses, tagged line)."""
-        self.n += 1
-        tag = "t%d" % self.n
-        self.s.sendall(("%s %s\r\n" % (tag, text)).encode())
-        untagged = []
-        while True:
-            r = self.response()
-            if r.startswith(tag.encode() + b" "):
-                return untagged, r[len(tag) + 1:].decode()
-            untagged.append(r)
-
-    def ok(self, text):
-        return self.cmd(text)[1].startswith("OK")
-
-    def close(self):
-        try:
-            self.cmd("LOGOUT")
-        except (OSError, EOFError):
-            pass
-        self.s.close()
+def Client(port, user):
+    return ImapClient(port, user, PASSWORD)
 
 
 @pytest.fixture(scope="module")

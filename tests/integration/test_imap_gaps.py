@@ -8,12 +8,11 @@ capture (transcripts-imap/gap-*.t hold the single-session cases):
   (RFC 7162 3.1.3)."""
 import re
 import smtplib
-import socket
-import ssl
 
 import pytest
 
 import tern as tern_harness
+from imapc import ImapClient
 from conftest import finish
 
 PASSWORD = "gap-Secret-1"
@@ -21,50 +20,8 @@ USER_RECENT = "recent@example.test"
 USER_UNCH = "unch@example.test"
 
 
-class Client:
-    """Raw IMAP over implicit TLS; responses as bytes (no literals needed)."""
-
-    def __init__(self, port, user):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10 * tern_harness.SCALE)
-        self.s = ctx.wrap_socket(sock)
-        self.buf = b""
-        self.n = 0
-        assert self.line().startswith(b"* OK")
-        assert self.ok("LOGIN %s %s" % (user, PASSWORD))
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError("closed")
-            self.buf += d
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def cmd(self, text):
-        """Send a tagged command: (untagged responses, tagged line)."""
-        self.n += 1
-        tag = b"g%d" % self.n
-        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        untagged = []
-        while True:
-            r = self.line()
-            if r.startswith(tag + b" "):
-                return untagged, r[len(tag) + 1:].decode()
-            untagged.append(r)
-
-    def ok(self, text):
-        return self.cmd(text)[1].startswith("OK")
-
-    def close(self):
-        try:
-            self.cmd("LOGOUT")
-        except (OSError, EOFError):
-            pass
-        self.s.close()
+def Client(port, user):
+    return ImapClient(port, user, PASSWORD)
 
 
 @pytest.fixture(scope="module")

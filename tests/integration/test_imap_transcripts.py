@@ -6,14 +6,12 @@ password "pw-Secret-1"), so transcripts never share a mailbox."""
 import glob
 import os
 import smtplib
-import socket
 
 import pytest
 
 import tern as tern_harness
 import transcript
 from conftest import finish
-from smtpc import SmtpConn, ServerClosed
 
 DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transcripts-imap")
 FILES = sorted(glob.glob(os.path.join(DIR, "*.t")))
@@ -44,30 +42,8 @@ def imap_server():
 
 
 def run_imap(path, srv):
-    name = os.path.splitext(os.path.basename(path))[0]
-    steps = transcript.parse(path)
-    kind = "imap"
-    for _, d, a in steps:
-        if d == "@port":
-            kind = a.strip()
-    assert kind in ("imap", "imaps"), kind
-    user = user_of(path)
-    conn = SmtpConn(srv.port(kind), tls=(kind == "imaps"))
-    try:
-        for n, d, a in steps:
-            a = a.replace("@USER@", user)
-            where = "transcript %s: line %d (%s %s)" % (name, n, d, a[:80])
-            try:
-                transcript._step(conn, d, a, None, srv, {})
-            except transcript.Mismatch as e:
-                return False, "%s: %s" % (where, e)
-            except ServerClosed:
-                return False, "%s: server closed the connection" % where
-            except (socket.timeout, OSError) as e:
-                return False, "%s: %s: %s" % (where, type(e).__name__, e)
-        return True, "transcript %s: ok" % name
-    finally:
-        conn.close()
+    return transcript.run_file(path, srv.port, srv, kinds={"imap": False, "imaps": True},
+                               subst={"@USER@": user_of(path)})
 
 
 @pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f)[:-2] for f in FILES])

@@ -4,14 +4,12 @@ runner adds the @port kinds pop3 and pop3s, pop3s being implicit TLS)."""
 import glob
 import os
 import smtplib
-import socket
 
 import pytest
 
 import tern as tern_harness
 import transcript
 from conftest import finish
-from smtpc import SmtpConn, ServerClosed
 
 DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transcripts-pop3")
 FILES = sorted(glob.glob(os.path.join(DIR, "*.t")))
@@ -37,29 +35,7 @@ def pop3_server():
 
 
 def run_pop3(path, srv):
-    name = os.path.splitext(os.path.basename(path))[0]
-    steps = transcript.parse(path)
-    kind = "pop3"
-    for _, d, a in steps:
-        if d == "@port":
-            kind = a.strip()
-    assert kind in ("pop3", "pop3s"), kind
-    conn = SmtpConn(srv.port(kind), tls=(kind == "pop3s"))
-    current = None
-    try:
-        for n, d, a in steps:
-            where = "transcript %s: line %d (%s %s)" % (name, n, d, a[:80])
-            try:
-                current = transcript._step(conn, d, a, current, srv, {})
-            except transcript.Mismatch as e:
-                return False, "%s: %s" % (where, e)
-            except ServerClosed:
-                return False, "%s: server closed the connection" % where
-            except (socket.timeout, OSError) as e:
-                return False, "%s: %s: %s" % (where, type(e).__name__, e)
-        return True, "transcript %s: ok" % name
-    finally:
-        conn.close()
+    return transcript.run_file(path, srv.port, srv, kinds={"pop3": False, "pop3s": True})
 
 
 @pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f)[:-2] for f in FILES])
