@@ -74,7 +74,11 @@ for f in "$SOURCE" "$SINK" "$PY"; do
 	[ -x "$f" ] || die "$f missing: apt-get install postfix python3 (or run scripts/deps.sh)"
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX") || die "mktemp failed"
+# Not under $TMPDIR: the private Postfix's daemons run as postfix and nobody
+# and must reach every folder on the way (a TMPDIR under /root, mode 0700,
+# made its master fail to open its lock file).  /var/tmp is mode 1777.
+umask 022
+WORK=$(mktemp -d /var/tmp/tern-bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$WORK"
 PIDS=()
 PF_CONF=
@@ -238,7 +242,7 @@ showq     unix n - n - - showq
 postlog   unix-dgram n - n - 1 postlogd
 EOF
 	timeout 30 /usr/sbin/postfix -c "$PF_CONF" start >"$WORK/postfix-start.out" 2>&1 ||
-		{ log "postfix start failed: $(tail -5 "$WORK/postfix-start.out")"; return 1; }
+		{ log "postfix start failed: $(tail -5 "$WORK/postfix-start.out" "$d/maillog" 2>/dev/null)"; return 1; }
 	wait_listen "$PF_PORT" 15 || { log "postfix did not listen on $PF_PORT"; return 1; }
 	# Belt and braces: this instance must not have taken port 25.
 	if ! port_free 25 && ! [ -n "${PORT25_BUSY_BEFORE:-}" ]; then
