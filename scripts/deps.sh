@@ -8,7 +8,7 @@ PKGS=(
   # build
   gcc make pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
-  libunistring-dev
+  libunistring-dev zlib1g-dev
   # tests and tools the tests drive
   openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
   fail2ban procps iproute2

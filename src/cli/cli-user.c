@@ -110,11 +110,13 @@ static int print_user(void *ctx, const struct store_user *u)
 	unsigned *count = ctx;
 	char used[32], quota[32];
 
-	printf("%-40s used=%s messages=%lld quota=%s%s\n", u->address,
+	printf("%-40s used=%s messages=%lld quota=%s", u->address,
 	       cli_format_size(u->used_bytes, used, sizeof(used)), (long long)u->used_messages,
 	       u->quota_bytes > 0 ? cli_format_size(u->quota_bytes, quota, sizeof(quota))
-	       : "unlimited",
-	       u->scram_sha256 == NULL ? " (no SCRAM keys)" : "");
+	       : "unlimited");
+	if (u->quota_messages > 0)
+		printf(" max_messages=%lld", (long long)u->quota_messages);
+	printf("%s\n", u->scram_sha256 == NULL ? " (no SCRAM keys)" : "");
 	(*count)++;
 	return 0;
 }
@@ -145,7 +147,8 @@ static int user_list(struct config *cfg, const char *domain_arg)
 	return CLI_OK;
 }
 
-static int user_quota(struct config *cfg, const char *address, int64_t quota)
+/* messages < 0: leave the message-count limit as it is. */
+static int user_quota(struct config *cfg, const char *address, int64_t quota, int64_t messages)
 {
 	struct store *store;
 	const char *error;
@@ -156,10 +159,16 @@ static int user_quota(struct config *cfg, const char *address, int64_t quota)
 		return CLI_FAIL;
 	if (store_user_set_quota(store, address, quota, &error) < 0)
 		ret = cli_error("user quota %s: %s", address, error);
+	else if (messages >= 0 && store_user_set_quota_messages(store, address, messages, &error) < 0)
+		ret = cli_error("user quota %s: %s", address, error);
 	else if (quota > 0)
 		printf("quota of %s set to %s\n", address, cli_format_size(quota, size, sizeof(size)));
 	else
 		printf("quota of %s set to unlimited\n", address);
+	if (ret == CLI_OK && messages > 0)
+		printf("message limit of %s set to %lld\n", address, (long long)messages);
+	else if (ret == CLI_OK && messages == 0)
+		printf("message limit of %s set to unlimited\n", address);
 	store_close(&store);
 	return ret;
 }
@@ -312,10 +321,20 @@ int cli_user(struct config *cfg, int argc, char **argv)
 	const char *quota_arg = NULL, *domain_arg = NULL;
 	bool domain_create = false;
 	unsigned nargs = 0;
-	int64_t quota = 0;
+	int64_t quota = 0, messages = -1;
 	int ret;
 
 	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--messages") == 0 && strcmp(action, "quota") == 0) {
+			char *end;
+			if (++i >= argc)
+				return cli_usage_error("--messages needs a count (0 = unlimited)");
+			errno = 0;
+			messages = strtoll(argv[i], &end, 10);
+			if (errno != 0 || end == argv[i] || *end != '\0' || messages < 0)
+				return cli_usage_error("bad message count '%s'", argv[i]);
+			continue;
+		}
 		if (strcmp(argv[i], "--quota") == 0 && strcmp(action, "add") == 0) {
 			if (++i >= argc)
 				return cli_usage_error("--quota needs a size (500M, 2G, 0 = unlimited)");
@@ -361,7 +380,7 @@ int cli_user(struct config *cfg, int argc, char **argv)
 		return cli_usage_error("unknown action 'user %s'", action);
 	if (nargs != (is_quota ? 2u : 1u))
 		return cli_usage_error("usage: tern user %s ADDRESS%s", action,
-				       is_quota ? " SIZE" : strcmp(action, "add") == 0 ?
+				       is_quota ? " SIZE [--messages N]" : strcmp(action, "add") == 0 ?
 				       " [--quota SIZE]" : "");
 	if (is_quota)
 		quota_arg = args[1];
@@ -377,7 +396,7 @@ int cli_user(struct config *cfg, int argc, char **argv)
 	else if (strcmp(action, "passwd") == 0)
 		ret = user_passwd(cfg, address);
 	else if (is_quota)
-		ret = user_quota(cfg, address, quota);
+		ret = user_quota(cfg, address, quota, messages);
 	else
 		ret = user_remove(cfg, address);
 	free(address);

@@ -37,7 +37,7 @@ void cli_usage(FILE *f)
 "  tern user add ADDRESS [--quota SIZE]   SIZE like 500M, 2G; 0 = unlimited\n"
 "  tern user passwd ADDRESS\n"
 "  tern user list [DOMAIN]\n"
-"  tern user quota ADDRESS SIZE\n"
+"  tern user quota ADDRESS SIZE [--messages N]\n"
 "  tern user remove ADDRESS               also removes the user's mail\n"
 "  tern user import-dovecot FILE [--domain DOMAIN] [--domain-create]\n"
 "                                         DOMAIN completes names without @domain\n"

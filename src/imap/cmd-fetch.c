@@ -5,7 +5,8 @@
  * The data items are a table (fetch_atts[]): each entry says whether it
  * can serve a parsed item, whether it needs the message file, and writes
  * its part of "* n FETCH (...)".  Served: FLAGS, UID, INTERNALDATE,
- * RFC822.SIZE, MODSEQ, ENVELOPE, BODY, BODYSTRUCTURE, RFC822,
+ * RFC822.SIZE, MODSEQ, ENVELOPE, SAVEDATE (RFC 8514), PREVIEW (RFC 8970),
+ * EMAILID and THREADID (RFC 8474), BODY, BODYSTRUCTURE, RFC822,
  * RFC822.HEADER, RFC822.TEXT, BODY[section]<partial> (part numbers through
  * embedded message/rfc822 parts, HEADER, HEADER.FIELDS(.NOT), TEXT, MIME;
  * a part that does not exist, or HEADER/TEXT of a part that is not a
@@ -19,6 +20,9 @@
  *  - \Seen is set (non-PEEK body items, RFC 9051 6.4.5) through one store
  *    write committed before the responses go out; the responses of
  *    messages whose flags it changed carry FLAGS.
+ *  - ENVELOPE, SAVEDATE, PREVIEW, EMAILID and THREADID come from the
+ *    store's per-message summaries (computed at delivery), loaded with one
+ *    query for the FETCH's UID range: FETCH 1:* ENVELOPE opens no file.
  *  - Output is produced a message at a time and pauses while more than
  *    IMAP_OUTPUT_PAUSE bytes wait for the socket (s->pump), so fetching a
  *    whole large mailbox never sits in memory.
@@ -32,6 +36,7 @@
 #include "imap/imap-private.h"
 #include "lib/log.h"
 #include "mail/imap-bodystructure.h"
+#include "mail/imap-string.h"
 #include "mail/imap-envelope.h"
 #include "mail/mime-decode.h"
 #include "mail/mime.h"
@@ -45,10 +50,19 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* What the store keeps per message (store_summary_list), copied into
+ * the command's arena for the UID range of the FETCH. */
+struct fetch_summary {
+	uint32_t uid;
+	time_t savedate;
+	const char *envelope, *preview, *emailid, *threadid;
+};
+
 /* One message being written. */
 struct fetch_msg {
 	struct imap_session *s;
 	const struct imap_msg *m;
+	const struct fetch_summary *sum;   /* NULL when none was loaded */
 	uint32_t seq;
 	struct buf data;        /* the file, when an item needs it */
 	bool loaded;
@@ -58,6 +72,7 @@ struct fetch_msg {
 struct fetch_att_def {
 	enum imap_fetch_att att;
 	bool needs_file;
+	bool needs_summary;
 	/* NULL: always supported */
 	bool (*supported)(const struct imap_fetch_item *item);
 	void (*write)(struct fetch_msg *fm, const struct imap_fetch_item *item, struct buf *out);
@@ -75,6 +90,10 @@ struct fetch_ctx {
 	bool add_modseq;            /* CHANGEDSINCE: MODSEQ in every response (RFC 7162 3.1.4.1) */
 	uint32_t *seen_changed;     /* UIDs whose \Seen this FETCH set (sorted) */
 	size_t nseen_changed;
+	bool needs_summary;
+	struct fetch_summary *sums; /* ascending UIDs (arena) */
+	size_t nsums, sums_alloc;
+	struct imap_arena *arena;
 };
 
 /* ---- helpers ---- */
@@ -123,20 +142,25 @@ static size_t header_len(const char *p, size_t len)
 
 /* "{n}\r\n" + bytes, honouring <partial> (RFC 9051 6.4.5: a partial past
  * the end is empty; the response names only the origin). */
+/* The <offset.length> window of p[0..len) (RFC 9051 6.4.5). */
+static void apply_partial(const struct imap_fetch_item *item, const char **p, size_t *len)
+{
+	if (item == NULL || !item->partial)
+		return;
+	if (item->offset >= *len) {
+		*len = 0;
+		return;
+	}
+	*p += item->offset;
+	*len -= (size_t)item->offset;
+	if (item->length < *len)
+		*len = (size_t)item->length;
+}
+
 static void write_literal(struct buf *out, const char *p, size_t len,
 			  const struct imap_fetch_item *item)
 {
-	if (item != NULL && item->partial) {
-		uint64_t off = item->offset, n = item->length;
-		if (off >= len) {
-			len = 0;
-		} else {
-			p += off;
-			len -= (size_t)off;
-			if (n < len)
-				len = (size_t)n;
-		}
-	}
+	apply_partial(item, &p, &len);
 	buf_printf(out, "{%zu}\r\n", len);
 	buf_append(out, p, len);
 }
@@ -197,19 +221,59 @@ static void att_uid(struct fetch_msg *fm, const struct imap_fetch_item *item, st
 	buf_printf(out, "UID %u", fm->m->uid);
 }
 
-static void att_internaldate(struct fetch_msg *fm, const struct imap_fetch_item *item,
-			     struct buf *out)
+/* date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE */
+static void append_datetime(struct buf *out, time_t t)
 {
 	static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					"Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	struct tm tm;
-	time_t t = fm->m->internal_date;
 
-	(void)item;
 	gmtime_r(&t, &tm);
-	/* date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE */
-	buf_printf(out, "INTERNALDATE \"%2d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
-		   months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	buf_printf(out, "\"%2d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, months[tm.tm_mon],
+		   tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void att_internaldate(struct fetch_msg *fm, const struct imap_fetch_item *item,
+			     struct buf *out)
+{
+	(void)item;
+	buf_append_str(out, "INTERNALDATE ");
+	append_datetime(out, fm->m->internal_date);
+}
+
+/* RFC 8514: when the message was saved in this mailbox */
+static void att_savedate(struct fetch_msg *fm, const struct imap_fetch_item *item,
+			 struct buf *out)
+{
+	(void)item;
+	buf_append_str(out, "SAVEDATE ");
+	if (fm->sum != NULL && fm->sum->savedate > 0)
+		append_datetime(out, fm->sum->savedate);
+	else
+		buf_append_str(out, "NIL");
+}
+
+/* RFC 8970: computed at delivery; NIL only if the summary is missing */
+static void att_preview(struct fetch_msg *fm, const struct imap_fetch_item *item,
+			struct buf *out)
+{
+	(void)item;
+	buf_append_str(out, "PREVIEW ");
+	imap_append_nstr(out, fm->sum != NULL ? fm->sum->preview : NULL);
+}
+
+/* RFC 8474 5.1: EMAILID (id) and THREADID (id) or THREADID NIL */
+static void att_objectid(struct fetch_msg *fm, const struct imap_fetch_item *item,
+			 struct buf *out)
+{
+	bool email = item->att == IMAP_FETCH_EMAILID;
+	const char *id = fm->sum == NULL ? NULL : email ? fm->sum->emailid : fm->sum->threadid;
+
+	buf_append_str(out, email ? "EMAILID " : "THREADID ");
+	if (id != NULL && id[0] != '\0')
+		buf_printf(out, "(%s)", id);
+	else
+		buf_append_str(out, "NIL");
 }
 
 static void att_size(struct fetch_msg *fm, const struct imap_fetch_item *item, struct buf *out)
@@ -229,6 +293,14 @@ static void att_envelope(struct fetch_msg *fm, const struct imap_fetch_item *ite
 {
 	(void)item;
 	buf_append_str(out, "ENVELOPE ");
+	if (fm->sum != NULL && fm->sum->envelope != NULL && fm->sum->envelope[0] == '(') {
+		buf_append_str(out, fm->sum->envelope);   /* cached at delivery */
+		return;
+	}
+	if (load_file(fm) < 0) {
+		buf_append_str(out, "NIL");
+		return;
+	}
 	imap_envelope_write(out, fm->data.data != NULL ? fm->data.data : "",
 			    header_len(buf_cstr(&fm->data), fm->data.len));
 }
@@ -411,6 +483,29 @@ static void att_section(struct fetch_msg *fm, const struct imap_fetch_item *item
 	buf_free(&sel);
 }
 
+bool imap_fetch_section_bytes(const char *msg, size_t len, const struct imap_fetch_item *item,
+			      struct buf *out)
+{
+	struct fetch_msg fm = { .loaded = true };
+	struct buf sel;
+	const char *p;
+	size_t n;
+	bool ok;
+
+	buf_init(&fm.data, BUF_UNLIMITED);
+	buf_append(&fm.data, msg, len);
+	buf_init(&sel, BUF_UNLIMITED);
+	ok = section_bytes(&fm, item, &sel, &p, &n);
+	if (ok) {
+		apply_partial(item, &p, &n);
+		buf_append(out, p, n);
+	}
+	buf_free(&sel);
+	buf_free(&fm.data);
+	mime_part_free(&fm.mime);
+	return ok;
+}
+
 /* ---- BINARY (RFC 3516) ---- */
 
 /* The decoded content of item's part into dec.  0 ok, 1 no such part
@@ -480,16 +575,7 @@ static void att_binary(struct fetch_msg *fm, const struct imap_fetch_item *item,
 	} else {
 		const char *p = buf_cstr(&dec);
 		size_t len = dec.len;
-		if (item->partial) {
-			if (item->offset >= len) {
-				len = 0;
-			} else {
-				p += item->offset;
-				len -= (size_t)item->offset;
-				if (item->length < len)
-					len = (size_t)item->length;
-			}
-		}
+		apply_partial(item, &p, &len);
 		/* RFC 3516 4.2: literal8 only when the content holds NUL */
 		buf_printf(out, "%s{%zu}\r\n", memchr(p, '\0', len) != NULL ? "~" : "", len);
 		buf_append(out, p, len);
@@ -498,21 +584,93 @@ static void att_binary(struct fetch_msg *fm, const struct imap_fetch_item *item,
 }
 
 static const struct fetch_att_def fetch_atts[] = {
-	{ IMAP_FETCH_FLAGS, false, NULL, att_flags },
-	{ IMAP_FETCH_UID, false, NULL, att_uid },
-	{ IMAP_FETCH_INTERNALDATE, false, NULL, att_internaldate },
-	{ IMAP_FETCH_RFC822_SIZE, false, NULL, att_size },
-	{ IMAP_FETCH_MODSEQ, false, NULL, att_modseq },
-	{ IMAP_FETCH_ENVELOPE, true, NULL, att_envelope },
-	{ IMAP_FETCH_BODY, true, NULL, att_structure },
-	{ IMAP_FETCH_BODYSTRUCTURE, true, NULL, att_structure },
-	{ IMAP_FETCH_RFC822, true, NULL, att_rfc822 },
-	{ IMAP_FETCH_RFC822_HEADER, true, NULL, att_rfc822 },
-	{ IMAP_FETCH_RFC822_TEXT, true, NULL, att_rfc822 },
-	{ IMAP_FETCH_BODY_SECTION, true, NULL, att_section },
-	{ IMAP_FETCH_BINARY, true, binary_supported, att_binary },
-	{ IMAP_FETCH_BINARY_SIZE, true, binary_supported, att_binary },
+	{ IMAP_FETCH_FLAGS, false, false, NULL, att_flags },
+	{ IMAP_FETCH_UID, false, false, NULL, att_uid },
+	{ IMAP_FETCH_INTERNALDATE, false, false, NULL, att_internaldate },
+	{ IMAP_FETCH_RFC822_SIZE, false, false, NULL, att_size },
+	{ IMAP_FETCH_MODSEQ, false, false, NULL, att_modseq },
+	{ IMAP_FETCH_ENVELOPE, false, true, NULL, att_envelope },
+	{ IMAP_FETCH_SAVEDATE, false, true, NULL, att_savedate },
+	{ IMAP_FETCH_PREVIEW, false, true, NULL, att_preview },
+	{ IMAP_FETCH_EMAILID, false, true, NULL, att_objectid },
+	{ IMAP_FETCH_THREADID, false, true, NULL, att_objectid },
+	{ IMAP_FETCH_BODY, true, false, NULL, att_structure },
+	{ IMAP_FETCH_BODYSTRUCTURE, true, false, NULL, att_structure },
+	{ IMAP_FETCH_RFC822, true, false, NULL, att_rfc822 },
+	{ IMAP_FETCH_RFC822_HEADER, true, false, NULL, att_rfc822 },
+	{ IMAP_FETCH_RFC822_TEXT, true, false, NULL, att_rfc822 },
+	{ IMAP_FETCH_BODY_SECTION, true, false, NULL, att_section },
+	{ IMAP_FETCH_BINARY, true, false, binary_supported, att_binary },
+	{ IMAP_FETCH_BINARY_SIZE, true, false, binary_supported, att_binary },
 };
+
+/* ---- summaries ---- */
+
+static const char *arena_strdup(struct imap_arena *a, const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	p = imap_arena_alloc(a, n + 1);
+	memcpy(p, s, n + 1);
+	return p;
+}
+
+static int summary_loaded(void *ctx, const struct store_summary *ss)
+{
+	struct fetch_ctx *c = ctx;
+	struct fetch_summary *f;
+
+	if (c->nsums == c->sums_alloc)
+		return 1;   /* more rows than the view knows: newer mail, not asked for */
+	f = &c->sums[c->nsums++];
+	f->uid = ss->uid;
+	f->savedate = ss->savedate;
+	f->envelope = arena_strdup(c->arena, ss->envelope);
+	f->preview = arena_strdup(c->arena, ss->preview);
+	f->emailid = arena_strdup(c->arena, ss->emailid);
+	f->threadid = arena_strdup(c->arena, ss->threadid);
+	return 0;
+}
+
+/* Load the summaries of the UIDs between the set's first and last message
+ * with one store query (no message file is opened for them). */
+static void summaries_load(struct imap_session *s, struct fetch_ctx *c)
+{
+	const struct imap_view *v = s->view;
+	const char *error = NULL;
+	uint32_t lo, hi;
+
+	if (c->count == 0)
+		return;
+	lo = c->seqs[0];
+	hi = c->seqs[c->count - 1];
+	c->arena = &s->arena;
+	c->sums_alloc = (size_t)(hi - lo) + 1;
+	c->sums = imap_arena_alloc(&s->arena, c->sums_alloc * sizeof(*c->sums));
+	if (store_summary_list(s->l->store, v->mailbox_id, v->msgs[lo - 1].uid,
+			       v->msgs[hi - 1].uid, summary_loaded, c, &error) < 0)
+		log_warn("imap", "sid=%s event=summary_failed error=%s", s->c.id,
+			 log_quote(error ? error : ""));
+}
+
+static const struct fetch_summary *summary_find(const struct fetch_ctx *c, uint32_t uid)
+{
+	size_t lo = 0, hi = c->nsums;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->sums[mid].uid < uid)
+			lo = mid + 1;
+		else if (c->sums[mid].uid > uid)
+			hi = mid;
+		else
+			return &c->sums[mid];
+	}
+	return NULL;
+}
 
 static const struct fetch_att_def *fetch_att_find(const struct imap_fetch_item *item)
 {
@@ -554,6 +712,8 @@ static void fetch_one(struct imap_session *s, struct fetch_ctx *c, uint32_t seq)
 	struct buf out;
 	bool first = true;
 
+	if (c->needs_summary)
+		fm.sum = summary_find(c, fm.m->uid);
 	if (c->needs_file && load_file(&fm) < 0) {
 		c->missing = true;
 		return;
@@ -716,6 +876,7 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 			return;
 		}
 		c->needs_file |= def->needs_file;
+		c->needs_summary |= def->needs_summary;
 		c->sets_seen |= item_sets_seen(item);
 		c->has_flags |= item->att == IMAP_FETCH_FLAGS;
 		c->has_uid |= item->att == IMAP_FETCH_UID;
@@ -738,6 +899,8 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd)
 		c->count = w;
 		c->add_modseq = true;
 	}
+	if (c->needs_summary)
+		summaries_load(s, c);
 	s->pump_ctx = c;
 	if (c->sets_seen && !s->view->readonly) {
 		uint32_t *uids = imap_arena_alloc(&s->arena, (c->count ? c->count : 1) *

@@ -3,8 +3,8 @@
  * UNSUBSCRIBE (6.3.7, 6.3.8), LIST (6.3.9, with the RFC 5258 selection and
  * return options the parser gives, RFC 3348 CHILDREN, RFC 6154
  * SPECIAL-USE, CREATE-SPECIAL-USE), LSUB (RFC 3501 6.3.9), STATUS (6.3.11,
- * RFC 8438 SIZE), LIST-STATUS (RFC 5819) and APPEND (6.3.12, RFC 4315
- * APPENDUID, RFC 7889 APPENDLIMIT, RFC 6855 4 UTF8 (literal)).
+ * RFC 8438 SIZE) and LIST-STATUS (RFC 5819); the flag-list helper APPEND
+ * (cmd-append.c) shares.
  *
  * LIST builds the user's mailboxes, subscriptions and every ancestor level
  * of them, sorted (INBOX first), then answers each pattern in turn; a
@@ -47,7 +47,28 @@ static void mailbox_write_done(struct imap_session *s, const struct store_write_
 			imap_resume(s);                                       \
 	}
 
-WRITE_CB(create_done, "CREATE")
+/* RFC 8474 4.1: CREATE's OK carries the new mailbox's MAILBOXID */
+static void create_done(void *ctx, const struct store_write_result *r)
+{
+	struct imap_session *s = ctx;
+	struct store_mailbox mb = { 0 };
+	const char *error = NULL;
+
+	if (s->c.closed) {
+		imap_session_unref(s);
+		return;
+	}
+	if (r->status == 0 && r->mailbox_id > 0 &&
+	    store_mailbox_get_by_id(s->l->store, r->mailbox_id, &mb, &error) > 0 &&
+	    mb.objectid != NULL)
+		imap_tagged(s, "OK", "[MAILBOXID (%s)] CREATE completed", mb.objectid);
+	else
+		mailbox_write_done(s, r, "CREATE");
+	store_mailbox_clear(&mb);
+	if (imap_session_unref(s))
+		imap_resume(s);
+}
+
 WRITE_CB(subscribe_done, "SUBSCRIBE")
 WRITE_CB(unsubscribe_done, "UNSUBSCRIBE")
 
@@ -683,6 +704,10 @@ static int status_format(struct imap_session *s, const struct store_mailbox *mb,
 		SEP();
 		buf_printf(b, "APPENDLIMIT %zu", s->l->cfg->limits.message_size);
 	}
+	if ((items & IMAP_STATUS_MAILBOXID) && mb->objectid != NULL) {
+		SEP();
+		buf_printf(b, "MAILBOXID (%s)", mb->objectid);
+	}
 #undef SEP
 	buf_append_str(b, ")");
 	return 0;
@@ -729,7 +754,7 @@ void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 	imap_tagged(s, "OK", "STATUS completed");
 }
 
-/* ---- APPEND ---- */
+/* ---- flag lists (APPEND, STORE) ---- */
 
 char *imap_flags_string(const struct imap_flags *f)
 {
@@ -756,98 +781,4 @@ char *imap_flags_string(const struct imap_flags *f)
 	if (b.len == 0)
 		return xstrdup("");
 	return buf_steal(&b);
-}
-
-static void append_done(void *ctx, const struct store_write_result *r)
-{
-	struct imap_session *s = ctx;
-
-	if (s->c.closed) {
-		imap_session_unref(s);
-		return;
-	}
-	if (r->status < 0) {
-		if (r->code != NULL && strcmp(r->code, "NONEXISTENT") == 0)
-			imap_tagged(s, "NO", "[TRYCREATE] Mailbox doesn't exist");
-		else
-			imap_store_failed(s, "APPEND", r->code, r->error);
-	} else {
-		if (s->view != NULL)
-			s->view->dirty = true;
-		imap_tagged(s, "OK", "[APPENDUID %u %u] APPEND completed", r->uidvalidity,
-			    r->count > 0 ? r->dst_uids[0] : 0);
-	}
-	if (imap_session_unref(s))
-		imap_resume(s);
-}
-
-void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd)
-{
-	struct imap_append_request req;
-	struct imap_parse_error err;
-	struct store_mailbox mb = { 0 };
-	const char *error = NULL;
-	char *name, *flags;
-	int rc;
-
-	const struct imap_arg *args = cmd->args;
-	size_t nargs = cmd->nargs;
-
-	/* RFC 6855 4: "UTF8 (literal)" carries a message with UTF-8 headers;
-	 * we store it as is, so it becomes the plain literal form */
-	if (nargs >= 3 && imap_arg_atom_is(&args[nargs - 2], "UTF8")) {
-		const struct imap_arg *l = &args[nargs - 1];
-		struct imap_arg *copy;
-
-		if (!s->utf8) {
-			imap_bad(s, "APPEND UTF8 needs ENABLE UTF8=ACCEPT");
-			return;
-		}
-		if (l->type != IMAP_ARG_LIST || l->count != 1 ||
-		    l->children[0].type != IMAP_ARG_LITERAL) {
-			imap_bad(s, "Syntax: APPEND mailbox [flags] [date] UTF8 (literal)");
-			return;
-		}
-		copy = imap_arena_alloc(&s->arena, (nargs - 1) * sizeof(*copy));
-		memcpy(copy, args, (nargs - 2) * sizeof(*copy));
-		copy[nargs - 2] = l->children[0];
-		args = copy;
-		nargs--;
-	}
-	if (imap_append_parse(args, nargs, &s->arena, &req, &err) < 0) {
-		imap_parse_failed(s, &err);
-		return;
-	}
-	name = imap_mailbox_from_wire(s, req.mailbox);
-	if (name == NULL) {
-		imap_tagged(s, "NO", "[TRYCREATE] Mailbox doesn't exist");
-		return;
-	}
-	if (req.message.len == 0) {
-		free(name);
-		imap_tagged(s, "NO", "Cannot append an empty message");
-		return;
-	}
-	if (req.message.len > s->l->cfg->limits.message_size) {
-		free(name);
-		imap_tagged(s, "NO", "[TOOBIG] Message too large");
-		return;
-	}
-	rc = store_mailbox_get(s->l->store, s->user_id, name, &mb, &error);
-	store_mailbox_clear(&mb);
-	if (rc <= 0) {
-		free(name);
-		if (rc == 0)
-			imap_tagged(s, "NO", "[TRYCREATE] Mailbox doesn't exist");
-		else
-			imap_tagged(s, "NO", "[SERVERBUG] APPEND failed, try again later");
-		return;
-	}
-	flags = req.has_flags ? imap_flags_string(&req.flags) : xstrdup("");
-	write_begin(s);
-	write_started(s, store_append(s->l->store, s->c.base, s->user_id, name, req.message.p,
-				      req.message.len, flags, req.has_date ? req.date : 0,
-				      append_done, s));
-	free(flags);
-	free(name);
 }

@@ -17,9 +17,11 @@
  *
  * Results: "* SEARCH n..." in rev1 (with "(MODSEQ n)" when a MODSEQ key
  * was used, RFC 7162 3.1.5); "* ESEARCH (TAG "t") [UID] MIN MAX COUNT ALL
- * [MODSEQ]" for RETURN (...) and always after ENABLE IMAP4rev2.  SAVE
- * (RFC 5182) is not offered. */
+ * [MODSEQ]" for RETURN (...) and always after ENABLE IMAP4rev2.
+ * RETURN (SAVE) keeps the result as the view's "$" (RFC 5182); OLDER and
+ * YOUNGER (RFC 5032) compare the internal date with lib/clock's now. */
 #include "imap/imap-private.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "mail/date.h"
 #include "mail/header.h"
@@ -40,7 +42,11 @@ static void resolve_sets(struct imap_session *s, struct imap_search_key *k)
 {
 	struct imap_view *v = s->view;
 
-	if (k->type == IMAP_SK_SEQSET) {
+	if ((k->type == IMAP_SK_SEQSET || k->type == IMAP_SK_UID) && k->set.saved) {
+		/* RFC 5182: "$" is the saved result, the same messages either way */
+		imap_view_saved_set(s, &k->set);
+		k->type = IMAP_SK_UID;
+	} else if (k->type == IMAP_SK_SEQSET) {
 		struct imap_seqset r;
 		imap_seqset_resolve(&k->set, v->count, &s->arena, &r);
 		k->set = r;
@@ -61,11 +67,20 @@ struct text_hits {
 	size_t count, alloc;
 };
 
+/* The summary facts SEARCH can ask for, indexed like the view. */
+struct search_summary {
+	time_t savedate;
+	char *emailid, *threadid;
+};
+
 struct search_ctx {
 	struct imap_session *s;
 	struct text_hits *texts;
 	size_t ntexts, texts_alloc;
 	int64_t *sent_day;          /* per message: day of the Date field, INT64_MIN unknown */
+	time_t now;                 /* OLDER / YOUNGER reference */
+	struct search_summary *sums;/* per message, loaded on first use (SAVED*, *ID) */
+	bool sums_loaded;
 };
 
 static int text_hit(void *ctx, uint32_t uid)
@@ -151,6 +166,44 @@ static bool text_matches(const struct search_ctx *c, const struct imap_search_ke
 		return lo < t->count && t->uids[lo] == uid;
 	}
 	return false;
+}
+
+static int summary_row(void *ctx, const struct store_summary *ss)
+{
+	struct search_ctx *c = ctx;
+	uint32_t seq = imap_view_seq_of(c->s->view, ss->uid);
+
+	if (seq > 0) {
+		struct search_summary *sum = &c->sums[seq - 1];
+		sum->savedate = ss->savedate;
+		sum->emailid = xstrdup(ss->emailid != NULL ? ss->emailid : "");
+		sum->threadid = xstrdup(ss->threadid != NULL ? ss->threadid : "");
+	}
+	return 0;
+}
+
+/* Message seq's summary (one store query for the whole view, once);
+ * NULL when the store has none for it. */
+static const struct search_summary *summary_of(struct search_ctx *c, uint32_t seq)
+{
+	struct imap_view *v = c->s->view;
+	const char *error = NULL;
+
+	if (!c->sums_loaded) {
+		c->sums_loaded = true;
+		c->sums = xcalloc(v->count ? v->count : 1, sizeof(*c->sums));
+		if (v->count > 0 &&
+		    store_summary_list(c->s->l->store, v->mailbox_id, v->msgs[0].uid,
+				       v->msgs[v->count - 1].uid, summary_row, c, &error) < 0)
+			log_warn("imap", "sid=%s event=summary_failed error=%s", c->s->c.id,
+				 log_quote(error ? error : ""));
+	}
+	return c->sums[seq - 1].emailid != NULL ? &c->sums[seq - 1] : NULL;
+}
+
+static bool id_is(const char *id, struct slice want)
+{
+	return id != NULL && strlen(id) == want.len && memcmp(id, want.p, want.len) == 0;
 }
 
 static int64_t day_of(time_t t)
@@ -269,6 +322,30 @@ static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint3
 		return sent_day(s, seq, m) == imap_date_days(&k->date);
 	case IMAP_SK_SENTSINCE:
 		return sent_day(s, seq, m) >= imap_date_days(&k->date);
+	case IMAP_SK_SAVEDATESUPPORTED:
+		return 1;   /* RFC 8514: every mailbox keeps save dates */
+	case IMAP_SK_SAVEDBEFORE:
+	case IMAP_SK_SAVEDON:
+	case IMAP_SK_SAVEDSINCE: {
+		const struct search_summary *sum = summary_of(s, seq);
+		/* RFC 8514 5.3: without a save date the internal date counts */
+		int64_t sday = day_of(sum != NULL && sum->savedate > 0 ? sum->savedate
+								       : m->internal_date);
+		int64_t want = imap_date_days(&k->date);
+		return k->type == IMAP_SK_SAVEDBEFORE ? sday < want :
+		       k->type == IMAP_SK_SAVEDON ? sday == want : sday >= want;
+	}
+	case IMAP_SK_EMAILID:
+	case IMAP_SK_THREADID: {
+		const struct search_summary *sum = summary_of(s, seq);
+		return sum != NULL && id_is(k->type == IMAP_SK_EMAILID ? sum->emailid
+								     : sum->threadid, k->str);
+	}
+	case IMAP_SK_OLDER:
+		/* RFC 5032 */
+		return m->internal_date <= s->now - (time_t)k->number;
+	case IMAP_SK_YOUNGER:
+		return m->internal_date > s->now - (time_t)k->number;
 	case IMAP_SK_MODSEQ:
 		/* RFC 7162 3.1.5: modseq >= n; the entry (per-flag modseq) is
 		 * answered with the message's modseq, which bounds every entry */
@@ -282,37 +359,33 @@ static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint3
 
 static void search_ctx_free(struct search_ctx *c)
 {
+	if (c->sums != NULL)
+		for (uint32_t i = 0; i < c->s->view->count; i++) {
+			free(c->sums[i].emailid);
+			free(c->sums[i].threadid);
+		}
+	free(c->sums);
 	for (size_t i = 0; i < c->ntexts; i++)
 		free(c->texts[i].uids);
 	free(c->texts);
 	free(c->sent_day);
 }
 
-void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
+int imap_search_run(struct imap_session *s, struct imap_search_program *prog,
+		    uint32_t **seqs_r, size_t *count_r, uint64_t *max_modseq_r)
 {
-	struct imap_search_program prog;
-	struct imap_parse_error err;
 	struct imap_view *v = s->view;
-	struct search_ctx c = { .s = s };
+	struct search_ctx c = { .s = s, .now = clock_now() };
 	const char *error = NULL;
 	uint32_t *hits;
 	uint64_t max_modseq = 0;
 	size_t n = 0;
-	struct buf b;
 	int rc;
 
-	if (imap_search_parse(cmd->args, cmd->nargs, &s->arena, &prog, &err) < 0) {
-		imap_parse_failed(s, &err);
-		return;
-	}
-	if (prog.ret & IMAP_SEARCH_RET_SAVE) {
-		imap_bad(s, "SEARCH RETURN (SAVE) is not supported");
-		return;
-	}
-	if (prog.uses_modseq)
+	if (prog->uses_modseq)
 		imap_condstore_enable(s);   /* RFC 7162 3.1 */
-	resolve_sets(s, &prog.root);
-	rc = lookup_texts(&c, &prog.root, &error);
+	resolve_sets(s, &prog->root);
+	rc = lookup_texts(&c, &prog->root, &error);
 	if (rc < 0) {
 		search_ctx_free(&c);
 		if (rc == -2) {
@@ -322,17 +395,77 @@ void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
 				 log_quote(error ? error : ""));
 			imap_tagged(s, "NO", "[SERVERBUG] Search failed, try again later");
 		}
-		return;
+		return -1;
 	}
 	hits = imap_arena_alloc(&s->arena, (size_t)(v->count ? v->count : 1) * sizeof(*hits));
 	for (uint32_t i = 0; i < v->count; i++) {
-		if (v->msgs[i].expunged || key_eval(&c, &prog.root, i + 1, &v->msgs[i]) <= 0)
+		if (v->msgs[i].expunged || key_eval(&c, &prog->root, i + 1, &v->msgs[i]) <= 0)
 			continue;
-		hits[n++] = cmd->uid ? v->msgs[i].uid : i + 1;
+		hits[n++] = i + 1;
 		if (v->msgs[i].modseq > max_modseq)
 			max_modseq = v->msgs[i].modseq;
 	}
 	search_ctx_free(&c);
+	*seqs_r = hits;
+	*count_r = n;
+	if (max_modseq_r != NULL)
+		*max_modseq_r = max_modseq;
+	return 0;
+}
+
+/* RFC 5182 2.1: SAVE with MIN and/or MAX (and neither ALL nor COUNT) keeps
+ * just those; otherwise every match.  seqs are ascending. */
+static void save_result(struct imap_view *v, unsigned ret, const uint32_t *seqs, size_t n)
+{
+	bool all = (ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) != 0 ||
+		   (ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) == 0;
+
+	v->saved_uids = xmalloc((n ? n : 1) * sizeof(*v->saved_uids));
+	v->saved_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!all && !((ret & IMAP_SEARCH_RET_MIN) && i == 0) &&
+		    !((ret & IMAP_SEARCH_RET_MAX) && i == n - 1))
+			continue;
+		v->saved_uids[v->saved_count++] = v->msgs[seqs[i] - 1].uid;
+	}
+}
+
+void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd)
+{
+	struct imap_search_program prog;
+	struct imap_parse_error err;
+	struct imap_view *v = s->view;
+	uint32_t *hits;
+	uint64_t max_modseq = 0;
+	size_t n = 0;
+	struct buf b;
+	int rc;
+
+	rc = imap_search_parse(cmd->args, cmd->nargs, &s->arena, &prog, &err);
+	if (prog.ret & IMAP_SEARCH_RET_SAVE) {
+		/* RFC 5182 2.1: a failed SEARCH ... SAVE leaves "$" empty */
+		free(v->saved_uids);
+		v->saved_uids = NULL;
+		v->saved_count = 0;
+	}
+	if (rc < 0) {
+		imap_parse_failed(s, &err);
+		return;
+	}
+	if (imap_search_run(s, &prog, &hits, &n, &max_modseq) < 0)
+		return;
+	if (prog.ret & IMAP_SEARCH_RET_SAVE) {
+		save_result(v, prog.ret, hits, n);
+		if ((prog.ret & ~IMAP_SEARCH_RET_SAVE) == 0) {
+			/* SAVE alone: no ESEARCH response (RFC 5182 2.1) */
+			imap_tagged(s, "OK", "%sSEARCH completed, result saved",
+				    cmd->uid ? "UID " : "");
+			return;
+		}
+	}
+	if (cmd->uid)
+		for (size_t i = 0; i < n; i++)
+			hits[i] = v->msgs[hits[i] - 1].uid;
 	buf_init(&b, BUF_UNLIMITED);
 	if (s->rev2 || prog.esearch) {
 		/* RFC 4731 3.1, RFC 9051 7.3.4: RETURN () and no RETURN mean ALL */

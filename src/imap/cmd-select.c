@@ -160,6 +160,8 @@ void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd)
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", v->uidnext);
 	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->highestmodseq);
+	if (v->objectid != NULL)
+		imap_untagged(s, "OK [MAILBOXID (%s)] Ok", v->objectid);   /* RFC 8474 4.1 */
 	if (s->rev2) {
 		buf_init(&b, BUF_UNLIMITED);
 		buf_append_str(&b, "LIST () \"/\" ");
@@ -289,7 +291,10 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd)
 			return;
 		}
 		uint32_t max = s->view->count ? s->view->msgs[s->view->count - 1].uid : 0;
-		imap_seqset_resolve(&set, max, &s->arena, &resolved);
+		if (set.saved)
+			imap_view_saved_set(s, &resolved);   /* RFC 5182 "$" */
+		else
+			imap_seqset_resolve(&set, max, &s->arena, &resolved);
 		uids = deleted_uids(s, &resolved, &n);
 	} else {
 		if (cmd->nargs != 0) {

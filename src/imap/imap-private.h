@@ -48,6 +48,7 @@ struct imap_msg {
 struct imap_view {
 	int64_t mailbox_id;
 	char *name;             /* UTF-8, as the store names it */
+	char *objectid;         /* RFC 8474 MAILBOXID, or NULL */
 	bool readonly;          /* EXAMINE */
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* past the largest UID seen */
@@ -58,6 +59,9 @@ struct imap_view {
 	uint32_t exists_sent;   /* the last EXISTS count the client knows */
 	bool dirty;             /* a notify event came: resync before the next reply */
 	struct notify_sub *sub;
+	uint32_t *saved_uids;   /* SEARCHRES "$" (RFC 5182): ascending; reset with the
+				   selection; expunged UIDs simply never match again */
+	size_t saved_count;
 };
 
 struct imap_session;
@@ -207,6 +211,8 @@ uint32_t imap_view_seq_of(const struct imap_view *v, uint32_t uid);
  * the view; sequence numbers past the count fail (-1). */
 int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
 		      uint32_t **seqs_r, size_t *count_r);
+/* The saved search result "$" as a resolved set of UIDs (arena). */
+void imap_view_saved_set(struct imap_session *s, struct imap_seqset *set_r);
 /* Enable CONDSTORE (RFC 7162 3.1; ENABLE, SELECT (CONDSTORE), or a
  * MODSEQ / CHANGEDSINCE / UNCHANGEDSINCE use); the first time with a
  * mailbox selected this sends "* OK [HIGHESTMODSEQ n]". */
@@ -226,6 +232,9 @@ void imap_cmd_capability(struct imap_session *s, const struct imap_command *cmd)
 void imap_cmd_noop(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_logout(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_starttls(struct imap_session *s, const struct imap_command *cmd);
+/* COMPRESS DEFLATE (RFC 4978; cmd-compress.c): compresses the connection
+ * from the byte after its tagged OK. */
+void imap_cmd_compress(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_authenticate(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_login(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_enable(struct imap_session *s, const struct imap_command *cmd);
@@ -248,11 +257,30 @@ void imap_cmd_check(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_expunge(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_fetch(struct imap_session *s, const struct imap_command *cmd);
+/* The bytes BODY.PEEK[section]<partial> names in msg[0..len), appended to
+ * out (CATENATE's URLs); false when the section does not exist (NIL). */
+bool imap_fetch_section_bytes(const char *msg, size_t len, const struct imap_fetch_item *item,
+			      struct buf *out);
 void imap_cmd_store(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_copy(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_search(struct imap_session *s, const struct imap_command *cmd);
+/* Evaluate a parsed SEARCH program over the selected mailbox (SEARCH, SORT,
+ * THREAD): the matching sequence numbers, ascending, in the session's
+ * arena, and the largest modseq among them (max_modseq_r may be NULL).
+ * 0, or -1 after replying with a tagged NO. */
+int imap_search_run(struct imap_session *s, struct imap_search_program *prog,
+		    uint32_t **seqs_r, size_t *count_r, uint64_t *max_modseq_r);
+/* SORT / UID SORT and THREAD / UID THREAD (cmd-sort.c; RFC 5256, 5267, 5957). */
+void imap_cmd_sort(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_thread(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
+
+void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_getquota(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_setquota(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_getmetadata(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_setmetadata(struct imap_session *s, const struct imap_command *cmd);
 /* The line ending IDLE (DONE or anything else). */
 void imap_idle_input(struct imap_session *s, const struct imap_command *line);
 /* A notify event arrived while idling: push the updates now. */

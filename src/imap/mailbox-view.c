@@ -42,6 +42,8 @@ static void view_free(struct imap_view *v)
 		imap_msg_free(&v->msgs[i]);
 	free(v->msgs);
 	free(v->name);
+	free(v->objectid);
+	free(v->saved_uids);
 	free(v);
 }
 
@@ -136,6 +138,7 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	v = xcalloc(1, sizeof(*v));
 	v->mailbox_id = mb.id;
 	v->name = xstrdup(mb.name);
+	v->objectid = mb.objectid != NULL ? xstrdup(mb.objectid) : NULL;
 	v->readonly = readonly;
 	v->uidvalidity = mb.uidvalidity;
 	v->uidnext = mb.uidnext;
@@ -440,6 +443,24 @@ void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const ui
 	view_reload(s, allow_expunge, false, skip, nskip);
 }
 
+void imap_view_saved_set(struct imap_session *s, struct imap_seqset *set_r)
+{
+	const struct imap_view *v = s->view;
+	size_t n = 0;
+
+	memset(set_r, 0, sizeof(*set_r));
+	set_r->ranges = imap_arena_alloc(&s->arena, (v->saved_count ? v->saved_count : 1) *
+					 sizeof(*set_r->ranges));
+	for (size_t i = 0; i < v->saved_count; i++) {
+		uint32_t uid = v->saved_uids[i];
+		if (n > 0 && set_r->ranges[n - 1].hi + 1 == uid)
+			set_r->ranges[n - 1].hi = uid;
+		else
+			set_r->ranges[n++] = (struct imap_seq_range){ uid, uid };
+	}
+	set_r->count = n;
+}
+
 int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
 		      uint32_t **seqs_r, size_t *count_r)
 {
@@ -452,6 +473,12 @@ int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, boo
 
 	*seqs_r = NULL;
 	*count_r = 0;
+	if (set->saved) {
+		/* RFC 5182 2.1: "$" names the same messages in both forms */
+		imap_view_saved_set(s, &r);
+		set = &r;
+		uid = true;
+	}
 	if (uid) {
 		max = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 		imap_seqset_resolve(set, max, &s->arena, &r);

@@ -12,7 +12,8 @@
  * lengths are below 2^63.
  *
  * RFC 9051 6.4.5, 6.4.6 and 9 (fetch-att, section, partial, store-att-flags,
- * flag), RFC 3501 6.4.5 (RFC822.*), RFC 3516 (BINARY), RFC 7162 3.1.3,
+ * flag), RFC 3501 6.4.5 (RFC822.*), RFC 3516 (BINARY), RFC 8514 (SAVEDATE),
+ * RFC 8970 (PREVIEW), RFC 8474 (EMAILID, THREADID), RFC 7162 3.1.3,
  * 3.1.4, 3.2.6 (CHANGEDSINCE, UNCHANGEDSINCE, VANISHED). */
 #include "imap/parse.h"
 
@@ -180,6 +181,8 @@ static const struct {
 	{ "BODYSTRUCTURE", IMAP_FETCH_BODYSTRUCTURE }, { "UID", IMAP_FETCH_UID },
 	{ "MODSEQ", IMAP_FETCH_MODSEQ }, { "RFC822", IMAP_FETCH_RFC822 },
 	{ "RFC822.HEADER", IMAP_FETCH_RFC822_HEADER }, { "RFC822.TEXT", IMAP_FETCH_RFC822_TEXT },
+	{ "SAVEDATE", IMAP_FETCH_SAVEDATE }, { "EMAILID", IMAP_FETCH_EMAILID },
+	{ "THREADID", IMAP_FETCH_THREADID },
 };
 
 /* Parse one attribute at args[*i] (and its section at args[*i + 1]). */
@@ -204,6 +207,23 @@ static int parse_att(const struct imap_arg *args, size_t n, size_t *i, struct im
 	}
 	bool binary = false;
 
+	if (slice_eq_ci(name, "PREVIEW")) {
+		/* RFC 8970 3.1: PREVIEW [(LAZY)] */
+		item->att = IMAP_FETCH_PREVIEW;
+		if (sec != NULL)
+			return fail(err, "PREVIEW takes no section");
+		/* (a list starting with CHANGEDSINCE, say, is FETCH's modifiers) */
+		if (*i < n && args[*i].type == IMAP_ARG_LIST && args[*i].count > 0 &&
+		    imap_arg_atom_is(&args[*i].children[0], "LAZY")) {
+			const struct imap_arg *mods = &args[(*i)++];
+			for (size_t k = 0; k < mods->count; k++) {
+				if (!imap_arg_atom_is(&mods->children[k], "LAZY"))
+					return fail(err, "Unknown PREVIEW modifier");
+				item->lazy = true;
+			}
+		}
+		return 0;
+	}
 	if (slice_eq_ci(name, "BODY")) {
 		if (sec == NULL) {
 			item->att = IMAP_FETCH_BODY;

@@ -33,7 +33,7 @@ static const struct {
 	{ "UIDVALIDITY", IMAP_STATUS_UIDVALIDITY }, { "UNSEEN", IMAP_STATUS_UNSEEN },
 	{ "DELETED", IMAP_STATUS_DELETED }, { "SIZE", IMAP_STATUS_SIZE },
 	{ "RECENT", IMAP_STATUS_RECENT }, { "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
-	{ "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT },
+	{ "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT }, { "MAILBOXID", IMAP_STATUS_MAILBOXID },
 };
 
 int imap_status_items_parse(const struct imap_arg *list, unsigned *items_r,
@@ -236,34 +236,92 @@ int imap_select_parse(const struct imap_arg *args, size_t nargs, struct imap_are
 
 /* ---- APPEND ---- */
 
+static int parse_catenate(const struct imap_arg *list, struct imap_arena *a,
+			  struct imap_append_message *m, struct imap_parse_error *err)
+{
+	if (list->type != IMAP_ARG_LIST || list->count == 0 || list->count % 2 != 0)
+		return fail(err, "CATENATE needs a list of TEXT and URL parts");
+	if (list->count / 2 > IMAP_CATENATE_MAX_PARTS)
+		return fail(err, "Too many CATENATE parts");
+	m->parts = imap_arena_alloc(a, list->count / 2 * sizeof(*m->parts));
+	for (size_t i = 0; i < list->count; i += 2) {
+		const struct imap_arg *kind = &list->children[i], *v = &list->children[i + 1];
+		struct imap_catenate_part *p = &m->parts[m->nparts++];
+
+		if (imap_arg_atom_is(kind, "TEXT")) {
+			if (v->type != IMAP_ARG_LITERAL)
+				return fail(err, "CATENATE TEXT needs a literal");
+			p->data = v->str;
+			p->binary = v->literal8;
+		} else if (imap_arg_atom_is(kind, "URL")) {
+			if (!imap_arg_astring(v, &p->data) || v->type == IMAP_ARG_NIL)
+				return fail(err, "CATENATE URL needs a URL");
+			p->url = true;
+		} else {
+			return fail(err, "CATENATE parts are TEXT or URL");
+		}
+	}
+	return 0;
+}
+
 int imap_append_parse(const struct imap_arg *args, size_t nargs, struct imap_arena *a,
 		      struct imap_append_request *req_r, struct imap_parse_error *err)
 {
-	size_t i = 1;
+	size_t i = 1, cap;
 
 	memset(req_r, 0, sizeof(*req_r));
-	if (nargs < 2 || nargs > 4 || !imap_arg_astring(&args[0], &req_r->mailbox))
+	if (nargs < 2 || !imap_arg_astring(&args[0], &req_r->mailbox))
 		return fail(err, "APPEND needs a mailbox and a message literal");
-	if (i < nargs - 1 && args[i].type == IMAP_ARG_LIST) {
-		if (imap_flags_parse(&args[i], 1, a, &req_r->flags, err) < 0)
-			return -1;
-		req_r->has_flags = true;
-		i++;
-	}
-	if (i < nargs - 1) {
-		struct slice d;
+	/* each message takes at least one argument */
+	cap = nargs - 1 < IMAP_APPEND_MAX_MESSAGES ? nargs - 1 : IMAP_APPEND_MAX_MESSAGES;
+	req_r->msgs = imap_arena_alloc(a, cap * sizeof(*req_r->msgs));
+	while (i < nargs) {
+		struct imap_append_message *m;
 
-		if (args[i].type != IMAP_ARG_QUOTED)
-			return fail(err, "Invalid APPEND arguments");
-		d = args[i].str;
-		if (imap_datetime_parse(d, &req_r->date, &req_r->zone) < 0)
-			return fail(err, "Invalid APPEND date-time");
-		req_r->has_date = true;
-		i++;
+		if (req_r->count == IMAP_APPEND_MAX_MESSAGES)
+			return fail(err, "Too many messages in one APPEND");
+		m = &req_r->msgs[req_r->count++];
+		if (i < nargs && args[i].type == IMAP_ARG_LIST) {
+			if (imap_flags_parse(&args[i], 1, a, &m->flags, err) < 0)
+				return -1;
+			m->has_flags = true;
+			i++;
+		}
+		if (i < nargs && args[i].type == IMAP_ARG_QUOTED) {
+			if (imap_datetime_parse(args[i].str, &m->date, &m->zone) < 0)
+				return fail(err, "Invalid APPEND date-time");
+			m->has_date = true;
+			i++;
+		}
+		if (i >= nargs)
+			return fail(err, "APPEND needs the message as a literal");
+		if (args[i].type == IMAP_ARG_LITERAL) {
+			m->message = args[i].str;
+			m->binary = args[i].literal8;
+			i++;
+		} else if (imap_arg_atom_is(&args[i], "UTF8")) {
+			const struct imap_arg *l = i + 1 < nargs ? &args[i + 1] : NULL;
+			if (l == NULL || l->type != IMAP_ARG_LIST || l->count != 1 ||
+			    l->children[0].type != IMAP_ARG_LITERAL)
+				return fail(err, "Syntax: APPEND mailbox [flags] [date] UTF8 (literal)");
+			m->message = l->children[0].str;
+			m->binary = l->children[0].literal8;
+			m->utf8 = true;
+			i += 2;
+		} else if (imap_arg_atom_is(&args[i], "CATENATE")) {
+			if (i + 1 >= nargs || parse_catenate(&args[i + 1], a, m, err) < 0)
+				return i + 1 >= nargs ? fail(err, "CATENATE needs a list") : -1;
+			i += 2;
+		} else {
+			return fail(err, "APPEND needs the message as a literal");
+		}
 	}
-	if (i != nargs - 1 || args[i].type != IMAP_ARG_LITERAL)
-		return fail(err, "APPEND needs the message as a literal");
-	req_r->message = args[i].str;
-	req_r->binary = args[i].literal8;
+	req_r->has_flags = req_r->msgs[0].has_flags;
+	req_r->flags = req_r->msgs[0].flags;
+	req_r->has_date = req_r->msgs[0].has_date;
+	req_r->date = req_r->msgs[0].date;
+	req_r->zone = req_r->msgs[0].zone;
+	req_r->message = req_r->msgs[0].message;
+	req_r->binary = req_r->msgs[0].binary;
 	return 0;
 }

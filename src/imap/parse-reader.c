@@ -96,6 +96,11 @@ static const struct {
 	{ "SEARCH", IMAP_CMD_SEARCH }, { "FETCH", IMAP_CMD_FETCH },
 	{ "STORE", IMAP_CMD_STORE }, { "COPY", IMAP_CMD_COPY },
 	{ "MOVE", IMAP_CMD_MOVE }, { "ID", IMAP_CMD_ID },
+	{ "SORT", IMAP_CMD_SORT }, { "THREAD", IMAP_CMD_THREAD },
+	{ "COMPRESS", IMAP_CMD_COMPRESS }, { "GETQUOTA", IMAP_CMD_GETQUOTA },
+	{ "GETQUOTAROOT", IMAP_CMD_GETQUOTAROOT }, { "SETQUOTA", IMAP_CMD_SETQUOTA },
+	{ "GETMETADATA", IMAP_CMD_GETMETADATA }, { "SETMETADATA", IMAP_CMD_SETMETADATA },
+	{ "NOTIFY", IMAP_CMD_NOTIFY },
 	{ "DONE", IMAP_CMD_DONE },
 };
 
@@ -384,6 +389,7 @@ static int parse_head(struct imap_reader *r, size_t line_len, struct imap_parse_
 		switch (r->head.cmd) {
 		case IMAP_CMD_COPY: case IMAP_CMD_MOVE: case IMAP_CMD_FETCH:
 		case IMAP_CMD_SEARCH: case IMAP_CMD_STORE: case IMAP_CMD_EXPUNGE:
+		case IMAP_CMD_SORT: case IMAP_CMD_THREAD:
 			break;
 		default:
 			r->head.cmd = IMAP_CMD_UNKNOWN;

@@ -9,7 +9,9 @@
  *
  * RFC 3501 6.4.4 and 9 (search-key), RFC 9051 6.4.4 and 9 (search-program,
  * search-return-opts), RFC 4731 (ESEARCH RETURN: MIN MAX COUNT ALL), RFC
- * 5182 (SAVE, "$"), RFC 7162 3.1.5 (MODSEQ search criterion). */
+ * 5182 (SAVE, "$"), RFC 7162 3.1.5 (MODSEQ search criterion), RFC 5032
+ * (WITHIN: OLDER, YOUNGER), RFC 8514 (SAVEDBEFORE, SAVEDON, SAVEDSINCE,
+ * SAVEDATESUPPORTED), RFC 8474 (EMAILID, THREADID). */
 #include "imap/parse.h"
 
 #include <stdlib.h>
@@ -19,7 +21,7 @@
 
 enum key_arg {
 	KA_NONE, KA_STRING, KA_DATE, KA_NUMBER, KA_KEYWORD, KA_HEADER, KA_UID,
-	KA_NOT, KA_OR, KA_MODSEQ,
+	KA_NOT, KA_OR, KA_MODSEQ, KA_INTERVAL, KA_OBJECTID,
 };
 
 static const struct {
@@ -45,6 +47,11 @@ static const struct {
 	{ "UNDELETED", IMAP_SK_UNDELETED, KA_NONE }, { "UNDRAFT", IMAP_SK_UNDRAFT, KA_NONE },
 	{ "UNFLAGGED", IMAP_SK_UNFLAGGED, KA_NONE }, { "UNKEYWORD", IMAP_SK_UNKEYWORD, KA_KEYWORD },
 	{ "UNSEEN", IMAP_SK_UNSEEN, KA_NONE }, { "MODSEQ", IMAP_SK_MODSEQ, KA_MODSEQ },
+	{ "OLDER", IMAP_SK_OLDER, KA_INTERVAL }, { "YOUNGER", IMAP_SK_YOUNGER, KA_INTERVAL },
+	{ "SAVEDBEFORE", IMAP_SK_SAVEDBEFORE, KA_DATE }, { "SAVEDON", IMAP_SK_SAVEDON, KA_DATE },
+	{ "SAVEDSINCE", IMAP_SK_SAVEDSINCE, KA_DATE },
+	{ "SAVEDATESUPPORTED", IMAP_SK_SAVEDATESUPPORTED, KA_NONE },
+	{ "EMAILID", IMAP_SK_EMAILID, KA_OBJECTID }, { "THREADID", IMAP_SK_THREADID, KA_OBJECTID },
 };
 
 struct sp {
@@ -167,6 +174,26 @@ static int parse_key(struct sp *p, unsigned depth, struct imap_search_key *key)
 		arg = next_arg(p);
 		if (arg == NULL || !imap_arg_number(arg, NUMBER64_MAX, &key->number))
 			return fail(p, "Invalid search size");
+		return 0;
+	case KA_INTERVAL:
+		/* RFC 5032: nz-number of seconds */
+		arg = next_arg(p);
+		if (arg == NULL || !imap_arg_number(arg, UINT32_MAX, &key->number) ||
+		    key->number == 0)
+			return fail(p, "Invalid interval");
+		return 0;
+	case KA_OBJECTID:
+		/* RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-") */
+		arg = next_arg(p);
+		if (arg == NULL || !imap_arg_atom(arg, &key->str) || key->str.len == 0 ||
+		    key->str.len > 255)
+			return fail(p, "Invalid object id");
+		for (size_t k = 0; k < key->str.len; k++) {
+			char c = key->str.p[k];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+				return fail(p, "Invalid object id");
+		}
 		return 0;
 	case KA_KEYWORD:
 		arg = next_arg(p);

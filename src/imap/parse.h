@@ -121,6 +121,10 @@ enum imap_cmd {
 	IMAP_CMD_CHECK, IMAP_CMD_CLOSE, IMAP_CMD_UNSELECT, IMAP_CMD_EXPUNGE,
 	IMAP_CMD_SEARCH, IMAP_CMD_FETCH, IMAP_CMD_STORE, IMAP_CMD_COPY, IMAP_CMD_MOVE,
 	IMAP_CMD_ID,
+	/* extensions (RFC 5256, 4978, 9208, 5464, 5465) */
+	IMAP_CMD_SORT, IMAP_CMD_THREAD, IMAP_CMD_COMPRESS, IMAP_CMD_GETQUOTA,
+	IMAP_CMD_GETQUOTAROOT, IMAP_CMD_SETQUOTA, IMAP_CMD_GETMETADATA, IMAP_CMD_SETMETADATA,
+	IMAP_CMD_NOTIFY,
 	/* line mode results (imap_reader_expect_line) */
 	IMAP_CMD_DONE,      /* the line "DONE" ending IDLE */
 	IMAP_CMD_LINE,      /* any other line: AUTHENTICATE responses, or a bad IDLE end */
@@ -277,6 +281,10 @@ enum imap_search_type {
 	IMAP_SK_SENTBEFORE, IMAP_SK_SENTON, IMAP_SK_SENTSINCE, /* date */
 	IMAP_SK_LARGER, IMAP_SK_SMALLER,                 /* number */
 	IMAP_SK_MODSEQ,                                  /* number; entry fields */
+	IMAP_SK_OLDER, IMAP_SK_YOUNGER,                  /* number: seconds (RFC 5032 WITHIN) */
+	IMAP_SK_SAVEDBEFORE, IMAP_SK_SAVEDON, IMAP_SK_SAVEDSINCE, /* date (RFC 8514) */
+	IMAP_SK_SAVEDATESUPPORTED,                       /* RFC 8514 */
+	IMAP_SK_EMAILID, IMAP_SK_THREADID,               /* str: objectid (RFC 8474 6) */
 };
 
 enum imap_entry_type { IMAP_ENTRY_NONE, IMAP_ENTRY_PRIV, IMAP_ENTRY_SHARED, IMAP_ENTRY_ALL };
@@ -326,6 +334,9 @@ enum imap_fetch_att {
 	IMAP_FETCH_BODY_SECTION,    /* BODY[...] / BODY.PEEK[...] */
 	IMAP_FETCH_BINARY,          /* BINARY[...] / BINARY.PEEK[...] */
 	IMAP_FETCH_BINARY_SIZE,     /* BINARY.SIZE[...] */
+	IMAP_FETCH_SAVEDATE,        /* RFC 8514 */
+	IMAP_FETCH_PREVIEW,         /* RFC 8970 (lazy: "PREVIEW (LAZY)") */
+	IMAP_FETCH_EMAILID, IMAP_FETCH_THREADID, /* RFC 8474 */
 };
 
 enum imap_section_spec {
@@ -337,6 +348,7 @@ enum imap_section_spec {
 struct imap_fetch_item {
 	enum imap_fetch_att att;
 	bool peek;
+	bool lazy;                  /* PREVIEW (LAZY) */
 	uint32_t *parts;            /* section part numbers, nonzero */
 	size_t nparts;
 	enum imap_section_spec spec;
@@ -405,6 +417,7 @@ enum imap_status_item {
 	IMAP_STATUS_DELETED = 1 << 4, IMAP_STATUS_SIZE = 1 << 5,
 	IMAP_STATUS_RECENT = 1 << 6, IMAP_STATUS_HIGHESTMODSEQ = 1 << 7,
 	IMAP_STATUS_APPENDLIMIT = 1 << 8,
+	IMAP_STATUS_MAILBOXID = 1 << 9,    /* RFC 8474 4.2 */
 };
 
 /* Parse a list of status items into a mask of IMAP_STATUS_*. */
@@ -465,21 +478,49 @@ struct imap_select_request {
 int imap_select_parse(const struct imap_arg *args, size_t nargs, struct imap_arena *a,
 		      struct imap_select_request *req_r, struct imap_parse_error *err);
 
-/* ---- APPEND (RFC 9051 6.3.12, RFC 3516 4.4) ---- */
+/* ---- APPEND (RFC 9051 6.3.12, RFC 3516 4.4, RFC 3502 MULTIAPPEND,
+ *      RFC 4469 CATENATE, RFC 6855 UTF8) ---- */
 
-struct imap_append_request {
-	struct slice mailbox;
+#define IMAP_APPEND_MAX_MESSAGES 1000  /* messages in one MULTIAPPEND */
+#define IMAP_CATENATE_MAX_PARTS 100    /* TEXT / URL parts of one message */
+
+struct imap_catenate_part {
+	bool url;                   /* URL astring (else TEXT literal) */
+	struct slice data;          /* the URL, or the literal's bytes */
+	bool binary;                /* TEXT ~{n} */
+};
+
+struct imap_append_message {
 	bool has_flags;
 	struct imap_flags flags;
 	bool has_date;
 	time_t date;
 	int zone;                   /* minutes east of UTC as given */
-	struct slice message;       /* the literal */
+	struct slice message;       /* the literal (not for CATENATE) */
 	bool binary;                /* sent as literal8 ~{n} */
+	bool utf8;                  /* "UTF8 (literal)" (RFC 6855 4) */
+	struct imap_catenate_part *parts;   /* CATENATE (...) when nparts > 0 */
+	size_t nparts;
 };
 
-/* Parse APPEND arguments: mailbox [flag-list] [date-time] literal (or
- * literal8 for BINARY).  \Recent may not be given.  0, or -1 with *err. */
+struct imap_append_request {
+	struct slice mailbox;
+	struct imap_append_message *msgs;   /* one or more (MULTIAPPEND) */
+	size_t count;
+	/* the first message, as the fields above name it */
+	bool has_flags;
+	struct imap_flags flags;
+	bool has_date;
+	time_t date;
+	int zone;
+	struct slice message;
+	bool binary;
+};
+
+/* Parse APPEND arguments: mailbox, then one or more messages, each
+ * [flag-list] [date-time] and literal / literal8 / UTF8 (literal) /
+ * CATENATE (TEXT literal / URL url ...).  \Recent may not be given.  0, or
+ * -1 with *err. */
 int imap_append_parse(const struct imap_arg *args, size_t nargs, struct imap_arena *a,
 		      struct imap_append_request *req_r, struct imap_parse_error *err);
 

@@ -265,7 +265,21 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	/* mailbox-management extensions (cmd-mailbox.c, cmd-auth.c) */
 	buf_append_str(out, " LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE STATUS=SIZE UTF8=ACCEPT");
 	/* FETCH / SEARCH / STORE / SELECT extensions (cmd-fetch.c, cmd-search.c, ...) */
-	buf_append_str(out, " CONDSTORE QRESYNC ESEARCH BINARY");
+	buf_append_str(out, " CONDSTORE QRESYNC ESEARCH BINARY SEARCHRES WITHIN");
+	/* from the store's per-message summaries (cmd-fetch.c, cmd-search.c) */
+	buf_append_str(out, " OBJECTID SAVEDATE PREVIEW");
+	/* APPEND extensions (cmd-append.c) */
+	buf_append_str(out, " MULTIAPPEND CATENATE");
+	/* RFC 5256 SORT / THREAD, RFC 5267 ESORT, RFC 5957 (cmd-sort.c) */
+	buf_append_str(out, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	/* RFC 9208 (cmd-quota.c) */
+	buf_append_str(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+	/* RFC 5464 (cmd-metadata.c) */
+	buf_append_str(out, " METADATA");
+	/* RFC 4978 (cmd-compress.c): once logged in, until it is active */
+	if ((s->state == IMAP_STATE_AUTH || s->state == IMAP_STATE_SELECTED) &&
+	    !conn_compressed(&s->c))
+		buf_append_str(out, " COMPRESS=DEFLATE");
 	buf_printf(out, " APPENDLIMIT=%zu", s->l->cfg->limits.message_size);
 }
 
@@ -409,16 +423,24 @@ static const struct imap_cmd_def imap_commands[] = {
 	{ IMAP_CMD_STATUS, imap_cmd_status, AUTHED },
 	{ IMAP_CMD_APPEND, imap_cmd_append, AUTHED },
 	{ IMAP_CMD_IDLE, imap_cmd_idle, AUTHED },
+	{ IMAP_CMD_COMPRESS, imap_cmd_compress, AUTHED },
 	{ IMAP_CMD_CHECK, imap_cmd_check, IMAP_CF_SELECTED },
 	{ IMAP_CMD_CLOSE, imap_cmd_close, IMAP_CF_SELECTED },
 	{ IMAP_CMD_UNSELECT, imap_cmd_close, IMAP_CF_SELECTED },
 	{ IMAP_CMD_EXPUNGE, imap_cmd_expunge, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_WRITE },
 	{ IMAP_CMD_SEARCH, imap_cmd_search, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_NO_EXPUNGE },
+	{ IMAP_CMD_SORT, imap_cmd_sort, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_NO_EXPUNGE },
+	{ IMAP_CMD_THREAD, imap_cmd_thread, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_NO_EXPUNGE },
 	{ IMAP_CMD_FETCH, imap_cmd_fetch, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_NO_EXPUNGE },
 	{ IMAP_CMD_STORE, imap_cmd_store,
 	  IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_NO_EXPUNGE | IMAP_CF_WRITE },
 	{ IMAP_CMD_COPY, imap_cmd_copy, IMAP_CF_SELECTED | IMAP_CF_UID },
 	{ IMAP_CMD_MOVE, imap_cmd_copy, IMAP_CF_SELECTED | IMAP_CF_UID | IMAP_CF_WRITE },
+	{ IMAP_CMD_GETQUOTAROOT, imap_cmd_getquotaroot, AUTHED },
+	{ IMAP_CMD_GETQUOTA, imap_cmd_getquota, AUTHED },
+	{ IMAP_CMD_SETQUOTA, imap_cmd_setquota, AUTHED },
+	{ IMAP_CMD_GETMETADATA, imap_cmd_getmetadata, AUTHED },
+	{ IMAP_CMD_SETMETADATA, imap_cmd_setmetadata, AUTHED },
 };
 
 static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd)

@@ -15,9 +15,19 @@
  *  - Closing waits until the output reached the socket; with TLS the
  *    filter's output first drains into the socket bufferevent, whose
  *    callbacks belong to the filter, so that case is polled (at most 2 s).
+ *  - Layers, protocol side first: [compression filter] [TLS filter]
+ *    socket.  c->bev is always the top one; each filter owns the one below
+ *    (freed with it) and every layer below the top has a write high
+ *    watermark, so long replies wait above, in conn_output_pending().
+ *  - With compression, flow control counts inflated bytes; compressed
+ *    bytes wait in the layer below while they are over the bound (the
+ *    filter only runs when new bytes arrive there, so conn kicks it).
  * RFC 3207 / RFC 2595 / RFC 8314 (STARTTLS and implicit TLS: the handshake
- * before any protocol byte), the PROXY protocol v1/v2 (lib/proxy.h). */
+ * before any protocol byte), RFC 4978 (COMPRESS=DEFLATE: compression from
+ * the byte after the tagged OK, over TLS), the PROXY protocol v1/v2
+ * (lib/proxy.h). */
 #include "lib/conn.h"
+#include "lib/compress.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/proxy.h"
@@ -35,6 +45,8 @@
 
 /* Ciphertext buffered for the socket under a TLS filter, at most. */
 #define CONN_TLS_SOCKET_BUFFER (256 * 1024)
+/* Compressed output buffered under the compression filter, at most. */
+#define CONN_COMPRESS_BUFFER (64 * 1024)
 
 static void conn_read_cb(struct bufferevent *bev, void *ctx);
 static void conn_write_cb(struct bufferevent *bev, void *ctx);
@@ -54,6 +66,7 @@ static void conn_free(struct conn *c)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
+	c->compress = NULL;
 	if (c->close_ev != NULL)
 		event_free(c->close_ev);
 	c->close_ev = NULL;
@@ -81,10 +94,19 @@ void conn_disconnect(struct conn *c, const char *reason)
 		return;
 	c->closed = true;
 	c->ops->disconnect(c, reason);
+	if (c->compress != NULL) {
+		struct compress_stats st;
+		compress_get_stats(c->compress, &st);
+		log_info(c->ops->log_mod, "sid=%s event=compress_stats in_wire=%llu in=%llu "
+			 "out=%llu out_wire=%llu", c->id, (unsigned long long)st.in_wire,
+			 (unsigned long long)st.in_plain, (unsigned long long)st.out_plain,
+			 (unsigned long long)st.out_wire);
+	}
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	c->compress = NULL;
 	conn_unref(c);
 }
 
@@ -117,15 +139,19 @@ size_t conn_output_pending(struct conn *c)
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
-/* Every byte written to the socket, the TLS layer's own buffer included. */
+/* Every byte written to the socket, the buffers of the layers below
+ * (compressed, TLS) included. */
 static bool conn_output_flushed(struct conn *c)
 {
 	struct bufferevent *under;
 
 	if (conn_output_pending(c) > 0)
 		return false;
-	under = c->bev != NULL ? bufferevent_get_underlying(c->bev) : NULL;
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+	for (under = bufferevent_get_underlying(c->bev); under != NULL;
+	     under = bufferevent_get_underlying(under))
+		if (evbuffer_get_length(bufferevent_get_output(under)) > 0)
+			return false;
+	return true;
 }
 
 /* ---- closing once flushed ---- */
@@ -270,16 +296,25 @@ static void conn_flow_control(struct conn *c)
 {
 	size_t pending;
 
-	if (c->closed || c->bev == NULL || c->close_after_write || c->read_high == 0)
+	if (c->closed || c->bev == NULL || c->close_after_write)
 		return;
 	pending = evbuffer_get_length(bufferevent_get_input(c->bev));
-	if (!c->read_paused && pending > c->read_high) {
+	if (c->read_high == 0) {
+		/* no bound */
+	} else if (!c->read_paused && pending > c->read_high) {
 		c->read_paused = true;
 		bufferevent_disable(c->bev, EV_READ);
 	} else if (c->read_paused && pending <= c->read_high / 2) {
 		c->read_paused = false;
 		bufferevent_enable(c->bev, EV_READ);
 	}
+	/* Compressed input may wait below the compression filter (the
+	 * inflate bound, or pipelined before the filter came): the filter
+	 * runs only on new bytes from the peer, who may be waiting for our
+	 * replies to those.  The read callback comes (deferred) when more
+	 * was inflated; the bound keeps this from looping. */
+	if (c->compress != NULL && !c->read_paused)
+		compress_filter_kick(c->bev, c->compress);
 }
 
 static void conn_process(struct conn *c)
@@ -319,7 +354,7 @@ int conn_start_tls(struct conn *c)
 {
 	struct bufferevent *tls_bev;
 
-	if (c->tls_ctx == NULL || c->bev == NULL)
+	if (c->tls_ctx == NULL || c->bev == NULL || c->compress != NULL)
 		return -1;
 	c->ssl = SSL_new(c->tls_ctx);
 	if (c->ssl == NULL)
@@ -360,6 +395,50 @@ static void conn_tls_ready(struct conn *c)
 	if (c->implicit_tls)
 		c->ops->start(c);
 	conn_process(c);
+}
+
+/* ---- compression ---- */
+
+bool conn_compressed(const struct conn *c)
+{
+	return c->compress != NULL;
+}
+
+int conn_start_compress(struct conn *c, const char **error_r)
+{
+	struct bufferevent *under = c->bev, *zbev;
+	struct compress *z = NULL;
+	size_t inflate_max;
+
+	if (c->bev == NULL || c->closed) {
+		*error_r = "connection closed";
+		return -1;
+	}
+	if (c->compress != NULL) {
+		*error_r = "compression already active";
+		return -1;
+	}
+	/* inflate a little past the flow-control bound, so that reaching
+	 * the bound pauses reading (and stops the kicks) */
+	inflate_max = c->read_high > 0 ? c->read_high + 64 * 1024 : 0;
+	zbev = compress_filter_new(under, inflate_max, &z, error_r);
+	if (zbev == NULL)
+		return -1;
+	/* The layer below keeps only a bounded amount of compressed output
+	 * (the rest waits above, where conn_output_pending() and the
+	 * writable callback see it, as under TLS); its idle timeouts move to
+	 * the filter, and it read-enabled itself for the filter. */
+	bufferevent_set_timeouts(under, NULL, NULL);
+	bufferevent_setwatermark(under, EV_WRITE, 0, CONN_COMPRESS_BUFFER);
+	c->bev = zbev;
+	c->compress = z;
+	c->read_paused = false;
+	conn_setup_bev(c);
+	log_info(c->ops->log_mod, "sid=%s event=compress ip=%s method=deflate tls=%s", c->id, c->ip,
+		 c->tls_active ? "yes" : "no");
+	/* bytes the client pipelined after the command are compressed */
+	compress_filter_kick(c->bev, c->compress);
+	return 0;
 }
 
 /* ---- libevent callbacks ---- */
@@ -403,6 +482,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
 		}
 		c->ops->timeout(c);
 		conn_close(c, "timeout");
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && c->compress != NULL && compress_error(c->compress) != NULL) {
+		log_warn(c->ops->log_mod, "sid=%s event=compress_error ip=%s error=%s", c->id, c->ip,
+			 log_quote(compress_error(c->compress)));
+		conn_disconnect(c, "compression error");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

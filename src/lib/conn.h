@@ -1,8 +1,8 @@
 /* The connection machinery the line-protocol servers (SMTP, POP3, IMAP)
  * share: accept, the per-thread connection list, references, PROXY
  * protocol input, STARTTLS / implicit TLS over a bufferevent filter, the
- * idle timeout, "close once the output is flushed", and resuming input
- * after an asynchronous step.  A protocol session embeds a struct conn
+ * idle timeout, "close once the output is flushed", resuming input
+ * after an asynchronous step, and DEFLATE compression (IMAP COMPRESS).  A protocol session embeds a struct conn
  * and gives a struct conn_ops; the protocol keeps its own framing, state
  * machine and replies. */
 #ifndef TERN_LIB_CONN_H
@@ -22,6 +22,7 @@
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct conn;
+struct compress;
 
 /* A thread's connections of one protocol (a __thread variable of the
  * protocol's server; all fields zero to start). */
@@ -94,6 +95,8 @@ struct conn {
 	unsigned read_timeout, write_timeout;
 	size_t read_high, write_low;
 	bool read_paused;            /* more than read_high bytes wait unread */
+	struct compress *compress;   /* COMPRESS active: the streams, owned by the filter
+					bufferevent c->bev (NULL once that is freed) */
 
 	char id[9];                  /* random session id for the logs */
 	char ip[NET_ADDR_MAX];       /* the client (after PROXY: the real one) */
@@ -113,8 +116,22 @@ void conn_accept(struct conn *c, const struct conn_params *p, struct event_base 
 /* Start TLS (STARTTLS or implicit) on the connection: wraps the socket
  * bufferevent in an OpenSSL filter; waiting until the handshake is done,
  * then input resumes (and, for implicit TLS, ops->start is called).
- * Returns -1 when no TLS context is set or OpenSSL fails. */
+ * Returns -1 when no TLS context is set, OpenSSL fails, or compression
+ * is already active (TLS must sit below it). */
 int conn_start_tls(struct conn *c);
+
+/* Compress both directions from now on (raw DEFLATE, RFC 4978) with a
+ * filter above the socket or TLS: output queued so far (the reply that
+ * started it) goes out as it is, input not consumed yet (pipelined after
+ * the command) is inflated.  The protocol keeps using conn_input(),
+ * conn_output() and c->bev, which now carry plain bytes; flow control
+ * counts inflated bytes.  Returns -1 with *error_r when already active
+ * or zlib cannot start (the caller should then close: the peer already
+ * compresses). */
+int conn_start_compress(struct conn *c, const char **error_r);
+
+/* Is compression active? */
+bool conn_compressed(const struct conn *c);
 
 /* Stop reading and disconnect once every queued reply reached the socket
  * (also through the TLS filter).  Idempotent. */
@@ -145,9 +162,10 @@ bool conn_discard_line(struct conn *c);
 /* Queue bytes for the client (nothing once disconnected). */
 void conn_send(struct conn *c, const void *p, size_t len);
 /* Bytes queued for the client that the socket (or, with TLS, the TLS
- * layer, which buffers at most 256 KiB more) has not taken yet: what a
- * long reply compares with its pause threshold; the writable callback
- * comes as it shrinks. */
+ * layer, which buffers at most 256 KiB more; with compression, bytes not
+ * deflated yet, 64 KiB compressed more) has not taken yet: what a long
+ * reply compares with its pause threshold; the writable callback comes as
+ * it shrinks. */
 size_t conn_output_pending(struct conn *c);
 
 /* Change the idle timeouts (seconds; 0: none), now and after STARTTLS. */

@@ -86,6 +86,7 @@ struct store_req {
 	time_t internal_date;
 	struct store_copy *copies;
 	size_t copy_count;
+	struct store_summary_data *summary;     /* computed by store_deliver's caller */
 
 	/* REQ_OP */
 	struct store_op *op;
@@ -99,8 +100,8 @@ static const char SQL_MB_BUMP[] =
 	" messages = messages + 1, bytes = bytes + ?1 WHERE id = ?2"
 	" RETURNING uidnext - 1, highestmodseq";
 static const char SQL_MSG_INSERT[] =
-	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7)";
+	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn,"
+	" savedate) VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7, ?8)";
 static const char SQL_FILE_REFERENCED[] =
 	"SELECT 1 FROM messages WHERE file = ?1 LIMIT 1";
 static const char SQL_USER_USAGE[] =
@@ -437,9 +438,14 @@ static int apply_delivery(struct store *store, struct store_req *req, char **err
 		sqlite3_bind_int64(st, 5, cp->size);
 		sqlite3_bind_text(st, 6, cp->file, -1, SQLITE_STATIC);
 		store_bind_text(st, 7, req->dsn);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)clock_now());
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto sqlfail;
 		sqlite3_reset(st);
+		if (req->summary != NULL &&
+		    store_summary_insert(store, sqlite3_last_insert_rowid(c->db), cp->user_id,
+					 cp->file, req->summary, error_r) < 0)
+			return -1;
 
 		if ((st = store_stmt(c, SQL_USER_USAGE, &err)) == NULL)
 			goto sqlfail_msg;
@@ -534,6 +540,7 @@ static void req_free(struct store_req *req)
 	free(req->body);
 	free(req->dsn);
 	free(req->error);
+	store_summary_data_free(&req->summary);
 	free(req);
 }
 
@@ -884,6 +891,13 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 		req->copies[i].delivered_to = xstrdup(d->rcpts[i].delivered_to);
 		req->copies[i].mailbox = d->rcpts[i].mailbox ? xstrdup(d->rcpts[i].mailbox) : NULL;
 	}
+	/* Summarised once, here on the caller's thread, over the header lines
+	 * every copy's file starts with (only their values differ, and no
+	 * summary field reads them). */
+	char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", req->return_path,
+				 req->copies[0].delivered_to);
+	req->summary = store_summary_compute(prefix, strlen(prefix), req->body, req->body_len);
+	free(prefix);
 	/* In SYNCFS mode nothing per file needs the commit thread, so a small
 	 * message's files are written here, on the caller's thread: the commit
 	 * thread's batch is then only the flush and the index transaction, and

@@ -32,16 +32,16 @@ static const char SQL_DOMAIN_DEL[] =
 	"DELETE FROM domains WHERE name = ?1";
 static const char SQL_USER_COLS[] =
 	"SELECT id, domain_id, address, password_hash, scram_sha256, quota_bytes, used_bytes,"
-	" used_messages FROM users WHERE address = ?1";
+	" used_messages, quota_messages FROM users WHERE address = ?1";
 static const char SQL_USER_BY_ID[] =
 	"SELECT id, domain_id, address, password_hash, scram_sha256, quota_bytes, used_bytes,"
-	" used_messages FROM users WHERE id = ?1";
+	" used_messages, quota_messages FROM users WHERE id = ?1";
 static const char SQL_USER_LIST_ALL[] =
 	"SELECT id, domain_id, address, password_hash, scram_sha256, quota_bytes, used_bytes,"
-	" used_messages FROM users ORDER BY address";
+	" used_messages, quota_messages FROM users ORDER BY address";
 static const char SQL_USER_LIST_DOMAIN[] =
 	"SELECT u.id, u.domain_id, u.address, u.password_hash, u.scram_sha256, u.quota_bytes,"
-	" u.used_bytes, u.used_messages FROM users u JOIN domains d ON u.domain_id = d.id"
+	" u.used_bytes, u.used_messages, u.quota_messages FROM users u JOIN domains d ON u.domain_id = d.id"
 	" WHERE d.name = ?1 ORDER BY u.address";
 static const char SQL_USER_ADD[] =
 	"INSERT INTO users(domain_id, address, password_hash, scram_sha256, quota_bytes, created)"
@@ -53,6 +53,8 @@ static const char SQL_USER_PASSWORD[] =
 	"UPDATE users SET password_hash = ?2, scram_sha256 = ?3 WHERE address = ?1";
 static const char SQL_USER_QUOTA[] =
 	"UPDATE users SET quota_bytes = ?2 WHERE address = ?1";
+static const char SQL_USER_QUOTA_MESSAGES[] =
+	"UPDATE users SET quota_messages = ?2 WHERE address = ?1";
 static const char SQL_USER_DEL[] =
 	"DELETE FROM users WHERE id = ?1";
 static const char SQL_ALIAS_ADD[] =
@@ -411,7 +413,9 @@ static int op_user_update(struct store *store, struct store_op *op, char **error
 		store_bind_text(st, 2, op->s2);
 		store_bind_text(st, 3, op->s3);
 	} else {
-		if ((st = wstmt(store, SQL_USER_QUOTA, error_r)) == NULL)
+		/* s2 "messages": the message-count quota, else the byte quota */
+		st = wstmt(store, op->s2 ? SQL_USER_QUOTA_MESSAGES : SQL_USER_QUOTA, error_r);
+		if (st == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 2, op->i1);
 	}
@@ -450,6 +454,21 @@ int store_user_set_quota(struct store *store, const char *address, int64_t quota
 	}
 	char *laddr = store_lower(address);
 	struct store_op op = { .fn = op_user_update, .s1 = laddr, .i1 = quota_bytes };
+	int rc = store_run_op(store, &op, error_r);
+	free(laddr);
+	return rc;
+}
+
+int store_user_set_quota_messages(struct store *store, const char *address,
+				  int64_t max_messages, const char **error_r)
+{
+	if (max_messages < 0) {
+		*error_r = "quota must not be negative";
+		return -1;
+	}
+	char *laddr = store_lower(address);
+	struct store_op op = { .fn = op_user_update, .s1 = laddr, .s2 = "messages",
+			       .i1 = max_messages };
 	int rc = store_run_op(store, &op, error_r);
 	free(laddr);
 	return rc;
@@ -497,6 +516,7 @@ static void user_from_row(struct store *store, sqlite3_stmt *st, struct store_us
 	u->quota_bytes = sqlite3_column_int64(st, 5);
 	u->used_bytes = sqlite3_column_int64(st, 6);
 	u->used_messages = sqlite3_column_int64(st, 7);
+	u->quota_messages = sqlite3_column_int64(st, 8);
 }
 
 static int user_get(struct store *store, const char *sql, const char *addr, int64_t id,
@@ -966,7 +986,8 @@ int store_quota_exceeded(struct store *store, int64_t user_id, int64_t bytes,
 			*error_r = store_errf("user id %lld does not exist", (long long)user_id);
 		return -1;
 	}
-	rc = u.quota_bytes > 0 && u.used_bytes + bytes > u.quota_bytes;
+	rc = (u.quota_bytes > 0 && u.used_bytes + bytes > u.quota_bytes) ||
+	     (u.quota_messages > 0 && u.used_messages + 1 > u.quota_messages);
 	store_user_clear(&u);
 	return rc;
 }

@@ -58,7 +58,7 @@ static const char SQL_ROW_ALL[] =
 static const char SQL_MSG_DELETE[] =
 	"DELETE FROM messages WHERE id = ?1";
 static const char SQL_MSG_MOVE[] =
-	"UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3 WHERE id = ?4";
+	"UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3, savedate = ?5 WHERE id = ?4";
 static const char SQL_MB_SUB[] =
 	"UPDATE mailboxes SET messages = messages - ?1, bytes = bytes - ?2 WHERE id = ?3";
 static const char SQL_USER_SUB[] =
@@ -289,6 +289,8 @@ int store_rows_remove(struct store *store, struct store_op *op, int64_t user_id,
 			sqlite3_bind_int64(st, 2, first + (int64_t)i);
 			sqlite3_bind_int64(st, 3, dest_modseq);
 			sqlite3_bind_int64(st, 4, r->id);
+			/* RFC 8514: SAVEDATE is when it entered this mailbox */
+			sqlite3_bind_int64(st, 5, (sqlite3_int64)clock_now());
 			if (dst_uids_r != NULL)
 				dst_uids_r[i] = first + (uint32_t)i;
 		} else {

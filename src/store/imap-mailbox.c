@@ -112,6 +112,8 @@ void store_imap_op_free(struct store_op *op)
 	free(p->flags);
 	free(p->uids);
 	free(p->op.file_data);
+	store_summary_data_free(&p->summary);
+	free(p->value);
 	free(p);
 }
 

@@ -27,18 +27,19 @@
 #include <string.h>
 
 static const char SQL_USER_QUOTA[] =
-	"SELECT quota_bytes, used_bytes FROM users WHERE id = ?1";
+	"SELECT quota_bytes, used_bytes, quota_messages, used_messages FROM users WHERE id = ?1";
 static const char SQL_USER_ADD[] =
 	"UPDATE users SET used_bytes = used_bytes + ?1, used_messages = used_messages + ?2"
 	" WHERE id = ?3";
 static const char SQL_MSG_APPEND[] =
-	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, savedate)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 static const char SQL_MSG_FLAGS[] =
 	"UPDATE messages SET flags = ?2, modseq = ?3 WHERE id = ?1";
 static const char SQL_MSG_COPY[] =
-	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn)"
-	" SELECT ?1, ?2, ?3, internal_date, size, flags, file, dsn FROM messages WHERE id = ?4";
+	"INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, flags, file, dsn,"
+	" savedate)"
+	" SELECT ?1, ?2, ?3, internal_date, size, flags, file, dsn, ?5 FROM messages WHERE id = ?4";
 static const char SQL_MSG_CHANGED[] =
 	"SELECT id, mailbox_id, uid, modseq, internal_date, size, flags, file"
 	" FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid";
@@ -47,12 +48,14 @@ static const char SQL_EXPUNGED_SINCE[] =
 static const char SQL_KEYWORDS[] =
 	"SELECT keyword FROM keywords WHERE mailbox_id = ?1 ORDER BY keyword";
 
-/* Would adding bytes take user_id over its quota?  1 yes, 0 no, <0. */
-static int over_quota(struct store *store, int64_t user_id, int64_t bytes, char **error_r)
+/* Would adding count messages of bytes take user_id over its quota (bytes,
+ * or the message count of RFC 9208 5.2)?  1 yes, 0 no, <0. */
+static int over_quota(struct store *store, int64_t user_id, int64_t bytes, int64_t count,
+		      char **error_r)
 {
 	struct store_conn *c = &store->wconn;
 	sqlite3_stmt *st = store_wstmt(c, SQL_USER_QUOTA, error_r);
-	int64_t quota, used;
+	int64_t quota, used, quota_msgs, used_msgs;
 
 	if (st == NULL)
 		return -1;
@@ -64,8 +67,11 @@ static int over_quota(struct store *store, int64_t user_id, int64_t bytes, char 
 	}
 	quota = sqlite3_column_int64(st, 0);
 	used = sqlite3_column_int64(st, 1);
+	quota_msgs = sqlite3_column_int64(st, 2);
+	used_msgs = sqlite3_column_int64(st, 3);
 	sqlite3_reset(st);
-	return quota > 0 && used + bytes > quota;
+	return (quota > 0 && used + bytes > quota) ||
+	       (quota_msgs > 0 && used_msgs + count > quota_msgs);
 }
 
 static int usage_add(struct store *store, int64_t user_id, int64_t bytes, int64_t count,
@@ -110,7 +116,7 @@ static int op_append(struct store *store, struct store_op *op, char **error_r)
 		return store_imap_fail(p, "NONEXISTENT", error_r, "mailbox does not exist");
 	if (rc < 0)
 		return -1;
-	if ((rc = over_quota(store, p->user_id, size, error_r)) != 0) {
+	if ((rc = over_quota(store, p->user_id, size, 1, error_r)) != 0) {
 		if (rc > 0)
 			store_imap_fail(p, "OVERQUOTA", error_r, "quota exceeded");
 		return -1;
@@ -127,8 +133,14 @@ static int op_append(struct store *store, struct store_op *op, char **error_r)
 	sqlite3_bind_int64(st, 5, size);
 	sqlite3_bind_text(st, 6, p->flags, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, op->file, -1, SQLITE_STATIC);
-	if (store_step_done(c, st, error_r) < 0 ||
-	    usage_add(store, p->user_id, size, 1, error_r) < 0 ||
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)clock_now());
+	if (store_step_done(c, st, error_r) < 0)
+		return -1;
+	if (p->summary != NULL &&
+	    store_summary_insert(store, sqlite3_last_insert_rowid(c->db), p->user_id, op->file,
+				 p->summary, error_r) < 0)
+		return -1;
+	if (usage_add(store, p->user_id, size, 1, error_r) < 0 ||
 	    store_keywords_add(store, mailbox_id, p->flags, error_r) < 0)
 		return -1;
 	p->dst_uids = uids_dup(&uid, 1);
@@ -177,6 +189,8 @@ int store_append(struct store *store, struct event_base *base, int64_t user_id,
 	p->flags = norm;
 	p->internal_date = internal_date ? internal_date : clock_now();
 	p->op.file_data = crlf_copy(data ? data : "", len, &p->op.file_len);
+	/* summarised here, on the caller's thread, which has the bytes */
+	p->summary = store_summary_compute(NULL, 0, p->op.file_data, p->op.file_len);
 	return store_imap_op_submit(store, base, p);
 }
 
@@ -319,7 +333,7 @@ static int op_copy(struct store *store, struct store_op *op, char **error_r)
 		/* the selected (source) mailbox's new HIGHESTMODSEQ */
 		p->modseq = (uint64_t)src_modseq;
 	} else {
-		if ((rc = over_quota(store, src_user, bytes, error_r)) != 0) {
+		if ((rc = over_quota(store, src_user, bytes, (int64_t)n, error_r)) != 0) {
 			if (rc > 0)
 				store_imap_fail(p, "OVERQUOTA", error_r, "quota exceeded");
 			rc = -1;
@@ -338,7 +352,12 @@ static int op_copy(struct store *store, struct store_op *op, char **error_r)
 			sqlite3_bind_int64(st, 2, p->dst_uids[i]);
 			sqlite3_bind_int64(st, 3, modseq);
 			sqlite3_bind_int64(st, 4, rows[i].id);
+			sqlite3_bind_int64(st, 5, (sqlite3_int64)clock_now());
 			rc = store_step_done(c, st, error_r);
+			/* the copy keeps the summary, EMAILID and THREADID */
+			if (rc == 0)
+				rc = store_summary_copy(store, sqlite3_last_insert_rowid(c->db),
+							rows[i].id, error_r);
 		}
 		if (rc == 0)
 			rc = usage_add(store, src_user, bytes, (int64_t)n, error_r);

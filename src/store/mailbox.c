@@ -42,10 +42,10 @@ static const char SQL_USER_FILES[] =
 	" WHERE b.user_id = ?1";
 static const char SQL_MB_LIST[] =
 	"SELECT id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-	" messages, bytes FROM mailboxes WHERE user_id = ?1 ORDER BY id";
+	" messages, bytes, objectid FROM mailboxes WHERE user_id = ?1 ORDER BY id";
 static const char SQL_MB_GET[] =
 	"SELECT id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-	" messages, bytes FROM mailboxes WHERE user_id = ?1 AND name = ?2";
+	" messages, bytes, objectid FROM mailboxes WHERE user_id = ?1 AND name = ?2";
 static const char SQL_MB_HAS_INBOX[] =
 	"SELECT (SELECT count(*) FROM mailboxes WHERE user_id = ?1 AND name = 'INBOX'),"
 	" (SELECT count(*) FROM users WHERE id = ?1)";
@@ -57,6 +57,7 @@ void store_mailbox_clear(struct store_mailbox *m)
 {
 	free(m->name);
 	free(m->special_use);
+	free(m->objectid);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -281,6 +282,7 @@ static void mailbox_from_row(struct store *store, sqlite3_stmt *st, struct store
 	m->highestmodseq = (uint64_t)sqlite3_column_int64(st, 6);
 	m->messages = (uint32_t)sqlite3_column_int64(st, 7);
 	m->bytes = sqlite3_column_int64(st, 8);
+	m->objectid = store_col_dup(st, 9);
 }
 
 /* Make sure the special-use set exists (through the commit thread). */
@@ -421,7 +423,7 @@ int store_message_list(struct store *store, int64_t mailbox_id, uint32_t min_uid
 
 static const char SQL_MB_GET_ID[] =
 	"SELECT id, user_id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-	" messages, bytes FROM mailboxes WHERE id = ?1";
+	" messages, bytes, objectid FROM mailboxes WHERE id = ?1";
 
 int store_mailbox_get_by_id(struct store *store, int64_t mailbox_id,
 			    struct store_mailbox *mailbox_r, const char **error_r)

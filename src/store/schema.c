@@ -103,6 +103,58 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY(mailbox_id, keyword));"
 	"CREATE INDEX messages_file ON messages(file);"
 	"CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);",
+
+	/* version 4: message summaries, object IDs, message quota, METADATA.
+	 * users.quota_messages: RFC 9208 MESSAGE limit, 0 = unlimited.
+	 * mailboxes.objectid: RFC 8474 MAILBOXID, "F" + 24 random hex digits,
+	 * given to existing mailboxes here and to new ones by a trigger (so
+	 * every INSERT gets one), kept across RENAME (an UPDATE of name).
+	 * messages.savedate: RFC 8514 SAVEDATE, set when a row enters its
+	 * mailbox (delivery, APPEND, COPY, MOVE); NULL for older rows, which
+	 * report their internal date.
+	 * summaries: one row per message row (same id), written with the
+	 * message; older messages get theirs on first use (summary.c).
+	 * msgid is the first <...> of Message-ID, for THREADID matching.
+	 * annotations: RFC 5464 entries of a mailbox, or of the server with
+	 * mailbox_id 0; removed with their mailbox (trigger) or user. */
+	"ALTER TABLE users ADD COLUMN quota_messages INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE mailboxes ADD COLUMN objectid TEXT;"
+	"UPDATE mailboxes SET objectid = 'F' || lower(hex(randomblob(12)));"
+	"CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes(objectid);"
+	"CREATE TRIGGER mailboxes_objectid AFTER INSERT ON mailboxes"
+	"  WHEN NEW.objectid IS NULL BEGIN"
+	"  UPDATE mailboxes SET objectid = 'F' || lower(hex(randomblob(12))) WHERE id = NEW.id;"
+	"  END;"
+	"ALTER TABLE messages ADD COLUMN savedate INTEGER;"
+	"CREATE TABLE summaries ("
+	"  id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+	"  user_id INTEGER NOT NULL,"
+	"  emailid TEXT NOT NULL,"
+	"  threadid TEXT NOT NULL,"
+	"  msgid TEXT NOT NULL,"
+	"  sent_date INTEGER,"
+	"  envelope TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  from_mailbox TEXT NOT NULL,"
+	"  to_mailbox TEXT NOT NULL,"
+	"  cc_mailbox TEXT NOT NULL,"
+	"  from_display TEXT NOT NULL,"
+	"  to_display TEXT NOT NULL,"
+	"  message_id TEXT NOT NULL,"
+	"  in_reply_to TEXT NOT NULL,"
+	"  refs TEXT NOT NULL,"
+	"  preview TEXT NOT NULL);"
+	"CREATE INDEX summaries_msgid ON summaries(user_id, msgid);"
+	"CREATE INDEX summaries_threadid ON summaries(user_id, threadid);"
+	"CREATE TABLE annotations ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  mailbox_id INTEGER NOT NULL,"
+	"  entry TEXT NOT NULL,"
+	"  value BLOB NOT NULL,"
+	"  PRIMARY KEY(user_id, mailbox_id, entry)) WITHOUT ROWID;"
+	"CREATE TRIGGER mailboxes_annotations AFTER DELETE ON mailboxes BEGIN"
+	"  DELETE FROM annotations WHERE user_id = OLD.user_id AND mailbox_id = OLD.id;"
+	"  END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

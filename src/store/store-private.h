@@ -252,6 +252,36 @@ int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r);
 /* store_stmt with a malloc'd error, for commit-thread code. */
 sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r);
 
+/* summary.c: per-message summaries (schema 4).  The owned form of
+ * struct store_summary's header-derived fields, computed where the message
+ * bytes are (store_deliver's and store_append's callers) and written by
+ * the commit thread with the message row. */
+struct store_summary_data {
+	bool has_sent_date;
+	time_t sent_date;
+	char *envelope, *subject, *from_mailbox, *to_mailbox, *cc_mailbox;
+	char *from_display, *to_display, *message_id, *in_reply_to, *references;
+	char *preview;
+	char *msgid;            /* first "<...>" of Message-ID (THREADID matching), "" none */
+};
+/* Compute the summary of the message prefix + msg: prefix (may be empty)
+ * is header lines the stored file has before msg ("Return-Path: ...\r\n
+ * Delivered-To: ...\r\n"); they take part in the ENVELOPE's header
+ * section exactly as in the file.  Never fails; free with
+ * store_summary_data_free. */
+struct store_summary_data *store_summary_compute(const char *prefix, size_t prefix_len,
+						 const char *msg, size_t len);
+void store_summary_data_free(struct store_summary_data **sd);
+/* Commit thread: record sd for the new message row msg_row of user_id
+ * whose file is file: EMAILID "M" + file, THREADID that of a message of
+ * the user named in Message-ID, In-Reply-To or References, else "T" +
+ * file.  An existing summary of the row is kept. */
+int store_summary_insert(struct store *store, int64_t msg_row, int64_t user_id,
+			 const char *file, const struct store_summary_data *sd, char **error_r);
+/* Commit thread: give the new row dst_row (COPY) the summary of src_row,
+ * when it has one. */
+int store_summary_copy(struct store *store, int64_t dst_row, int64_t src_row, char **error_r);
+
 /* imap-mailbox.c: the asynchronous IMAP write operations share one
  * request type; fn fills the result fields, the completion hands them to
  * the caller's store_write_cb. */
@@ -269,6 +299,9 @@ struct store_imap_op {
 	uint64_t unchangedsince;
 	bool move, subscribe;
 	time_t internal_date;
+	struct store_summary_data *summary;     /* APPEND: computed by the caller */
+	char *value;                            /* annotation value (NULL: remove) */
+	size_t value_len;
 	/* results (reset by fn at its start: a batch may be retried) */
 	const char *code;
 	uint64_t modseq;

@@ -34,7 +34,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION_CURRENT 3
+#define STORE_SCHEMA_VERSION_CURRENT 4
 
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */
@@ -82,6 +82,7 @@ struct store_user {
 	int64_t quota_bytes;    /* 0 = unlimited */
 	int64_t used_bytes;     /* sum of message sizes in all mailboxes */
 	int64_t used_messages;
+	int64_t quota_messages; /* 0 = unlimited (RFC 9208 MESSAGE resource) */
 };
 
 struct store_alias {
@@ -175,6 +176,9 @@ int store_sender_allowed(struct store *store, int64_t user_id, const char *addre
  * 1 = over quota, 0 = fits, <0 error. */
 int store_quota_exceeded(struct store *store, int64_t user_id, int64_t bytes,
 			 const char **error_r);
+/* Message-count quota (RFC 9208 MESSAGE resource); 0 = unlimited. */
+int store_user_set_quota_messages(struct store *store, const char *address,
+				  int64_t max_messages, const char **error_r);
 
 /* ---------------------------------------------------------------------
  * Mailboxes and messages
@@ -193,6 +197,8 @@ struct store_mailbox {
 	uint64_t highestmodseq;
 	uint32_t messages;
 	int64_t bytes;
+	char *objectid;         /* RFC 8474 MAILBOXID, set at creation, kept across
+				   RENAME, never reused */
 };
 
 struct store_message {
@@ -446,5 +452,62 @@ int store_expunged_since(struct store *store, int64_t mailbox_id, uint64_t since
 /* Keywords ever used in mailbox_id (for the FLAGS / PERMANENTFLAGS
  * responses), space-separated, malloc'd. */
 char *store_mailbox_keywords(struct store *store, int64_t mailbox_id, const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Message summaries (schema 4): computed once from the header when a
+ * message is stored (delivery, APPEND; COPY/MOVE keep the source's)
+ * ------------------------------------------------------------------- */
+
+struct store_summary {
+	uint32_t uid;
+	time_t internal_date;
+	time_t sent_date;        /* Date: header in UTC; internal_date when missing or invalid (RFC 5256 SORT DATE) */
+	time_t savedate;         /* when the message entered this mailbox (RFC 8514 SAVEDATE) */
+	int64_t size;
+	const char *envelope;    /* the ENVELOPE parenthesised list exactly as FETCH ENVELOPE sends it (mail/imap-envelope.h) */
+	const char *subject;     /* Subject decoded to UTF-8 (RFC 2047 words, charset), "" when none */
+	const char *from_mailbox;/* addr-mailbox (local part) of the first From address (RFC 5256), "" none */
+	const char *to_mailbox;  /* same for To */
+	const char *cc_mailbox;  /* same for Cc */
+	const char *from_display;/* RFC 5957: decoded display-name of the first From address if non-empty, else its addr-spec; "" none */
+	const char *to_display;  /* same for To */
+	const char *message_id;  /* Message-ID header value, unfolded and trimmed, "" none */
+	const char *in_reply_to; /* In-Reply-To, unfolded, "" none */
+	const char *references;  /* References, unfolded, "" none */
+	const char *preview;     /* RFC 8970 preview: UTF-8, at most 200 characters, "" when none */
+	const char *emailid;     /* RFC 8474 EMAILID: same for every copy/move of one stored message */
+	const char *threadid;    /* RFC 8474 THREADID */
+};
+/* Summaries of mailbox_id's messages with min_uid <= uid <= max_uid
+ * (max_uid 0 = no upper bound), in UID order; the strings are valid during
+ * cb only.  Messages stored before schema 4 get their summary computed from
+ * the file (and saved, so it is done once).  cb returning non-zero stops. */
+int store_summary_list(struct store *store, int64_t mailbox_id, uint32_t min_uid,
+		       uint32_t max_uid, int (*cb)(void *ctx, const struct store_summary *s),
+		       void *ctx, const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Annotations (RFC 5464 METADATA)
+ * ------------------------------------------------------------------- */
+
+/* Set (value != NULL) or remove (value == NULL) one entry, e.g.
+ * "/private/comment" or "/shared/vendor/x/y" (the caller lowercases and
+ * validates the name), of mailbox_id of user_id, or a server entry with
+ * mailbox_id 0.  Asynchronous through the commit thread like the other
+ * writes; a missing mailbox fails with code NONEXISTENT. */
+int store_annotation_set(struct store *store, struct event_base *base, int64_t user_id,
+			 int64_t mailbox_id, const char *entry, const char *value, size_t len,
+			 store_write_cb *cb, void *ctx);
+/* Entries of (user_id, mailbox_id) named entry (depth 0), or also its
+ * children one level down (depth 1) or all levels (depth -1), in name
+ * order; cb non-zero stops. */
+int store_annotation_get(struct store *store, int64_t user_id, int64_t mailbox_id,
+			 const char *entry, int depth,
+			 int (*cb)(void *ctx, const char *entry, const char *value, size_t len),
+			 void *ctx, const char **error_r);
+/* Count and total value bytes of a user's annotations (all mailboxes and
+ * server entries), for the METADATA limits. */
+int store_annotation_usage(struct store *store, int64_t user_id, int64_t *count_r,
+			   int64_t *bytes_r, const char **error_r);
 
 #endif

@@ -7,6 +7,9 @@
  *   - per-mailbox counters (messages, bytes) match the rows, and uidnext is
  *     above every UID in the mailbox;
  *   - per-user usage (used_bytes, used_messages) matches the rows;
+ *   - (schema 4) every mailbox has a MAILBOXID, and every message summary
+ *     belongs to the user owning the message's mailbox (THREADID lookups
+ *     are per user);
  * then walks messages/ for files no row references.  Unreferenced files
  * younger than STORE_VERIFY_GRACE_S are skipped: they may belong to a batch
  * being committed right now by this or another process.  Older ones are
@@ -172,6 +175,19 @@ static void report_user(struct verify *v, sqlite3_stmt *st)
 			(long long)used_bytes, (long long)sum);
 }
 
+static void report_objectid(struct verify *v, sqlite3_stmt *st)
+{
+	problem(v, "%s %s: no MAILBOXID", (const char *)sqlite3_column_text(st, 0),
+		(const char *)sqlite3_column_text(st, 1));
+}
+
+static void report_summary_owner(struct verify *v, sqlite3_stmt *st)
+{
+	problem(v, "%s %s: %lld message summaries recorded for another user",
+		(const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+		(long long)sqlite3_column_int64(st, 2));
+}
+
 static bool is_hex(const char *s, size_t n)
 {
 	if (strlen(s) != n)
@@ -253,7 +269,14 @@ int store_verify(struct store *store, void (*cb)(void *ctx, const char *problem)
 		     " count(m.id), coalesce(sum(m.size), 0) FROM users u"
 		     " LEFT JOIN mailboxes b ON b.user_id = u.id"
 		     " LEFT JOIN messages m ON m.mailbox_id = b.id GROUP BY u.id",
-		     report_user, error_r) < 0) {
+		     report_user, error_r) < 0 ||
+	    each_row(&v, c, "SELECT u.address, b.name FROM mailboxes b"
+		     " JOIN users u ON b.user_id = u.id WHERE b.objectid IS NULL",
+		     report_objectid, error_r) < 0 ||
+	    each_row(&v, c, "SELECT u.address, b.name, count(*) FROM summaries s"
+		     " JOIN messages m ON m.id = s.id JOIN mailboxes b ON b.id = m.mailbox_id"
+		     " JOIN users u ON u.id = b.user_id WHERE s.user_id != b.user_id"
+		     " GROUP BY b.id", report_summary_owner, error_r) < 0) {
 		store_exec(c, "ROLLBACK", NULL);
 		goto out;
 	}

@@ -51,4 +51,14 @@ static inline struct store *store_test_open(const char *dir, const struct store_
 	return s;
 }
 
+/* SQL that takes a schema-4 index back to schema 3 (for upgrade tests). */
+#define STORE_TEST_UNDO_V4							\
+	"DROP TRIGGER mailboxes_annotations; DROP TABLE annotations;"		\
+	"DROP INDEX summaries_threadid; DROP INDEX summaries_msgid;"		\
+	"DROP TABLE summaries; ALTER TABLE messages DROP COLUMN savedate;"	\
+	"DROP TRIGGER mailboxes_objectid; DROP INDEX mailboxes_objectid;"	\
+	"ALTER TABLE mailboxes DROP COLUMN objectid;"				\
+	"ALTER TABLE users DROP COLUMN quota_messages;"			\
+	"DELETE FROM schema_version WHERE version = 4;"
+
 #endif

@@ -816,18 +816,45 @@ static void test_append(void)
 	CHECK(imap_append_parse(p.res.cmd.args, p.res.cmd.nargs, &p.arena, &req, &err) == 0);
 	CHECK(req.date == 946684800 && !req.has_flags);
 	parsed_free(&p);
+	/* MULTIAPPEND (RFC 3502): several messages, each with its own options */
+	CHECK(parse_cmd(&p, "a APPEND INBOX (\\Seen) {1+}\r\nx {2+}\r\nyz"
+			    " \" 1-Jan-2000 00:00:00 +0000\" UTF8 ({1+}\r\nu)\r\n"));
+	CHECK(imap_append_parse(p.res.cmd.args, p.res.cmd.nargs, &p.arena, &req, &err) == 0);
+	CHECK(req.count == 3);
+	CHECK(req.msgs[0].has_flags && req.msgs[0].message.len == 1 && !req.msgs[0].has_date);
+	CHECK(!req.msgs[1].has_flags && req.msgs[1].message.len == 2);
+	CHECK(req.msgs[2].has_date && req.msgs[2].utf8 && req.msgs[2].message.len == 1);
+	CHECK(req.has_flags && req.message.len == 1);
+	parsed_free(&p);
+	/* CATENATE (RFC 4469) */
+	CHECK(parse_cmd(&p, "a APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX;UIDVALIDITY=3/;UID=2\""
+			    " TEXT {4+}\r\nabcd URL /Sent/;UID=9) {1+}\r\nz\r\n"));
+	CHECK(imap_append_parse(p.res.cmd.args, p.res.cmd.nargs, &p.arena, &req, &err) == 0);
+	CHECK(req.count == 2 && req.msgs[0].nparts == 3 && req.msgs[1].nparts == 0);
+	CHECK(req.msgs[0].parts[0].url && req.msgs[0].parts[0].data.len == 27);
+	CHECK(!req.msgs[0].parts[1].url && req.msgs[0].parts[1].data.len == 4);
+	CHECK(req.msgs[0].parts[2].url && req.msgs[0].parts[2].data.len == 12);
+	CHECK(req.msgs[1].message.len == 1);
+	parsed_free(&p);
 
 	static const struct {
 		const char *line, *text;
 	} bad[] = {
 		{ "a APPEND INBOX\r\n", "APPEND needs a mailbox and a message literal" },
-		{ "a APPEND INBOX \"msg\"\r\n", "APPEND needs the message as a literal" },
+		{ "a APPEND INBOX \"msg\"\r\n", "Invalid APPEND date-time" },
 		{ "a APPEND INBOX (\\Recent) {1+}\r\nx\r\n", "\\Recent cannot be set" },
 		{ "a APPEND INBOX \"31-Feb-2000 00:00:00 +0000\" {1+}\r\nx\r\n",
 		  "Invalid APPEND date-time" },
 		{ "a APPEND INBOX \"1-Jan-2000 00:00:00 +0000\" {1+}\r\nx\r\n",
 		  "Invalid APPEND date-time" },
-		{ "a APPEND INBOX foo {1+}\r\nx\r\n", "Invalid APPEND arguments" },
+		{ "a APPEND INBOX foo {1+}\r\nx\r\n", "APPEND needs the message as a literal" },
+		{ "a APPEND INBOX {1+}\r\nx (\\Seen)\r\n", "APPEND needs the message as a literal" },
+		{ "a APPEND INBOX CATENATE ()\r\n", "CATENATE needs a list of TEXT and URL parts" },
+		{ "a APPEND INBOX CATENATE (TEXT \"x\")\r\n", "CATENATE TEXT needs a literal" },
+		{ "a APPEND INBOX CATENATE (URL)\r\n", "CATENATE needs a list of TEXT and URL parts" },
+		{ "a APPEND INBOX CATENATE (FILE x)\r\n", "CATENATE parts are TEXT or URL" },
+		{ "a APPEND INBOX UTF8 {1+}\r\nx\r\n",
+		  "Syntax: APPEND mailbox [flags] [date] UTF8 (literal)" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err.text = NULL;

@@ -254,8 +254,15 @@ static void test_async_and_upgrade(void)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/index.db", tmpl);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	/* (and undo the later migrations first: version 3, IMAP) */
-	CHECK(sqlite3_exec(db, "DROP INDEX messages_modseq; DROP INDEX messages_file;"
+	/* (and undo the later migrations first: version 4, summaries and
+	 * object IDs; version 3, IMAP) */
+	CHECK(sqlite3_exec(db, "DROP TRIGGER mailboxes_annotations; DROP TABLE annotations;"
+			       "DROP INDEX summaries_threadid; DROP INDEX summaries_msgid;"
+			       "DROP TABLE summaries; ALTER TABLE messages DROP COLUMN savedate;"
+			       "DROP TRIGGER mailboxes_objectid; DROP INDEX mailboxes_objectid;"
+			       "ALTER TABLE mailboxes DROP COLUMN objectid;"
+			       "ALTER TABLE users DROP COLUMN quota_messages;"
+			       "DROP INDEX messages_modseq; DROP INDEX messages_file;"
 			       "DROP TABLE keywords; DROP TABLE subscriptions;"
 			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"
 			       "DROP INDEX messages_pop3_retrieved;"

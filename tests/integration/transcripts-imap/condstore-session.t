@@ -14,6 +14,7 @@ S: * OK [UNSEEN 1] *
 S~ ^\* OK \[UIDVALIDITY \d+\]
 S: * OK [UIDNEXT 3] *
 S~ ^\* OK \[HIGHESTMODSEQ \d+\]
+S~ ^\* OK \[MAILBOXID \([A-Za-z0-9_-]+\)\]
 S: a2 OK [READ-WRITE] SELECT completed
 C: a3 FETCH 1:2 (UID MODSEQ)
 S~ ^\* 1 FETCH \(UID 1 MODSEQ \(\d+\)\)$

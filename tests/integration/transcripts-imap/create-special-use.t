@@ -6,17 +6,17 @@ S: * OK *
 C: a1 LOGIN @USER@ pw-Secret-1
 S~ ^a1 OK \[CAPABILITY .*CREATE-SPECIAL-USE
 C: a2 CREATE Old/2023 (USE (\Archive))
-S: a2 OK CREATE completed
+S: a2 OK * CREATE completed
 C: a3 LIST "" Old/*
 S: * LIST (\HasNoChildren \Archive) "/" "Old/2023"
 S: a3 OK LIST completed
 C: a4 CREATE Spam2 (USE (\junk))
-S: a4 OK CREATE completed
+S: a4 OK * CREATE completed
 C: a5 LIST (SPECIAL-USE) "" Spam*
 S: * LIST (\HasNoChildren \Junk) "/" "Spam2"
 S: a5 OK LIST completed
 C: a6 CREATE Plain (USE ())
-S: a6 OK CREATE completed
+S: a6 OK * CREATE completed
 C: a7 LIST "" Plain
 S: * LIST (\HasNoChildren) "/" "Plain"
 S: a7 OK LIST completed

@@ -7,11 +7,11 @@ S: * OK *
 C: a1 LOGIN @USER@ pw-Secret-1
 S: a1 OK *
 C: a2 CREATE Fruit/Apple
-S: a2 OK CREATE completed
+S: a2 OK * CREATE completed
 C: a3 CREATE Fruit/Banana
-S: a3 OK CREATE completed
+S: a3 OK * CREATE completed
 C: a4 CREATE Tofu
-S: a4 OK CREATE completed
+S: a4 OK * CREATE completed
 C: a5 SUBSCRIBE Fruit/Banana
 S: a5 OK SUBSCRIBE completed
 C: a6 SUBSCRIBE Tofu

@@ -5,7 +5,7 @@ S: * OK *
 C: a1 LOGIN @USER@ pw-Secret-1
 S: a1 OK *
 C: a2 CREATE Lists/tern
-S: a2 OK CREATE completed
+S: a2 OK * CREATE completed
 C: a3 SUBSCRIBE Gone/Away
 S: a3 OK SUBSCRIBE completed
 C: a4 LIST "" (INBOX Lists*) RETURN (STATUS (MESSAGES UNSEEN SIZE))

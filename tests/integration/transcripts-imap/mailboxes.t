@@ -7,9 +7,9 @@ C: a2 LIST "" ""
 S: * LIST (\Noselect) "/" ""
 S: a2 OK LIST completed
 C: a3 CREATE Work/Projects/
-S: a3 OK CREATE completed
+S: a3 OK * CREATE completed
 C: a4 CREATE work/projects
-S: a4 OK CREATE completed
+S: a4 OK * CREATE completed
 C: a5 CREATE Work/Projects
 S: a5 NO [ALREADYEXISTS] *
 C: a6 CREATE inbox
@@ -67,7 +67,7 @@ S: a25 NO [NONEXISTENT] *
 C: a26 STATUS INBOX (BOGUS)
 S: a26 BAD *
 C: a27 CREATE &AOQ-rger
-S: a27 OK CREATE completed
+S: a27 OK * CREATE completed
 C: a28 LIST "" &AOQ-*
 S: * LIST (\HasNoChildren) "/" "&AOQ-rger"
 S: a28 OK LIST completed

@@ -7,7 +7,7 @@ C: a2 ENABLE IMAP4rev2
 S: * ENABLED IMAP4rev2
 S: a2 OK ENABLE completed
 C: a3 CREATE Ärger
-S: a3 OK CREATE completed
+S: a3 OK * CREATE completed
 C: a4 LIST "" Ä*
 S: * LIST (\HasNoChildren) "/" "Ärger"
 S: a4 OK LIST completed
@@ -18,6 +18,7 @@ S: * 2 EXISTS
 S~ ^\* OK \[UIDVALIDITY
 S: * OK [UIDNEXT 3] *
 S: * OK [HIGHESTMODSEQ *] *
+S~ ^\* OK \[MAILBOXID \(
 S: * LIST () "/" "INBOX"
 S: a5 OK [READ-WRITE] SELECT completed
 C: a6 SEARCH ALL

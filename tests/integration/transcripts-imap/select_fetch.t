@@ -12,6 +12,7 @@ S: * OK [UNSEEN 1] *
 S~ ^\* OK \[UIDVALIDITY \d+\]
 S: * OK [UIDNEXT 3] *
 S: * OK [HIGHESTMODSEQ *] *
+S~ ^\* OK \[MAILBOXID \([A-Za-z0-9_-]+\)\]
 S: a2 OK [READ-WRITE] SELECT completed
 C: a3 FETCH 1:* (UID FLAGS RFC822.SIZE)
 S~ ^\* 1 FETCH \(UID 1 FLAGS \(\\Recent\) RFC822\.SIZE \d+\)$

@@ -5,7 +5,7 @@ S: * OK *
 C: a1 LOGIN @USER@ pw-Secret-1
 S~ ^a1 OK \[CAPABILITY .*STATUS=SIZE.* APPENDLIMIT=[0-9]+\]
 C: a2 CREATE Sized
-S: a2 OK CREATE completed
+S: a2 OK * CREATE completed
 C: a3 STATUS Sized (SIZE MESSAGES)
 S: * STATUS "Sized" (MESSAGES 0 SIZE 0)
 S: a3 OK STATUS completed

@@ -10,7 +10,7 @@ S: a2 NO *
 C: a3 CREATE K&APY-rbe/Äpfel
 S: a3 NO *
 C: a4 CREATE K&APY-rbe/&AMQ-pfel
-S: a4 OK CREATE completed
+S: a4 OK * CREATE completed
 C= a5 APPEND INBOX UTF8 ({4+}\r\nx: y)\r\n
 S: a5 BAD *
 C: b1 ENABLE UTF8=ACCEPT
@@ -24,7 +24,7 @@ S: * LIST (\HasChildren) "/" "Körbe"
 S: * LIST (\HasNoChildren) "/" "Körbe/Äpfel"
 S: b3 OK LIST completed
 C: b4 CREATE "日本語"
-S: b4 OK CREATE completed
+S: b4 OK * CREATE completed
 C: b5 STATUS "日本語" (MESSAGES)
 S: * STATUS "日本語" (MESSAGES 0)
 S: b5 OK STATUS completed

@@ -1,0 +1,49 @@
+# OBJECTID (RFC 8474): MAILBOXID on SELECT, CREATE and STATUS, stable
+# across RENAME; EMAILID kept by COPY and MOVE, THREADID, and the SEARCH
+# keys.  PREVIEW (RFC 8970) and SAVEDATE (RFC 8514) in FETCH and SEARCH.
+@port imaps
+S: * OK *
+C: a1 LOGIN @USER@ pw-Secret-1
+S: a1 OK *
+C: a2 SELECT INBOX
+S: * FLAGS *
+S: * OK [PERMANENTFLAGS *
+S: * 2 EXISTS
+S: * 2 RECENT
+S: * OK [UNSEEN 1] *
+S: * OK [UIDVALIDITY *
+S: * OK [UIDNEXT 3] *
+S: * OK [HIGHESTMODSEQ *
+S~ ^\* OK \[MAILBOXID \([A-Za-z0-9_-]+\)\] 
+S: a2 OK [READ-WRITE] *
+C: a3 FETCH 1:2 (PREVIEW)
+S: * 1 FETCH (PREVIEW "body 1")
+S: * 2 FETCH (PREVIEW "body 2")
+S: a3 OK *
+C: a4 FETCH 1 (PREVIEW (LAZY) UID)
+S: * 1 FETCH (PREVIEW "body 1" UID 1)
+S: a4 OK *
+C: a5 FETCH 1 (EMAILID THREADID SAVEDATE)
+S~ ^\* 1 FETCH \(EMAILID \([A-Za-z0-9_-]+\) THREADID \([A-Za-z0-9_-]+\) SAVEDATE "[ 0-9]+-[A-Z][a-z]{2}-[0-9]{4} [0-9:]{8} \+0000"\)$
+S: a5 OK *
+C: a6 CREATE Box
+S~ ^a6 OK \[MAILBOXID \([A-Za-z0-9_-]+\)\] CREATE completed
+C: a7 UID COPY 1 Box
+S: a7 OK [COPYUID *
+C: a8 SEARCH SAVEDATESUPPORTED SAVEDSINCE 1-Jan-2000 SAVEDBEFORE 1-Jan-2200
+S: * SEARCH 1 2
+S: a8 OK *
+C: a9 SEARCH SAVEDBEFORE 1-Jan-2000
+S: * SEARCH
+S: a9 OK *
+C: a10 STATUS Box (MESSAGES MAILBOXID)
+S~ ^\* STATUS "?Box"? \(MESSAGES 1 MAILBOXID \([A-Za-z0-9_-]+\)\)$
+S: a10 OK *
+C: a11 SEARCH EMAILID no-such-id
+S: * SEARCH
+S: a11 OK *
+C: a12 SEARCH EMAILID bad/id
+S: a12 BAD *
+C: a13 LOGOUT
+S: * BYE *
+S: a13 OK *

@@ -1,0 +1,56 @@
+# SEARCHRES (RFC 5182): RETURN (SAVE), "$" in FETCH, STORE, UID SEARCH and
+# UID EXPUNGE; SAVE with MIN/MAX; a failed SAVE empties "$"; the selection
+# resets it.  WITHIN (RFC 5032): OLDER / YOUNGER against the internal date.
+@port imaps
+S: * OK *
+C: a1 LOGIN @USER@ pw-Secret-1
+S: a1 OK *
+C: a2 SELECT INBOX
+DRAIN~ ^\* 
+S: a2 OK [READ-WRITE] *
+C: a3 SEARCH RETURN (SAVE) SUBJECT "message 2"
+S: a3 OK SEARCH completed, result saved
+C: a4 FETCH $ (UID)
+S: * 2 FETCH (UID 2)
+S: a4 OK *
+C: a5 SEARCH $
+S: * SEARCH 2
+S: a5 OK SEARCH completed
+C: a6 SEARCH RETURN (SAVE MIN) ALL
+S: * ESEARCH (TAG "a6") MIN 1
+S: a6 OK SEARCH completed
+C: a7 UID SEARCH UID $
+S: * SEARCH 1
+S: a7 OK UID SEARCH completed
+C: a8 SEARCH RETURN (SAVE COUNT) YOUNGER 3600
+S: * ESEARCH (TAG "a8") COUNT 2
+S: a8 OK SEARCH completed
+C: a9 SEARCH OLDER 3600
+S: * SEARCH
+S: a9 OK SEARCH completed
+C: a10 SEARCH OLDER 0
+S: a10 BAD *
+C: a11 STORE $ +FLAGS.SILENT (\Deleted)
+S: a11 OK *
+C: a12 SEARCH RETURN (SAVE) CHARSET KOI8-R SUBJECT x
+S: a12 NO [BADCHARSET *
+C: a13 UID EXPUNGE $
+S: a13 OK *
+C: a14 SEARCH DELETED
+S: * SEARCH 1 2
+S: a14 OK SEARCH completed
+C: a15 SEARCH RETURN (SAVE) DELETED
+S: a15 OK *
+C: a16 UNSELECT
+S: a16 OK *
+C: a17 SELECT INBOX
+DRAIN~ ^\* 
+S: a17 OK [READ-WRITE] *
+C: a18 SEARCH $
+S: * SEARCH
+S: a18 OK SEARCH completed
+C: a19 STORE 1:2 -FLAGS.SILENT (\Deleted)
+S: a19 OK *
+C: a20 LOGOUT
+S: * BYE *
+S: a20 OK *
