@@ -17,6 +17,11 @@ PKGS=(
   # benchmark peers (smtp-source, smtp-sink, a private Postfix; a private
   # Dovecot for bench/pop3 and bench/imap)
   postfix dovecot-pop3d dovecot-imapd
+  # webmail end to end (tests/integration/test_roundcube.py): Roundcube with
+  # SQLite under PHP's built-in server (php8.2-cgi satisfies php8.2's
+  # dependency without pulling apache2), driven by headless Chromium
+  roundcube-core roundcube-sqlite3 php-cli php8.2-cgi php-sqlite3 php-mbstring
+  php-intl php-xml chromium chromium-driver python3-selenium
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -287,6 +287,8 @@ tern_setup() {
 	PIDS+=($!)
 	TERN_PID=$!
 	wait_listen "$TERN_PORT" 15 || { log "tern did not listen on $TERN_PORT: $(tail -5 "$WORK/tern.log")"; return 1; }
+	# the port could belong to someone else who took it first: ours must be up
+	kill -0 "$TERN_PID" 2>/dev/null || { log "tern exited: $(tail -5 "$WORK/tern.log")"; return 1; }
 	TERN_DATA=$(tern_data_dir)
 	[ -n "$TERN_DATA" ] || { log "cannot find tern's data folder"; return 1; }
 }
@@ -327,7 +329,11 @@ EOF
 tern_run() {
 	local base t1
 	base=$(tern_count); base=${base:-0}
-	send_load "$TERN_PORT" "$WORK/source-tern.out" || { log "smtp-source to tern failed: $(tail -3 "$WORK/source-tern.out")"; return 1; }
+	send_load "$TERN_PORT" "$WORK/source-tern.out" || {
+		log "smtp-source to tern failed: $(tail -3 "$WORK/source-tern.out")"
+		log "tern's log ends: $(tail -5 "$WORK/tern.log")"
+		return 1
+	}
 	# every 250 came after the commit, so this should hold at once
 	t1=$(wait_count tern_count $((base + M)) "$COUNT_TIMEOUT") || return 1
 	rate "$ELAPSED_START" "$t1" "$M"

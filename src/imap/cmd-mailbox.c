@@ -454,9 +454,6 @@ static bool has_children(const struct list_ctx *c, const struct mbox_entry *e)
 	return false;
 }
 
-static int status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
-			 struct buf *b);
-
 /* One LIST (or LSUB) response for e, then its STATUS for RETURN (STATUS). */
 static void list_reply(struct list_ctx *c, const struct mbox_entry *e, bool selected,
 		       bool childinfo)
@@ -509,7 +506,7 @@ static void list_reply(struct list_ctx *c, const struct mbox_entry *e, bool sele
 		const char *error = NULL;
 		if (store_mailbox_get(s->l->store, s->user_id, e->name, &mb, &error) > 0) {
 			buf_reset(&line);
-			if (status_format(s, &mb, req->status_items, &line) == 0)
+			if (imap_status_format(s, &mb, req->status_items, &line) == 0)
 				imap_untagged(s, "%s", buf_cstr(&line));
 		}
 		store_mailbox_clear(&mb);
@@ -637,10 +634,8 @@ static int status_count_one(void *ctx, const struct store_message *m)
 	return 0;
 }
 
-/* "STATUS name (items)" for mb into b (RFC 9051 7.3.5, RFC 8438 SIZE,
- * RFC 7889 APPENDLIMIT); -1 when the store cannot count. */
-static int status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
-			 struct buf *b)
+int imap_status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
+		       struct buf *b)
 {
 	struct status_count c = { 0 };
 	const char *error = NULL;
@@ -742,7 +737,7 @@ void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd)
 		return;
 	}
 	buf_init(&b, BUF_UNLIMITED);
-	rc = status_format(s, &mb, req.items, &b);
+	rc = imap_status_format(s, &mb, req.items, &b);
 	store_mailbox_clear(&mb);
 	if (rc < 0) {
 		buf_free(&b);

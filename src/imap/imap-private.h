@@ -126,6 +126,7 @@ struct imap_session {
 	void *pump_ctx;
 
 	struct imap_view *view;     /* selected mailbox or NULL */
+	struct imap_notify *notify; /* NOTIFY SET in force (cmd-notify.c), or NULL */
 };
 
 /* ---- server.c ---- */
@@ -249,6 +250,12 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_subscribe(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_status(struct imap_session *s, const struct imap_command *cmd);
+struct store_mailbox;
+/* "STATUS name (items)" for mb into b (RFC 9051 7.3.5, RFC 8438 SIZE,
+ * RFC 7889 APPENDLIMIT, RFC 8474 MAILBOXID); -1 when the store cannot
+ * count.  STATUS, LIST-STATUS and NOTIFY use it. */
+int imap_status_format(struct imap_session *s, const struct store_mailbox *mb, unsigned items,
+		       struct buf *b);
 void imap_cmd_append(struct imap_session *s, const struct imap_command *cmd);
 
 void imap_cmd_select(struct imap_session *s, const struct imap_command *cmd);
@@ -279,6 +286,9 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_getquota(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_setquota(struct imap_session *s, const struct imap_command *cmd);
+void imap_cmd_notify(struct imap_session *s, const struct imap_command *cmd);
+/* Drop the session's NOTIFY state (logout, NOTIFY NONE). */
+void imap_notify_free(struct imap_session *s);
 void imap_cmd_getmetadata(struct imap_session *s, const struct imap_command *cmd);
 void imap_cmd_setmetadata(struct imap_session *s, const struct imap_command *cmd);
 /* The line ending IDLE (DONE or anything else). */

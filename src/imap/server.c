@@ -105,6 +105,7 @@ static void imap_conn_free(struct conn *c)
 
 	if (s->userip_held)
 		userip_release(s->user_id, s->c.ip);
+	imap_notify_free(s);
 	imap_view_close(s);
 	if (s->delay_ev != NULL)
 		event_free(s->delay_ev);
@@ -274,8 +275,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 	buf_append_str(out, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	/* RFC 9208 (cmd-quota.c) */
 	buf_append_str(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
-	/* RFC 5464 (cmd-metadata.c) */
-	buf_append_str(out, " METADATA");
+	/* RFC 5464 (cmd-metadata.c), RFC 5465 (cmd-notify.c) */
+	buf_append_str(out, " METADATA NOTIFY");
 	/* RFC 4978 (cmd-compress.c): once logged in, until it is active */
 	if ((s->state == IMAP_STATE_AUTH || s->state == IMAP_STATE_SELECTED) &&
 	    !conn_compressed(&s->c))
@@ -441,6 +442,7 @@ static const struct imap_cmd_def imap_commands[] = {
 	{ IMAP_CMD_SETQUOTA, imap_cmd_setquota, AUTHED },
 	{ IMAP_CMD_GETMETADATA, imap_cmd_getmetadata, AUTHED },
 	{ IMAP_CMD_SETMETADATA, imap_cmd_setmetadata, AUTHED },
+	{ IMAP_CMD_NOTIFY, imap_cmd_notify, AUTHED },
 };
 
 static void imap_dispatch(struct imap_session *s, const struct imap_command *cmd)

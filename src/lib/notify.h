@@ -21,6 +21,7 @@ enum notify_kind {
 	NOTIFY_MESSAGE_EXPUNGE = 1 << 1,  /* messages removed from mailbox_id */
 	NOTIFY_FLAGS = 1 << 2,            /* flags changed in mailbox_id */
 	NOTIFY_MAILBOX = 1 << 3,          /* mailbox created, renamed or deleted */
+	NOTIFY_SUBSCRIPTION = 1 << 4,     /* subscriptions changed (mailbox_id 0) */
 };
 
 struct notify_event {

@@ -663,6 +663,8 @@ static int op_subscribe(struct store *store, struct store_op *op, char **error_r
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = store_step_done(c, st, error_r);
 	free(name);
+	if (rc == 0)
+		store_op_add_event(op, p->user_id, 0, NOTIFY_SUBSCRIPTION, 0);
 	return rc;
 }
 

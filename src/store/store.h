@@ -336,11 +336,12 @@ int store_message_exists(struct store *store, int64_t mailbox_id, uint32_t uid,
  * (group commit, durable before cb), gives the changed mailbox a new
  * modseq (highestmodseq + 1, also stored on each changed message), and
  * after the commit publishes a lib/notify.h event for the user
- * (NOTIFY_MESSAGE_NEW / _EXPUNGE / NOTIFY_FLAGS / NOTIFY_MAILBOX), as
- * deliveries and POP3 updates do.  cb runs on base (or on the commit thread
- * with base NULL); the result and everything it points to are valid only
- * during cb.  Each async call returns 0 when queued, <0 (cb not called)
- * when the store is read-only or the arguments are invalid.
+ * (NOTIFY_MESSAGE_NEW / _EXPUNGE / NOTIFY_FLAGS / NOTIFY_MAILBOX /
+ * NOTIFY_SUBSCRIPTION), as deliveries and POP3 updates do.  cb runs on
+ * base (or on the commit thread with base NULL); the result and everything
+ * it points to are valid only during cb.  Each async call returns 0 when
+ * queued, <0 (cb not called) when the store is read-only or the arguments
+ * are invalid.
  * ------------------------------------------------------------------- */
 
 struct store_write_result {
