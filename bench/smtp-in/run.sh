@@ -108,12 +108,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A TCP port nobody listens on (a fresh random pick each call).
+# A TCP port nobody listens on (a fresh random pick each call), below the
+# ephemeral range (32768-60999): a client socket there makes bind fail.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
 	local p
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % 12000))
 		port_free "$p" && { echo "$p"; return 0; }
 	done
 	die "no free port found"
@@ -270,7 +271,7 @@ tern_setup() {
 	[ -x "$TERN_BIN" ] || { log "$TERN_BIN missing (run make)"; return 1; }
 	# one offset must leave every listener port (25+off, 587+off, ...) free
 	for _ in $(seq 50); do
-		off=$((20000 + RANDOM % 20000)); err=0
+		off=$((20000 + RANDOM % 11000)); err=0
 		for p in 25 587 465 143 993 110 995 80 443; do port_free $((p + off)) || err=1; done
 		[ $err = 0 ] && break
 	done

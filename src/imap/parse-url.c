@@ -35,8 +35,9 @@ static int hexval(char c)
 /* RFC 3986 unreserved / sub-delims plus what bchar adds; ';' never. */
 static bool url_char(char c)
 {
+	/* (strchr would find NUL: it matches the terminator) */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       strchr("-._~!$'()*+,&=:@/", c) != NULL;
+	       (c != '\0' && strchr("-._~!$'()*+,&=:@/", c) != NULL);
 }
 
 /* Percent-decode s into the arena; NULL when s holds a character outside

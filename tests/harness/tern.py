@@ -1,7 +1,7 @@
 """Start and drive a real `tern` server for integration tests.
 
 TernServer makes a fresh instance in a temporary folder with `tern init`
-(loopback only, ports moved by a free offset in 20000-40000), lets a test
+(loopback only, ports moved by a free offset in 20000-30990), lets a test
 change config values, adds domains/users/aliases through the CLI (passwords
 on stdin, never argv), runs `tern serve` in the foreground in its own
 process group (stderr to DIR/server.log), waits for the SMTP greeting, and
@@ -54,11 +54,13 @@ def _port_free(port):
 
 
 def free_port_offset():
-    """An offset N in 20000-40000 such that every standard port + N is free
-    on 127.0.0.1 (and not handed out before in this process)."""
+    """An offset N in 20000-30990 such that every standard port + N is free
+    on 127.0.0.1 (and not handed out before in this process).  Every port
+    stays below 32768, where Linux's ephemeral range starts: a client
+    socket's local port there would make our listener's bind fail."""
     rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
     for _ in range(200):
-        off = rnd.randrange(20000, 40000, 10)
+        off = rnd.randrange(20000, 31000, 10)
         if off in _used_offsets:
             continue
         if all(_port_free(p + off) for p in STANDARD_PORTS.values()):
