@@ -8,11 +8,14 @@ PKGS=(
   # build
   gcc make pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
-  libunistring-dev zlib1g-dev
+  libunistring-dev zlib1g-dev libunbound-dev
   # tests and tools the tests drive
   openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
   fail2ban procps iproute2
   fetchmail
+  # the test DNS (tests/harness/testdns.py): an authoritative server and
+  # zone signing for DNSSEC/DANE cases
+  nsd ldnsutils
   isync
   # benchmark peers (smtp-source, smtp-sink, a private Postfix; a private
   # Dovecot for bench/pop3 and bench/imap)

@@ -48,7 +48,14 @@ void cli_usage(FILE *f)
 "  tern alias remove ALIAS [TARGET...]\n"
 "\n"
 "Storage:\n"
-"  tern store verify            check the index against the message files\n", f);
+"  tern store verify            check the index against the message files\n"
+"\n"
+"Outbound queue (AGE like 90s, 15m, 2h, 3d):\n"
+"  tern queue list [--sender S] [--rcpt R] [--domain D] [--older-than AGE]\n"
+"                  [--state queued|deferred|held] [--json]\n"
+"  tern queue show ID [--json]  envelope, recipients and headers\n"
+"  tern queue flush ID | --domain DOMAIN\n"
+"  tern queue hold|release|delete|bounce ID\n", f);
 }
 
 static int run(const char *config_path, int argc, char **argv)
@@ -78,6 +85,8 @@ static int run(const char *config_path, int argc, char **argv)
 		fn = cli_store;
 	else if (strcmp(cmd, "serve") == 0)
 		fn = cli_serve;
+	else if (strcmp(cmd, "queue") == 0)
+		fn = cli_queue;
 	else
 		return cli_usage_error("unknown command '%s'", cmd);
 

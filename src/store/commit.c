@@ -87,6 +87,11 @@ struct store_req {
 	struct store_copy *copies;
 	size_t copy_count;
 	struct store_summary_data *summary;     /* computed by store_deliver's caller */
+	/* the outbound queue's copy (queue.c): the body as received, no
+	 * Return-Path / Delivered-To */
+	bool queued;
+	struct store_copy queue_copy;
+	struct store_queue_in queue;
 
 	/* REQ_OP */
 	struct store_op *op;
@@ -231,6 +236,8 @@ static void req_unlink_files(struct store *store, struct store_req *req)
 {
 	for (size_t i = 0; i < req->copy_count; i++)
 		unlink_copy(store, &req->copies[i]);
+	if (req->queued)
+		unlink_copy(store, &req->queue_copy);
 }
 
 static void req_fail(struct store_req *req, char *error)
@@ -328,6 +335,14 @@ static int write_copies(struct store *store, struct store_req *req, bool touched
 		if (write_file(store, iov, 2, cp->file, &cp->subdir, touched) < 0)
 			goto fail;
 		cp->written = true;
+	}
+	if (req->queued) {
+		struct iovec iov[1] = { { req->body, req->body_len } };
+		req->queue_copy.size = (int64_t)req->body_len;
+		if (write_file(store, iov, 1, req->queue_copy.file, &req->queue_copy.subdir,
+			       touched) < 0)
+			goto fail;
+		req->queue_copy.written = true;
 	}
 	buf_free(&hdr);
 	return 0;
@@ -455,6 +470,10 @@ static int apply_delivery(struct store *store, struct store_req *req, char **err
 			goto sqlfail;
 		sqlite3_reset(st);
 	}
+	if (req->queued &&
+	    store_queue_insert(store, req->queue_copy.file, req->queue_copy.size, req->return_path,
+			       req->dsn, &req->queue, error_r) < 0)
+		return -1;
 	return 0;
 sqlfail:
 	*error_r = store_sqlerr_dup(c, "index update");
@@ -531,6 +550,7 @@ fail_all:
 
 static void req_free(struct store_req *req)
 {
+	store_queue_in_clear(&req->queue);
 	for (size_t i = 0; i < req->copy_count; i++) {
 		free(req->copies[i].delivered_to);
 		free(req->copies[i].mailbox);
@@ -861,7 +881,7 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 {
 	struct store_req *req;
 
-	if (!store->thread_started || d->rcpt_count == 0 || cb == NULL ||
+	if (!store->thread_started || d->rcpt_count + d->remote_count == 0 || cb == NULL ||
 	    (d->body == NULL && d->body_len > 0))
 		return -1;
 	if (d->return_path && !header_value_ok(d->return_path))
@@ -891,11 +911,18 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 		req->copies[i].delivered_to = xstrdup(d->rcpts[i].delivered_to);
 		req->copies[i].mailbox = d->rcpts[i].mailbox ? xstrdup(d->rcpts[i].mailbox) : NULL;
 	}
+	if (d->remote_count > 0) {
+		req->queued = true;
+		if (store_queue_in_copy(&req->queue, d) < 0) {
+			req_free(req);
+			return -1;
+		}
+	}
 	/* Summarised once, here on the caller's thread, over the header lines
 	 * every copy's file starts with (only their values differ, and no
 	 * summary field reads them). */
 	char *prefix = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", req->return_path,
-				 req->copies[0].delivered_to);
+				 req->copy_count > 0 ? req->copies[0].delivered_to : "");
 	req->summary = store_summary_compute(prefix, strlen(prefix), req->body, req->body_len);
 	free(prefix);
 	/* In SYNCFS mode nothing per file needs the commit thread, so a small
@@ -904,7 +931,7 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 	 * its latency is what every waiting session pays.  Large messages stay
 	 * on the commit thread so an event loop never writes megabytes. */
 	if (store->opts.fsync_mode == STORE_FSYNC_SYNCFS &&
-	    d->body_len * d->rcpt_count <= STORE_PREWRITE_MAX) {
+	    d->body_len * (d->rcpt_count + (d->remote_count > 0)) <= STORE_PREWRITE_MAX) {
 		bool touched[256] = { false };
 		req->prewritten = write_copies(store, req, touched) == 0;
 	}

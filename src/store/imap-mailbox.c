@@ -114,6 +114,8 @@ void store_imap_op_free(struct store_op *op)
 	free(p->op.file_data);
 	store_summary_data_free(&p->summary);
 	free(p->value);
+	if (p->arg_free != NULL)
+		p->arg_free(p->arg);
 	free(p);
 }
 

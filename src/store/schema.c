@@ -155,6 +155,44 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER mailboxes_annotations AFTER DELETE ON mailboxes BEGIN"
 	"  DELETE FROM annotations WHERE user_id = OLD.user_id AND mailbox_id = OLD.id;"
 	"  END;",
+
+	/* version 5: the outbound queue (queue.c).  queue: one row per queued
+	 * message, its file in the message folder like a mailbox copy (without
+	 * Return-Path / Delivered-To), the envelope sender ("" null), the
+	 * submitting user (NULL for forwarded mail), DSN ENVID/RET, flags
+	 * (8-bit body, SMTPUTF8, REQUIRETLS) and the administrator's hold.
+	 * queue_rcpts: one row per recipient with its own state (0 queued,
+	 * 1 deferred, 2 delivered, 3 bounced), attempts, next attempt and last
+	 * error, whether the delay DSN went out (warned) and whether the
+	 * administrator asked to bounce it now (give_up); a message row goes
+	 * when none of its recipients is pending. */
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY,"
+	"  file TEXT NOT NULL UNIQUE,"
+	"  size INTEGER NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  user_id INTEGER,"
+	"  created INTEGER NOT NULL,"
+	"  dsn TEXT,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  held INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE queue_rcpts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  orcpt TEXT,"
+	"  notify INTEGER NOT NULL DEFAULT 0,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  last_attempt INTEGER,"
+	"  last_error TEXT,"
+	"  warned INTEGER NOT NULL DEFAULT 0,"
+	"  give_up INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX queue_rcpts_due ON queue_rcpts(state, next_attempt);"
+	"CREATE INDEX queue_rcpts_queue ON queue_rcpts(queue_id);"
+	"CREATE INDEX queue_rcpts_domain ON queue_rcpts(domain, state);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

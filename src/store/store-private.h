@@ -252,6 +252,26 @@ int store_step_done(struct store_conn *c, sqlite3_stmt *st, char **error_r);
 /* store_stmt with a malloc'd error, for commit-thread code. */
 sqlite3_stmt *store_wstmt(struct store_conn *c, const char *sql, char **error_r);
 
+/* queue.c: a delivery's remote recipients, owned (store_deliver copies
+ * them; the commit thread records them with the queue copy's file). */
+struct store_queue_in_rcpt {
+	char *address, *domain, *orcpt;
+	unsigned notify;
+};
+struct store_queue_in {
+	struct store_queue_in_rcpt *rcpts;
+	size_t count;
+	int64_t user_id;
+	unsigned flags;
+};
+/* Copy d's remote recipients into q; -1 when one has no domain. */
+int store_queue_in_copy(struct store_queue_in *q, const struct store_delivery *d);
+void store_queue_in_clear(struct store_queue_in *q);
+/* Insert the queue rows for a committed copy (commit thread, inside the
+ * batch's transaction). */
+int store_queue_insert(struct store *store, const char *file, int64_t size, const char *sender,
+		       const char *dsn, const struct store_queue_in *q, char **error_r);
+
 /* summary.c: per-message summaries (schema 4).  The owned form of
  * struct store_summary's header-derived fields, computed where the message
  * bytes are (store_deliver's and store_append's callers) and written by
@@ -302,6 +322,9 @@ struct store_imap_op {
 	struct store_summary_data *summary;     /* APPEND: computed by the caller */
 	char *value;                            /* annotation value (NULL: remove) */
 	size_t value_len;
+	int kind;                               /* an operation's own selector (queue.c) */
+	void *arg;                              /* an operation's own arguments (queue.c) */
+	void (*arg_free)(void *arg);
 	/* results (reset by fn at its start: a batch may be retried) */
 	const char *code;
 	uint64_t modseq;

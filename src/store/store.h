@@ -34,7 +34,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION_CURRENT 4
+#define STORE_SCHEMA_VERSION_CURRENT 5
 
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */
@@ -238,6 +238,24 @@ struct store_delivery_rcpt {
 	const char *mailbox;        /* NULL = INBOX */
 };
 
+/* A remote recipient of a delivery (the outbound queue, schema 5). */
+struct store_queue_rcpt_in {
+	const char *address;        /* local@domain */
+	const char *orcpt;          /* DSN ORCPT ("rfc822;addr") or NULL */
+	unsigned notify;            /* STORE_QUEUE_NOTIFY_* bits, 0 = default */
+};
+
+enum store_queue_flags {
+	STORE_QUEUE_F_8BIT = 1 << 0,       /* the body has 8-bit data (BODY=8BITMIME) */
+	STORE_QUEUE_F_SMTPUTF8 = 1 << 1,   /* needs SMTPUTF8 */
+	STORE_QUEUE_F_REQUIRETLS = 1 << 2, /* RFC 8689 */
+};
+
+enum store_queue_notify {   /* RFC 3461 NOTIFY */
+	STORE_QUEUE_NOTIFY_NEVER = 1 << 0, STORE_QUEUE_NOTIFY_SUCCESS = 1 << 1,
+	STORE_QUEUE_NOTIFY_FAILURE = 1 << 2, STORE_QUEUE_NOTIFY_DELAY = 1 << 3,
+};
+
 struct store_delivery {
 	const char *return_path;    /* envelope sender without <>; "" for the null sender */
 	const char *body;           /* the message with CRLF line ends, trace headers included */
@@ -247,6 +265,11 @@ struct store_delivery {
 				       a printable string kept with each copy, or NULL */
 	const struct store_delivery_rcpt *rcpts;
 	size_t rcpt_count;
+	/* remote recipients: queued for delivery (queue.c) in the same commit */
+	const struct store_queue_rcpt_in *remote;
+	size_t remote_count;
+	int64_t submit_user_id;     /* the authenticated submitter, 0 for none */
+	unsigned queue_flags;       /* STORE_QUEUE_F_* */
 };
 
 /* Called once per request: status 0 when every copy is durable and
@@ -510,5 +533,95 @@ int store_annotation_get(struct store *store, int64_t user_id, int64_t mailbox_i
  * server entries), for the METADATA limits. */
 int store_annotation_usage(struct store *store, int64_t user_id, int64_t *count_r,
 			   int64_t *bytes_r, const char **error_r);
+
+/* ---------------------------------------------------------------------
+ * Outbound queue (schema 5, queue.c).  Messages enter through
+ * store_deliver (struct store_delivery's remote recipients) in the same
+ * group commit as local copies; the scheduler (src/queue) lists what is
+ * due and records each attempt's outcome per recipient.
+ * ------------------------------------------------------------------- */
+
+enum store_queue_state {
+	STORE_QUEUE_QUEUED = 0,     /* not tried yet */
+	STORE_QUEUE_DEFERRED = 1,   /* tried, temporary failure: next_attempt set */
+	STORE_QUEUE_DELIVERED = 2,
+	STORE_QUEUE_BOUNCED = 3,    /* permanent failure or given up */
+};
+
+struct store_queue_rcpt {
+	int64_t id;
+	const char *address, *domain;
+	const char *orcpt;          /* or NULL */
+	unsigned notify;
+	enum store_queue_state state;
+	int attempts;
+	time_t next_attempt, last_attempt;   /* last_attempt 0: never */
+	const char *last_error;     /* or NULL */
+	bool warned;                /* the delay DSN was sent */
+	bool give_up;               /* the administrator bounced it: bounce at once */
+};
+
+struct store_queue_msg {
+	int64_t id;
+	const char *qid;            /* the queue id shown to administrators */
+	const char *path;           /* the message file */
+	int64_t size;
+	const char *sender;         /* "" for the null sender */
+	int64_t user_id;            /* submitter, 0 for none */
+	time_t created;
+	const char *dsn;            /* ENVID / RET as store_delivery.dsn, or NULL */
+	unsigned flags;             /* STORE_QUEUE_F_* */
+	bool held;
+	const struct store_queue_rcpt *rcpts;
+	size_t rcpt_count;
+};
+
+struct store_queue_filter {
+	const char *qid;            /* exact queue id, or NULL */
+	const char *sender;         /* substring of the sender, or NULL */
+	const char *rcpt;           /* substring of a recipient, or NULL */
+	const char *domain;         /* a recipient's domain, exactly, or NULL */
+	time_t older_than;          /* created before this, or 0 */
+	bool due;                   /* only messages with a pending recipient due at now */
+	bool pending_only;          /* only recipients still queued or deferred */
+	time_t now;
+	size_t limit;               /* 0 = all */
+};
+
+/* Queued messages matching f (oldest first) with their recipients (all,
+ * or the pending ones with pending_only); held messages are never due.
+ * Everything passed to cb is valid during cb only; cb non-zero stops. */
+int store_queue_list(struct store *store, const struct store_queue_filter *f,
+		     int (*cb)(void *ctx, const struct store_queue_msg *m), void *ctx,
+		     const char **error_r);
+
+/* One attempt's outcome for one recipient. */
+struct store_queue_result {
+	int64_t rcpt_id;
+	enum store_queue_state state;   /* DEFERRED, DELIVERED or BOUNCED */
+	time_t next_attempt;            /* DEFERRED */
+	const char *error;              /* the reason (sanitised by the caller), or NULL */
+	bool warned;                    /* the delay DSN went out */
+};
+
+/* Record outcomes (attempts + 1, last_attempt now); a message none of
+ * whose recipients is pending any more leaves the queue with its file. */
+int store_queue_update(struct store *store, struct event_base *base,
+		       const struct store_queue_result *results, size_t count,
+		       store_write_cb *cb, void *ctx);
+
+enum store_queue_action {
+	STORE_QUEUE_FLUSH,          /* pending recipients due now */
+	STORE_QUEUE_HOLD, STORE_QUEUE_RELEASE,
+	STORE_QUEUE_DELETE,         /* remove, no bounce */
+	STORE_QUEUE_BOUNCE,         /* pending recipients due now with give_up set */
+};
+
+/* Apply an administrator's action to the message qid, or (qid NULL) to
+ * every message with a pending recipient in domain.  The result's count
+ * is the number of messages changed. */
+int store_queue_admin(struct store *store, struct event_base *base, const char *qid,
+		      const char *domain, enum store_queue_action action, store_write_cb *cb,
+		      void *ctx);
 
 #endif

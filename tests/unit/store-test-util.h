@@ -51,8 +51,14 @@ static inline struct store *store_test_open(const char *dir, const struct store_
 	return s;
 }
 
-/* SQL that takes a schema-4 index back to schema 3 (for upgrade tests). */
+/* SQL that takes a schema-5 index back to schema 4. */
+#define STORE_TEST_UNDO_V5							\
+	"DROP TABLE queue_rcpts; DROP TABLE queue;"				\
+	"DELETE FROM schema_version WHERE version = 5;"
+
+/* SQL that takes a current index back to schema 3 (for upgrade tests). */
 #define STORE_TEST_UNDO_V4							\
+	STORE_TEST_UNDO_V5							\
 	"DROP TRIGGER mailboxes_annotations; DROP TABLE annotations;"		\
 	"DROP INDEX summaries_threadid; DROP INDEX summaries_msgid;"		\
 	"DROP TABLE summaries; ALTER TABLE messages DROP COLUMN savedate;"	\

@@ -3,6 +3,7 @@
  * pop3_retrieved; EXPIRE; move to Trash; UIDs already gone), the async
  * path with an event loop, store_message_exists, and the in-place upgrade
  * of a version 1 data folder to version 2. */
+#include "store-test-util.h"
 #include "unit.h"
 #include "store/store.h"
 #include "lib/buf.h"
@@ -254,14 +255,9 @@ static void test_async_and_upgrade(void)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/index.db", tmpl);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	/* (and undo the later migrations first: version 4, summaries and
-	 * object IDs; version 3, IMAP) */
-	CHECK(sqlite3_exec(db, "DROP TRIGGER mailboxes_annotations; DROP TABLE annotations;"
-			       "DROP INDEX summaries_threadid; DROP INDEX summaries_msgid;"
-			       "DROP TABLE summaries; ALTER TABLE messages DROP COLUMN savedate;"
-			       "DROP TRIGGER mailboxes_objectid; DROP INDEX mailboxes_objectid;"
-			       "ALTER TABLE mailboxes DROP COLUMN objectid;"
-			       "ALTER TABLE users DROP COLUMN quota_messages;"
+	/* (and undo the later migrations first: versions 5 and 4, then
+	 * version 3, IMAP) */
+	CHECK(sqlite3_exec(db, STORE_TEST_UNDO_V4
 			       "DROP INDEX messages_modseq; DROP INDEX messages_file;"
 			       "DROP TABLE keywords; DROP TABLE subscriptions;"
 			       "ALTER TABLE mailboxes DROP COLUMN recent_uid;"

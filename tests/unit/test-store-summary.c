@@ -736,7 +736,7 @@ static void test_upgrade_v3(void)
 
 	/* opening migrates in place: every mailbox gets a MAILBOXID */
 	s = open_store(dir, false);
-	CHECK(store_schema_version(s) == 4);
+	CHECK(store_schema_version(s) == STORE_SCHEMA_VERSION_CURRENT);
 	CHECK(count_rows(dir, "SELECT count(*) FROM mailboxes WHERE objectid IS NULL") == 0);
 	CHECK(count_rows(dir, "SELECT count(DISTINCT objectid) = count(*) FROM mailboxes") == 1);
 	CHECK(count_rows(dir, "SELECT count(*) FROM summaries") == 0);
