@@ -5,33 +5,49 @@
 # EXPUNGE, IDLE a moment, LOGOUT) against Tern and then against a private
 # Dovecot (Debian dovecot-imapd: its own config, base_dir and Maildir in a
 # temporary folder, a free high port on 127.0.0.1, never /etc/dovecot nor
-# ports 143/993), both holding the same messages, plaintext on loopback.
-# Prints commands per second and per-command median / p99 latency for
-# both, and the ratio.  The load generator is bench/imap/bench.py
-# (Python multiprocessing, one process per client).
+# ports 143/993), both holding the same messages and verifying the same
+# password hash, both warmed the same way before the clients start,
+# plaintext on loopback.  Prints commands per second, server CPU and
+# per-command median / p99 latency for both, and the ratios.  The load
+# generator is bench/imap/bench.py (Python multiprocessing, one process
+# per client); bench/imap/dovecot.py sets up the private Dovecot.
 #
 #   bench/imap/run.sh           50 clients x 2 rounds, 10 000 messages
-#   bench/imap/run.sh --quick   50 clients x 1 round, 500 messages (< 30 s);
-#                               exits 1 when a server fails the workload
+#   bench/imap/run.sh --quick   50 clients x 1 round, 500 messages, 50 idle
+#                               connections (< 60 s); exits 1 when a client
+#                               of either server fails or times out
 # Environment: TERN_BIN (default build/tern), BENCH_CLIENTS,
-# BENCH_MESSAGES, BENCH_ROUNDS; BENCH_ONLY="tern" skips Dovecot;
-# BENCH_KEEP=1 keeps the temporary folders.
-# Then bench/imap/idle.py measures, for Tern, the IDLE push latency (SMTP
-# delivery to untagged EXISTS) and the memory per idle TLS connection
-# (BENCH_IDLE_CONNECTIONS, default 2000; 50 in --quick).
-# Output: tern_commands_per_s=N dovecot_commands_per_s=N ratio_tern_dovecot=R,
-# then idle_push_ms_median=N idle_push_ms_max=N idle_conn_kib=N
+# BENCH_MESSAGES, BENCH_ROUNDS; BENCH_CMD_TIMEOUT (seconds a command may
+# take, 120; quick 20) and BENCH_RUN_LIMIT (seconds the clients of one
+# server may run in all, 300; quick 25): a client past either stops and
+# is reported as a timeout.  BENCH_ONLY="tern" skips Dovecot;
+# BENCH_ONLY="tern dovecot dovecot-fts" adds a Dovecot with full-text
+# search (fts-xapian, Debian dovecot-fts-xapian, not installed by
+# scripts/deps.sh); BENCH_KEEP=1 keeps the temporary folders.  Dovecot
+# needs root.
+# Then bench/imap/idle.py measures the IDLE push latency of Tern (SMTP
+# delivery to untagged EXISTS) and, for both servers, the memory per idle
+# TLS connection (Dovecot with imap-hibernate), BENCH_IDLE_CONNECTIONS
+# connections (default 2000; 50 in --quick); BENCH_SKIP_IDLE=1 skips it.
+# Output ends with: tern_commands_per_s=N dovecot_commands_per_s=N
+# ratio_tern_dovecot=R, then idle_push_ms_median=N idle_push_ms_max=N
+# tern_idle_conn_kib=N dovecot_idle_conn_kib=N ratio_idle_conn_dovecot_tern=R
 set -u
 cd "$(dirname "$0")/../.."
+QUICK=0
 for a in "$@"; do
 	case $a in
-	--quick) ;;
+	--quick) QUICK=1 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
 	esac
 done
 export TERN_BIN=${TERN_BIN:-$PWD/build/tern}
 [ -x "$TERN_BIN" ] || make -s all >/dev/null || exit 1
-/usr/bin/python3 bench/imap/bench.py "$@" || exit 1
-# IDLE: push latency and memory per idle TLS connection (Tern only)
-exec /usr/bin/python3 bench/imap/idle.py "$@"
+# outer bounds, above the scripts' own timeouts; SIGINT lets them stop
+# the servers they started
+if [ $QUICK = 1 ]; then LOAD_LIMIT=100 IDLE_LIMIT=60; else LOAD_LIMIT=1800 IDLE_LIMIT=1800; fi
+timeout -s INT -k 20 $LOAD_LIMIT /usr/bin/python3 bench/imap/bench.py "$@" || exit 1
+[ -n "${BENCH_SKIP_IDLE:-}" ] && exit 0
+timeout -s INT -k 20 $IDLE_LIMIT /usr/bin/python3 bench/imap/idle.py "$@" || exit 1
+exit 0
