@@ -53,6 +53,7 @@ struct imap_view {
 	uint32_t uidvalidity;
 	uint32_t uidnext;       /* past the largest UID seen */
 	uint64_t highestmodseq;
+	uint64_t synced_modseq; /* the store's changes up to this modseq are merged in */
 	struct imap_msg *msgs;
 	uint32_t count;         /* messages including pending expunges */
 	uint32_t alloc;

@@ -143,6 +143,7 @@ int imap_view_open(struct imap_session *s, const char *name, bool readonly,
 	v->uidvalidity = mb.uidvalidity;
 	v->uidnext = mb.uidnext;
 	v->highestmodseq = mb.highestmodseq;
+	v->synced_modseq = mb.highestmodseq;   /* read before the list: never ahead of it */
 	v->msgs = c.msgs;
 	v->count = c.count;
 	v->alloc = c.alloc;
@@ -382,6 +383,94 @@ static void view_report(struct imap_session *s, bool allow_expunge)
 	}
 }
 
+struct expunged_ctx {
+	struct imap_view *v;
+};
+
+static int mark_expunged(void *ctx, uint32_t uid)
+{
+	struct expunged_ctx *c = ctx;
+	uint32_t seq = imap_view_seq_of(c->v, uid);
+
+	if (seq > 0)
+		c->v->msgs[seq - 1].expunged = true;
+	return 0;
+}
+
+/* Merge only what changed since the view's synced modseq: the rows whose
+ * modseq is higher (flag changes and new messages) and the expunge
+ * history.  Both are idempotent, so a change committed while we read is
+ * merely seen twice.  false when the result does not add up (then the
+ * caller reloads everything). */
+static bool view_merge_changes(struct imap_session *s, uint32_t store_count, bool quiet,
+			       const uint32_t *skip, size_t nskip)
+{
+	struct imap_view *v = s->view;
+	struct load_ctx c;
+	struct expunged_ctx e = { v };
+	const char *error = NULL;
+	uint32_t last_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0, live = 0;
+	uint32_t first_recent = UINT32_MAX;
+	bool claimed = false;
+
+	memset(&c, 0, sizeof(c));
+	if (store_message_list_changed(s->l->store, v->mailbox_id, v->synced_modseq, load_one,
+				       &c, &error) < 0 ||
+	    store_expunged_since(s->l->store, v->mailbox_id, v->synced_modseq, mark_expunged, &e,
+				 &error) < 0) {
+		for (uint32_t j = 0; j < c.count; j++)
+			imap_msg_free(&c.msgs[j]);
+		free(c.msgs);
+		return false;
+	}
+	for (uint32_t j = 0; j < c.count; j++) {
+		struct imap_msg *n = &c.msgs[j];
+		uint32_t seq = n->uid <= last_uid ? imap_view_seq_of(v, n->uid) : 0;
+
+		if (seq > 0) {
+			struct imap_msg *m = &v->msgs[seq - 1];
+			if (m->expunged)
+				continue;
+			m->modseq = n->modseq;
+			if (strcmp(m->flags, n->flags) != 0) {
+				free(m->flags);
+				m->flags = n->flags;
+				n->flags = NULL;
+				if (!quiet && !skipped(skip, nskip, m->uid))
+					send_fetch_flags(s, seq, m);
+			}
+			continue;
+		}
+		if (n->uid <= last_uid)
+			continue;   /* gone before we saw it */
+		if (!claimed && !v->readonly) {
+			const char *err = NULL;
+			uint32_t mark = 0;
+			claimed = true;
+			if (store_mailbox_claim_recent(s->l->store, v->mailbox_id, &mark, &err) == 0 &&
+			    mark > 0)
+				first_recent = mark;
+		}
+		if (v->count == v->alloc) {
+			v->alloc = v->alloc ? v->alloc * 2 : 64;
+			v->msgs = xrealloc(v->msgs, (size_t)v->alloc * sizeof(*v->msgs));
+		}
+		v->msgs[v->count] = *n;
+		v->msgs[v->count].recent = n->uid >= first_recent;
+		n->flags = n->path = NULL;
+		last_uid = n->uid;
+		v->count++;
+	}
+	for (uint32_t j = 0; j < c.count; j++)
+		imap_msg_free(&c.msgs[j]);
+	free(c.msgs);
+	if (v->count > 0 && v->msgs[v->count - 1].uid >= v->uidnext)
+		v->uidnext = v->msgs[v->count - 1].uid + 1;
+	for (uint32_t i = 0; i < v->count; i++)
+		live += !v->msgs[i].expunged;
+	return live == store_count;
+}
+
 static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
 			const uint32_t *skip, size_t nskip)
 {
@@ -389,6 +478,8 @@ static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
 	struct store_mailbox mb = { 0 };
 	struct load_ctx c;
 	const char *error = NULL;
+	uint64_t store_modseq;
+	uint32_t store_count;
 	int rc;
 
 	v->dirty = false;
@@ -399,15 +490,26 @@ static void view_reload(struct imap_session *s, bool allow_expunge, bool quiet,
 		imap_close(s, "mailbox deleted");
 		return;
 	}
-	if (rc > 0) {
-		v->highestmodseq = mb.highestmodseq;
-		store_mailbox_clear(&mb);
-	}
-	if (view_load(s, v->mailbox_id, &c, &error) < 0) {
+	if (rc < 0) {
 		log_warn("imap", "sid=%s event=view_sync_failed error=%s", s->c.id, log_quote(error));
 		return;
 	}
-	view_merge(s, &c, quiet, skip, nskip);
+	store_modseq = mb.highestmodseq;
+	store_count = mb.messages;
+	store_mailbox_clear(&mb);
+	v->highestmodseq = store_modseq;
+	/* every change bumps the mailbox's modseq: none, nothing to read */
+	if (store_modseq != v->synced_modseq &&
+	    !view_merge_changes(s, store_count, quiet, skip, nskip)) {
+		/* the incremental view disagrees with the store: read it all */
+		if (view_load(s, v->mailbox_id, &c, &error) < 0) {
+			log_warn("imap", "sid=%s event=view_sync_failed error=%s", s->c.id,
+				 log_quote(error));
+			return;
+		}
+		view_merge(s, &c, quiet, skip, nskip);
+	}
+	v->synced_modseq = store_modseq;
 	view_report(s, allow_expunge);
 }
 
