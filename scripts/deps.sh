@@ -9,6 +9,8 @@ PKGS=(
   gcc make pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
   libunistring-dev zlib1g-dev libunbound-dev
+  # the DNSSEC root trust anchor for the resolver's system mode
+  dns-root-data
   # tests and tools the tests drive
   openssl ca-certificates curl python3 python3-pytest swaks libnet-ssleay-perl
   fail2ban procps iproute2

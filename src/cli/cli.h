@@ -29,6 +29,7 @@ int cli_user(struct config *cfg, int argc, char **argv);
 int cli_alias(struct config *cfg, int argc, char **argv);
 int cli_store(struct config *cfg, int argc, char **argv);
 int cli_queue(struct config *cfg, int argc, char **argv);
+int cli_dns(struct config *cfg, int argc, char **argv);
 
 /* Print the whole usage text to f. */
 void cli_usage(FILE *f);

@@ -55,7 +55,11 @@ void cli_usage(FILE *f)
 "                  [--state queued|deferred|held] [--json]\n"
 "  tern queue show ID [--json]  envelope, recipients and headers\n"
 "  tern queue flush ID | --domain DOMAIN\n"
-"  tern queue hold|release|delete|bounce ID\n", f);
+"  tern queue hold|release|delete|bounce ID\n"
+"\n"
+"DNS (through the configured resolver, with DNSSEC status):\n"
+"  tern dns lookup MX|A|AAAA|ADDR|TLSA|TXT NAME [--port N]\n"
+"                               TLSA looks up _N._tcp.NAME (N = 25)\n", f);
 }
 
 static int run(const char *config_path, int argc, char **argv)
@@ -85,6 +89,8 @@ static int run(const char *config_path, int argc, char **argv)
 		fn = cli_store;
 	else if (strcmp(cmd, "serve") == 0)
 		fn = cli_serve;
+	else if (strcmp(cmd, "dns") == 0)
+		fn = cli_dns;
 	else if (strcmp(cmd, "queue") == 0)
 		fn = cli_queue;
 	else

@@ -563,6 +563,158 @@ static int h_group(struct parse_ctx *p, const config_setting_t *s, const struct 
 	return parse_group(p, s, k->group);
 }
 
+/* A DNS server as libunbound takes it: "ADDR" or "ADDR@PORT" */
+static bool dns_server_valid(const char *s)
+{
+	const char *at = strchr(s, '@');
+	char *addr;
+	bool ok;
+
+	if (at == NULL)
+		return ip_valid(s);
+	if (at[1] == '\0' || strlen(at + 1) > 5)
+		return false;
+	unsigned port = 0;
+	for (const char *c = at + 1; *c != '\0'; c++) {
+		if (!isdigit((unsigned char)*c))
+			return false;
+		port = port * 10 + (unsigned)(*c - '0');
+	}
+	if (port == 0 || port > 65535)
+		return false;
+	addr = xstrndup(s, (size_t)(at - s));
+	ok = ip_valid(addr);
+	free(addr);
+	return ok;
+}
+
+/* A zone name for a stub: "." or LDH labels (a trailing dot allowed);
+ * '_' is allowed too since service names (_25._tcp) are zones as well. */
+static bool dns_zone_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (strcmp(s, ".") == 0)
+		return true;
+	if (len == 0 || len > 254)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && c != '-' && c != '_')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+static int h_dns_mode(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const choices[] = { "system", "upstream", "stub", NULL };
+	return h_choice(p, s, k, choices, &p->cfg->dns.mode);
+}
+
+static int h_dns_upstream(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	(void)k;
+	return h_addresses(p, s, p->cfg->dns.upstream, &p->cfg->dns.upstream_count,
+			   CONFIG_MAX_DNS_SERVERS, dns_server_valid,
+			   "an IP address with an optional @port, like \"127.0.0.1@5353\"", true);
+}
+
+static void dns_stubs_clear(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->dns.stub_count; i++) {
+		struct config_dns_stub *st = &cfg->dns.stub[i];
+		free(st->zone);
+		for (unsigned j = 0; j < st->server_count; j++)
+			free(st->servers[j]);
+		memset(st, 0, sizeof(*st));
+	}
+	cfg->dns.stub_count = 0;
+}
+
+/* stub = ( { zone = "example.test"; servers = [ "127.0.0.1@5353" ]; }, ... ); */
+static int h_dns_stub(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	int type = config_setting_type(s);
+	unsigned n;
+
+	(void)k;
+	if (type != CONFIG_TYPE_LIST && !(type == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+		return fail(p, s, "dns.stub must be a list of groups like ( { zone = \"example.test\"; "
+			    "servers = [ \"127.0.0.1@5353\" ]; } ), not %s", type_name(s));
+	n = (unsigned)config_setting_length(s);
+	if (n > CONFIG_MAX_DNS_STUBS)
+		return fail(p, s, "dns.stub has %u entries (at most %u allowed)", n,
+			    CONFIG_MAX_DNS_STUBS);
+	dns_stubs_clear(p->cfg);
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		struct config_dns_stub *st = &p->cfg->dns.stub[i];
+		const config_setting_t *zone, *servers;
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(p, e, "dns.stub entries must be groups { zone = ...; servers = "
+				    "[ ... ]; }, not %s", type_name(e));
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const char *name = config_setting_name(config_setting_get_elem(e, (unsigned)j));
+			if (name == NULL || (strcmp(name, "zone") != 0 && strcmp(name, "servers") != 0))
+				return fail(p, config_setting_get_elem(e, (unsigned)j),
+					    "unknown setting '%s' in a dns.stub entry (expected zone "
+					    "and servers)", name != NULL ? name : "");
+		}
+		zone = config_setting_get_member(e, "zone");
+		servers = config_setting_get_member(e, "servers");
+		if (zone == NULL || servers == NULL)
+			return fail(p, e, "a dns.stub entry needs zone = \"...\"; and servers = [ ... ];");
+		if (config_setting_type(zone) != CONFIG_TYPE_STRING)
+			return fail_type(p, zone, "a string");
+		if (!dns_zone_valid(config_setting_get_string(zone)))
+			return fail(p, zone, "dns.stub zone \"%s\" is not a domain name",
+				    config_setting_get_string(zone));
+		p->cfg->dns.stub_count = i + 1;
+		st->zone = xstrdup(config_setting_get_string(zone));
+		if (h_addresses(p, servers, st->servers, &st->server_count, CONFIG_MAX_DNS_SERVERS,
+				dns_server_valid, "an IP address with an optional @port, "
+				"like \"127.0.0.1@5353\"", false) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int h_dns_anchor(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	free(p->cfg->dns.trust_anchor_file);
+	/* "" keeps the default */
+	p->cfg->dns.trust_anchor_file = *v == '\0' ? NULL : xstrdup(v);
+	return 0;
+}
+
+/* The dns group, then the checks that need the whole group */
+static int h_dns(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return fail_type(p, s, "a group { ... }");
+	if (parse_group(p, s, k->group) < 0)
+		return -1;
+	if (strcmp(p->cfg->dns.mode, "upstream") == 0 && p->cfg->dns.upstream_count == 0)
+		return fail(p, s, "dns.mode = \"upstream\" needs dns.upstream = [ \"ADDR\", ... ]");
+	if (strcmp(p->cfg->dns.mode, "stub") == 0 && p->cfg->dns.stub_count == 0)
+		return fail(p, s, "dns.mode = \"stub\" needs dns.stub = ( { zone = \"...\"; "
+			    "servers = [ \"ADDR@PORT\" ]; } )");
+	return 0;
+}
+
 #define OFF(field) offsetof(struct config, field)
 #define SIZE_MAX_CFG ((int64_t)1 << 40)
 
@@ -635,6 +787,16 @@ static const struct key log_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key dns_keys[] = {
+	{ "mode", h_dns_mode, 0, 1, 0, NULL, 0 },
+	{ "upstream", h_dns_upstream, 0, 0, 0, NULL, 0 },
+	{ "stub", h_dns_stub, 0, 0, 0, NULL, 0 },
+	{ "dnssec", h_bool, OFF(dns.dnssec), 0, 0, NULL, 0 },
+	{ "trust_anchor_file", h_dns_anchor, 0, 0, 0, NULL, 0 },
+	{ "timeout", h_unsigned, OFF(dns.timeout), 1, 300, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key root_keys[] = {
 	{ "hostname", h_hostname, 0, 1, 0, NULL, 0 },
 	{ "user", h_user, 0, 1, 0, NULL, 0 },
@@ -648,6 +810,7 @@ static const struct key root_keys[] = {
 	{ "log", h_group, 0, 0, 0, log_keys, 0 },
 	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
 	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
+	{ "dns", h_dns, 0, 0, 0, dns_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -713,6 +876,9 @@ static void config_set_defaults(struct config *cfg)
 	cfg->pop3.plaintext_auth_loopback = false;
 	cfg->imap.plaintext_auth_loopback = false;
 	cfg->imap.connections_per_user = 10;
+	cfg->dns.mode = xstrdup("system");
+	cfg->dns.dnssec = true;
+	cfg->dns.timeout = 10;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -790,6 +956,8 @@ static struct config *config_finish(config_t *lc, const char *name, int read_ret
 	resolve_path(cfg->dir, &cfg->data_dir);
 	resolve_path(cfg->dir, &cfg->tls_cert);
 	resolve_path(cfg->dir, &cfg->tls_key);
+	if (cfg->dns.trust_anchor_file != NULL)
+		resolve_path(cfg->dir, &cfg->dns.trust_anchor_file);
 	return cfg;
 }
 
@@ -865,6 +1033,11 @@ void config_free(struct config **cfgp)
 	free(cfg->subaddress_separator);
 	free(cfg->store_fsync);
 	free(cfg->log_level);
+	free(cfg->dns.mode);
+	for (unsigned i = 0; i < cfg->dns.upstream_count; i++)
+		free(cfg->dns.upstream[i]);
+	dns_stubs_clear(cfg);
+	free(cfg->dns.trust_anchor_file);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -1008,6 +1181,18 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"  # Logged-in sessions of one user from one client address (0 = no limit).\n"
 		"  connections_per_user = 10;\n"
 		"};\n"
+		"\n"
+		"# DNS resolver for outbound mail (docs/dns-resolver.md).  The defaults:\n"
+		"# the resolvers of /etc/resolv.conf, DNSSEC validated with the root key\n"
+		"# of Debian's dns-root-data.  mode \"upstream\" forwards to the servers in\n"
+		"# upstream = [ \"ADDR\", \"ADDR@PORT\" ]; mode \"stub\" sends the zones of\n"
+		"# stub = ( { zone = \"...\"; servers = [ ... ]; } ) to those servers.\n"
+		"# dns = {\n"
+		"#   mode = \"system\";\n"
+		"#   dnssec = true;\n"
+		"#   trust_anchor_file = \"\";     # \"\" = /usr/share/dns/root.key\n"
+		"#   timeout = 10;               # seconds per lookup\n"
+		"# };\n"
 		"\n"
 		"log = {\n"
 		"  level = \"info\";              # \"debug\", \"info\", \"warn\" or \"error\"\n"

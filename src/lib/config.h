@@ -32,6 +32,8 @@ int listener_kind_default_port(enum listener_kind kind);
 
 #define CONFIG_MAX_BIND 16
 #define CONFIG_MAX_TRUSTED 32
+#define CONFIG_MAX_DNS_SERVERS 8
+#define CONFIG_MAX_DNS_STUBS 32
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -84,6 +86,22 @@ struct config {
 						   address (Dovecot's mail_max_userip_connections);
 						   0 = no limit */
 	} imap;
+	/* DNS resolver (group dns = { ... }; docs/dns-resolver.md) */
+	struct {
+		char *mode;                     /* "system" (default), "upstream" or "stub" */
+		char *upstream[CONFIG_MAX_DNS_SERVERS];  /* "ADDR" or "ADDR@PORT" */
+		unsigned upstream_count;
+		struct config_dns_stub {
+			char *zone;             /* "example.test", "." for every name */
+			char *servers[CONFIG_MAX_DNS_SERVERS];
+			unsigned server_count;
+		} stub[CONFIG_MAX_DNS_STUBS];
+		unsigned stub_count;
+		bool dnssec;                    /* validate (true) */
+		char *trust_anchor_file;        /* absolute path, or NULL: the root key of
+						   dns-root-data in system/upstream mode */
+		unsigned timeout;               /* seconds per lookup (10) */
+	} dns;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r
