@@ -715,6 +715,77 @@ static int h_dns(struct parse_ctx *p, const config_setting_t *s, const struct ke
 	return 0;
 }
 
+static void routes_clear(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->queue.route_count; i++) {
+		free(cfg->queue.route[i].domain);
+		free(cfg->queue.route[i].host);
+	}
+	memset(cfg->queue.route, 0, sizeof(cfg->queue.route));
+	cfg->queue.route_count = 0;
+}
+
+/* routes = ( { domain = "example.org"; host = "mx.example.net"; port = 25; }, ... ); */
+static int h_routes(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	int type = config_setting_type(s);
+	unsigned n;
+
+	(void)k;
+	if (type != CONFIG_TYPE_LIST && !(type == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+		return fail(p, s, "queue.routes must be a list of groups like ( { domain = "
+			    "\"example.org\"; host = \"mx.example.net\"; } ), not %s", type_name(s));
+	n = (unsigned)config_setting_length(s);
+	if (n > CONFIG_MAX_ROUTES)
+		return fail(p, s, "queue.routes has %u entries (at most %u allowed)", n,
+			    CONFIG_MAX_ROUTES);
+	routes_clear(p->cfg);
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		struct config_route *r = &p->cfg->queue.route[i];
+		const config_setting_t *domain, *host, *port;
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(p, e, "queue.routes entries must be groups { domain = ...; "
+				    "host = ...; }, not %s", type_name(e));
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const char *name = config_setting_name(config_setting_get_elem(e, (unsigned)j));
+			if (name == NULL || (strcmp(name, "domain") != 0 && strcmp(name, "host") != 0 &&
+					     strcmp(name, "port") != 0))
+				return fail(p, config_setting_get_elem(e, (unsigned)j),
+					    "unknown setting '%s' in a queue.routes entry (expected "
+					    "domain, host and port)", name != NULL ? name : "");
+		}
+		domain = config_setting_get_member(e, "domain");
+		host = config_setting_get_member(e, "host");
+		port = config_setting_get_member(e, "port");
+		if (domain == NULL || host == NULL)
+			return fail(p, e, "a queue.routes entry needs domain = \"...\"; and "
+				    "host = \"...\";");
+		if (config_setting_type(domain) != CONFIG_TYPE_STRING)
+			return fail_type(p, domain, "a string");
+		if (config_setting_type(host) != CONFIG_TYPE_STRING)
+			return fail_type(p, host, "a string");
+		if (!dns_zone_valid(config_setting_get_string(domain)))
+			return fail(p, domain, "queue.routes domain \"%s\" is not a domain name",
+				    config_setting_get_string(domain));
+		if (!dns_zone_valid(config_setting_get_string(host)))
+			return fail(p, host, "queue.routes host \"%s\" is not a host name or "
+				    "IPv4 address", config_setting_get_string(host));
+		p->cfg->queue.route_count = i + 1;
+		r->domain = xstrdup(config_setting_get_string(domain));
+		r->host = xstrdup(config_setting_get_string(host));
+		r->port = 25;
+		if (port != NULL) {
+			if (config_setting_type(port) != CONFIG_TYPE_INT ||
+			    config_setting_get_int(port) < 1 || config_setting_get_int(port) > 65535)
+				return fail_type(p, port, "a port number 1-65535");
+			r->port = (unsigned)config_setting_get_int(port);
+		}
+	}
+	return 0;
+}
+
 #define OFF(field) offsetof(struct config, field)
 #define SIZE_MAX_CFG ((int64_t)1 << 40)
 
@@ -797,6 +868,20 @@ static const struct key dns_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key queue_keys[] = {
+	{ "retry_min", h_unsigned, OFF(queue.retry_min), 1, 86400, NULL, 0 },
+	{ "retry_max", h_unsigned, OFF(queue.retry_max), 1, 7 * 86400, NULL, 0 },
+	{ "max_age", h_unsigned, OFF(queue.max_age), 60, 60 * 86400, NULL, 0 },
+	{ "warn_after", h_unsigned, OFF(queue.warn_after), 0, 60 * 86400, NULL, 0 },
+	{ "scan_interval", h_unsigned, OFF(queue.scan_interval), 1, 3600, NULL, 0 },
+	{ "connections", h_unsigned, OFF(queue.connections), 1, 10000, NULL, 0 },
+	{ "connections_per_domain", h_unsigned, OFF(queue.connections_per_domain), 1, 10000,
+	  NULL, 0 },
+	{ "remote_port", h_unsigned, OFF(queue.remote_port), 1, 65535, NULL, 0 },
+	{ "routes", h_routes, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key root_keys[] = {
 	{ "hostname", h_hostname, 0, 1, 0, NULL, 0 },
 	{ "user", h_user, 0, 1, 0, NULL, 0 },
@@ -811,6 +896,7 @@ static const struct key root_keys[] = {
 	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
 	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
 	{ "dns", h_dns, 0, 0, 0, dns_keys, 0 },
+	{ "queue", h_group, 0, 0, 0, queue_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -879,6 +965,14 @@ static void config_set_defaults(struct config *cfg)
 	cfg->dns.mode = xstrdup("system");
 	cfg->dns.dnssec = true;
 	cfg->dns.timeout = 10;
+	cfg->queue.retry_min = 300;
+	cfg->queue.retry_max = 3600;
+	cfg->queue.max_age = 5 * 86400;
+	cfg->queue.warn_after = 4 * 3600;
+	cfg->queue.scan_interval = 5;
+	cfg->queue.connections = 20;
+	cfg->queue.connections_per_domain = 5;
+	cfg->queue.remote_port = 25;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -1038,6 +1132,7 @@ void config_free(struct config **cfgp)
 		free(cfg->dns.upstream[i]);
 	dns_stubs_clear(cfg);
 	free(cfg->dns.trust_anchor_file);
+	routes_clear(cfg);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -34,6 +34,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_TRUSTED 32
 #define CONFIG_MAX_DNS_SERVERS 8
 #define CONFIG_MAX_DNS_STUBS 32
+#define CONFIG_MAX_ROUTES 64
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -102,6 +103,23 @@ struct config {
 						   dns-root-data in system/upstream mode */
 		unsigned timeout;               /* seconds per lookup (10) */
 	} dns;
+	/* outbound queue (group queue = { ... }; docs/delivery.md) */
+	struct {
+		unsigned retry_min;             /* first retry after (300 s), doubling ... */
+		unsigned retry_max;             /* ... up to (3600 s) */
+		unsigned max_age;               /* give up and bounce after (5 days) */
+		unsigned warn_after;            /* delay DSN after (4 h; 0 = never) */
+		unsigned scan_interval;         /* seconds between queue scans (5) */
+		unsigned connections;           /* deliveries in flight (20) */
+		unsigned connections_per_domain;/* to one destination (5) */
+		unsigned remote_port;           /* the SMTP port of MX hosts (25) */
+		struct config_route {
+			char *domain;           /* recipient domain */
+			char *host;             /* next hop: a name or an IP address */
+			unsigned port;          /* 25 */
+		} route[CONFIG_MAX_ROUTES];
+		unsigned route_count;
+	} queue;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r
