@@ -207,7 +207,9 @@ def warm(port, count):
         c.cmd("LOGOUT")
 
 
-def fill_tern(srv, count):
+def fill_tern(srv, count, make=message):
+    """Append messages make(0) .. make(count - 1) to the bench user's INBOX
+    (pipelined, 100 per round trip) and create "Copies"."""
     c = Conn(srv.port("imap"), 300)
     c.cmd("LOGIN %s %s" % (USER, PASSWORD))
     c.cmd("CREATE Copies")
@@ -215,7 +217,7 @@ def fill_tern(srv, count):
         out = bytearray()
         tags = []
         for i in range(start, min(count, start + 100)):
-            m = message(i)
+            m = make(i)
             c.n += 1
             tags.append(b"t%d" % c.n)
             out += b"%s APPEND INBOX {%d+}\r\n%s\r\n" % (tags[-1], len(m), m)
@@ -225,16 +227,16 @@ def fill_tern(srv, count):
     c.cmd("LOGOUT")
 
 
-def prepare_dovecot(dc, srv, count, clients, fts=False):
-    """Give the private Dovecot the same messages and the same password
-    hash as Tern's bench user."""
+def prepare_dovecot(dc, srv, count, clients, fts=False, make=message, compress=False):
+    """Give the private Dovecot the same messages (make(i)) and the same
+    password hash as Tern's bench user; fts / compress: see Dovecot.write."""
     dc.passwd(srv.query("SELECT address, password_hash FROM users"))
     md = dc.maildir(USER, ("Copies",))
     for i in range(count):
-        data = message(i)
+        data = make(i)
         with open(os.path.join(md, "cur", dv.maildir_name(i, data)), "wb") as f:
             f.write(data)
-    dc.write(clients, imap_avail=min(clients, 100), fts=fts)
+    dc.write(clients, imap_avail=min(clients, 100), fts=fts, compress=compress)
 
 
 def report(results):

@@ -117,6 +117,18 @@ service indexer-worker {
 """
 FTS_PLUGIN = "/usr/lib/dovecot/modules/lib21_fts_xapian_plugin.so"
 
+# optional: RFC 4978 COMPRESS=DEFLATE.  In Dovecot 2.3 the imap_zlib
+# plugin (Debian dovecot-imapd: lib30_imap_zlib_plugin.so) provides the
+# command and depends on the zlib mail plugin (lib20_zlib_plugin.so),
+# which only reads compressed mail files since zlib_save is not set
+COMPRESS_CONF = """
+mail_plugins = $mail_plugins zlib
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
+COMPRESS_PLUGIN = "/usr/lib/dovecot/modules/lib30_imap_zlib_plugin.so"
+
 
 def available():
     """Why the private Dovecot cannot run here, or None when it can."""
@@ -179,9 +191,11 @@ class Dovecot:
                 else:
                     raise RuntimeError("unknown hash form for %s: %.12s..." % (addr, hashed))
 
-    def write(self, clients, tls=None, hibernate=None, imap_avail=0, fts=False):
+    def write(self, clients, tls=None, hibernate=None, imap_avail=0, fts=False,
+              compress=False):
         """The config: plaintext listener, or (tls=(cert, key)) TLS only;
-        hibernate="2s" adds imap-hibernate; fts adds fts-xapian."""
+        hibernate="2s" adds imap-hibernate; fts adds fts-xapian; compress
+        adds COMPRESS=DEFLATE (imap_zlib)."""
         plimit = max(1024, clients + 200)
         # auth and anvil serve every login and imap process: above their sum
         climit = 3 * plimit
@@ -196,6 +210,8 @@ class Dovecot:
             text += HIBERNATE_CONF.format(timeout=hibernate, climit=climit)
         if fts:
             text += FTS_CONF
+        if compress:
+            text += COMPRESS_CONF
         with open(self.conf, "w") as f:
             f.write(text)
 

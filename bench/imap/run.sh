@@ -25,6 +25,14 @@
 # search (fts-xapian, Debian dovecot-fts-xapian, not installed by
 # scripts/deps.sh); BENCH_KEEP=1 keeps the temporary folders.  Dovecot
 # needs root.
+# Then bench/imap/ext.py (issue #4) runs SORT, THREAD and a COMPRESS=DEFLATE
+# session on a mailbox of the same size, against Tern and a private Dovecot
+# with imap_zlib: BENCH_EXT_CLIENTS (10) clients x BENCH_EXT_ROUNDS (10;
+# quick 2) of each of UID SORT (DATE), UID THREAD REFERENCES and a
+# compressed FETCH 1:* (ENVELOPE), every answer checked; it prints
+# operations per second, median / p99 latency and the ratios
+# (ratio_tern_dovecot_sort=R ..._thread=R ..._fetch_z=R).
+# BENCH_SKIP_EXT=1 skips it.
 # Then bench/imap/idle.py measures the IDLE push latency of Tern (SMTP
 # delivery to untagged EXISTS) and, for both servers, the memory per idle
 # TLS connection (Dovecot with imap-hibernate), BENCH_IDLE_CONNECTIONS
@@ -46,8 +54,12 @@ export TERN_BIN=${TERN_BIN:-$PWD/build/tern}
 [ -x "$TERN_BIN" ] || make -s all >/dev/null || exit 1
 # outer bounds, above the scripts' own timeouts; SIGINT lets them stop
 # the servers they started
-if [ $QUICK = 1 ]; then LOAD_LIMIT=100 IDLE_LIMIT=60; else LOAD_LIMIT=1800 IDLE_LIMIT=1800; fi
+if [ $QUICK = 1 ]; then LOAD_LIMIT=100 EXT_LIMIT=60 IDLE_LIMIT=60
+else LOAD_LIMIT=1800 EXT_LIMIT=1800 IDLE_LIMIT=1800; fi
 timeout -s INT -k 20 $LOAD_LIMIT /usr/bin/python3 bench/imap/bench.py "$@" || exit 1
+if [ -z "${BENCH_SKIP_EXT:-}" ]; then
+	timeout -s INT -k 20 $EXT_LIMIT /usr/bin/python3 bench/imap/ext.py "$@" || exit 1
+fi
 [ -n "${BENCH_SKIP_IDLE:-}" ] && exit 0
 timeout -s INT -k 20 $IDLE_LIMIT /usr/bin/python3 bench/imap/idle.py "$@" || exit 1
 exit 0

@@ -12,12 +12,14 @@
  * killed master never leaves an orphan holding the ports. */
 #include "cli/serve-private.h"
 #include "auth/auth.h"
+#include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
 #include "lib/threadpool.h"
 #include "imap/imap.h"
 #include "pop3/pop3.h"
+#include "queue/queue.h"
 #include "smtp/receive.h"
 #include "smtp/server.h"
 #include "store/store.h"
@@ -62,6 +64,9 @@ static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
 static atomic_uint threads_listening;
 static const struct serve_state *worker_state;
+/* the outbound queue and what it needs, on threads[0]'s loop */
+static struct queue *out_queue;
+static struct dns_resolver *out_dns;
 
 /* The last thread to stop accepting closes our copies of the listening
  * sockets, so that a master restarted after a crash can bind them while we
@@ -105,6 +110,8 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 
 	if (!t->stopping) {
 		t->stopping = true;
+		if (t == &threads[0])
+			queue_stop(&out_queue);   /* attempts in flight are retried later */
 		for (unsigned i = 0; i < t->listener_count; i++)
 			evconnlistener_free(t->listeners[i]);
 		t->listener_count = 0;
@@ -250,6 +257,18 @@ void serve_worker_main(const struct serve_state *st)
 						   st->socks[j].fd);
 		}
 	}
+	/* the outbound queue runs on the first loop */
+	out_dns = dns_resolver_new(threads[0].base, cfg, &error);
+	if (out_dns == NULL) {
+		log_error("worker", "event=queue_start_failed error=%s", log_quote(error));
+	} else {
+		struct queue_deps qd = { threads[0].base, store, out_dns, NULL, cfg };
+		out_queue = queue_start(&qd, &error);
+		if (out_queue == NULL)
+			log_error("worker", "event=queue_start_failed error=%s", log_quote(error));
+	}
+	for (int k = 0; k < LISTENER_KIND_COUNT; k++)
+		smtp_listeners[k].queue = out_queue;
 	sig_term = evsignal_new(threads[0].base, SIGTERM, on_signal, threads[0].base);
 	sig_quit = evsignal_new(threads[0].base, SIGQUIT, on_signal, threads[0].base);
 	event_add(sig_term, NULL);
@@ -266,6 +285,8 @@ void serve_worker_main(const struct serve_state *st)
 		pthread_join(threads[i].tid, NULL);
 	event_free(sig_term);
 	event_free(sig_quit);
+	queue_stop(&out_queue);
+	dns_resolver_free(&out_dns);
 	threadpool_destroy(&pool);
 	store_close(&store);
 	log_info("worker", "event=exit pid=%d", (int)getpid());

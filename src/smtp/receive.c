@@ -9,8 +9,9 @@
  * exact local parts.
  * Submission: the authenticated user may send only as their own addresses
  * and aliases (per-domain policy), both in MAIL FROM (553 5.7.1) and in the
- * From header (550 5.7.1 at end of data).  Remote recipients are refused
- * with a temporary error until the outbound queue exists.
+ * From header (550 5.7.1 at end of data).  Its remote recipients enter the
+ * outbound queue (queue/) in the same commit as the local copies, with
+ * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8 flags.
  * Quota: checked at RCPT with the SIZE parameter (452 4.2.2) and again with
  * the real size at end of data. */
 #include "smtp/receive.h"
@@ -20,7 +21,9 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "mail/address.h"
+#include "mail/downgrade.h"
 #include "mail/header.h"
+#include "queue/queue.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -87,12 +90,25 @@ static void receive_rcpt(struct smtp_session *s, const struct smtp_rcpt_params *
 	}
 	switch (r->kind) {
 	case STORE_RCPT_REMOTE:
-		if (l->role == SMTP_ROLE_MX)
+		if (l->role == SMTP_ROLE_MX) {
 			smtp_reply_set(reply, 554, "5.7.1", "<%s>: Relay access denied", addr);
-		else
+			goto refuse;
+		}
+		if (p->to.ip_literal) {
+			smtp_reply_set(reply, 550, "5.1.2",
+				       "<%s>: Address literals are not delivered to", addr);
+			goto refuse;
+		}
+		if (l->queue == NULL) {
+			/* the resolver could not start: see the worker's log */
 			smtp_reply_set(reply, 451, "4.3.0",
-				       "<%s>: Delivery to remote domains is not available yet", addr);
-		goto refuse;
+				       "<%s>: Outbound delivery is not available now", addr);
+			goto refuse;
+		}
+		/* submission by an authenticated user: to the outbound queue */
+		free(addr);
+		*ctx_r = r;
+		return;
 	case STORE_RCPT_UNKNOWN:
 		smtp_reply_set(reply, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
 			       addr);
@@ -227,6 +243,7 @@ struct delivery_wait {
 	struct smtp_session *s;
 	size_t size;
 	unsigned copies;
+	bool queued;
 };
 
 static void receive_stored(void *ctx, int status, const char *error)
@@ -247,6 +264,8 @@ static void receive_stored(void *ctx, int status, const char *error)
 			 smtp_session_rcpt_count(s), w->copies, w->size);
 		free(from);
 	}
+	if (status == 0 && w->queued)
+		queue_kick(smtp_session_listener(s)->queue);
 	free(w);
 	smtp_session_data_done(s, &reply);
 }
@@ -257,7 +276,8 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 	const struct smtp_mail_params *m = smtp_session_mail(s);
 	unsigned nrcpt = smtp_session_rcpt_count(s);
 	struct store_delivery_rcpt *rcpts = NULL;
-	size_t count = 0, alloc = 0;
+	struct store_queue_rcpt_in *remote = NULL;
+	size_t count = 0, alloc = 0, nremote = 0, remote_alloc = 0;
 	struct smtp_reply reply = { 0 };
 	const char *error = NULL;
 	char *return_path = NULL, *dsn = NULL;
@@ -294,12 +314,29 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 			count++;
 		}
 	}
+	/* remote recipients (submission only) go to the queue */
+	for (unsigned i = 0; i < nrcpt; i++) {
+		const struct store_rcpt *r = smtp_session_rcpt_ctx(s, i);
+		const struct smtp_rcpt_params *p = smtp_session_rcpt_params(s, i);
+		if (r == NULL || r->kind != STORE_RCPT_REMOTE)
+			continue;
+		if (nremote == remote_alloc) {
+			remote_alloc = remote_alloc ? remote_alloc * 2 : 4;
+			remote = xrealloc(remote, remote_alloc * sizeof(*remote));
+		}
+		/* the SMTP and store NOTIFY bits are the same RFC 3461 set */
+		remote[nremote++] = (struct store_queue_rcpt_in){
+			.address = smtp_session_rcpt_address(s, i), .orcpt = p->orcpt,
+			.notify = p->notify,
+		};
+	}
 	return_path = address_format(&m->from);
 	dsn = receive_dsn_string(s);
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->size = msg->len;
 	w->copies = (unsigned)count;
+	w->queued = nremote > 0;
 	struct store_delivery d = {
 		.return_path = return_path,
 		.body = buf_cstr(msg),
@@ -308,6 +345,12 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		.dsn = dsn,
 		.rcpts = rcpts,
 		.rcpt_count = count,
+		.remote = remote,
+		.remote_count = nremote,
+		.submit_user_id = smtp_session_user_id(s),
+		.queue_flags = (m->body != SMTP_BODY_7BIT || mail_has_8bit(buf_cstr(msg), msg->len) ?
+				STORE_QUEUE_F_8BIT : 0) |
+			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0),
 	};
 	if (store_deliver(l->store, smtp_session_base(s), &d, receive_stored, w) < 0) {
 		free(w);
@@ -315,11 +358,13 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		goto reply;
 	}
 	free(rcpts);
+	free(remote);
 	free(return_path);
 	free(dsn);
 	return;
 reply:
 	free(rcpts);
+	free(remote);
 	free(return_path);
 	free(dsn);
 	smtp_session_data_done(s, &reply);

@@ -51,6 +51,8 @@ struct smtp_hooks {
 };
 
 /* What a listener of one role needs; shared read-only by its sessions. */
+struct queue;
+
 struct smtp_listener {
 	enum smtp_role role;
 	const char *name;           /* "smtp", "submission", "submissions" */
@@ -60,6 +62,7 @@ struct smtp_listener {
 	struct store *store;
 	struct threadpool *pool;
 	const struct smtp_hooks *hooks;
+	struct queue *queue;        /* the outbound queue to kick, or NULL */
 };
 
 /* Take over an accepted connection (the engine closes fd). */

@@ -1,0 +1,921 @@
+/* The queue scheduler (queue.h): scans the store's queue for due
+ * recipients, delivers them, records the outcomes and sends DSNs.
+ *
+ * One job per (message, destination domain): its due recipients go in one
+ * SMTP transaction.  The destination is a configured route (queue.routes:
+ * a fixed next hop) or the domain's MX hosts in preference order (an
+ * implicit MX when it has none, RFC 5321 5.1); each host's addresses are
+ * tried in turn.  A host whose MX answer was DNSSEC-validated and that has
+ * validated TLSA records gets DANE (RFC 7672: TLS required and the
+ * certificate must match, else the next host, never clear text); others
+ * get opportunistic STARTTLS.
+ *
+ * Outcomes per recipient: accepted -> DELIVERED; 5xx -> BOUNCED; 4xx, or
+ * no host reachable -> DEFERRED until now + queue_retry_delay(), BOUNCED
+ * once the message is older than queue.max_age.  NXDOMAIN and null MX
+ * (RFC 7505) bounce at once; DNS trouble defers.  A failure DSN goes to
+ * the sender for bounced recipients, a delay DSN once for recipients
+ * still deferred after queue.warn_after, as their NOTIFY allows (RFC 3461);
+ * never to the null sender, so a bounce never bounces.  DSNs for local
+ * senders go to their INBOX, others enter the queue with the null sender.
+ *
+ * Invariants: a message is in at most one job at a time per domain and
+ * queue.connections jobs run at once (queue.connections_per_domain per
+ * domain); every outcome goes through store_queue_update, so a recipient
+ * recorded as delivered is never tried again, and a crash mid-attempt only
+ * repeats that attempt.  Time comes from lib/clock (tests move it). */
+#include "queue/queue.h"
+
+#include "dns/dns.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "mail/downgrade.h"
+#include "mail/dsn.h"
+#include "smtp/client.h"
+#include "store/store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define QUEUE_SCAN_LIMIT 500    /* messages looked at per scan */
+
+struct job_rcpt {
+	int64_t id;
+	char *address, *orcpt;
+	unsigned notify;
+	int attempts;
+	bool warned, give_up;
+	bool decided;
+	enum store_queue_state state;
+	char *error;                /* the reason, for the queue records */
+	char *text;                 /* the remote reply or our reason, for the DSN */
+	char status[16];            /* enhanced status code "x.y.z", or "" */
+	char *remote_mta;           /* the host that answered, or NULL */
+};
+
+struct job {
+	struct job *next;
+	struct queue *q;
+	char *qid, *sender, *domain, *envid, *path;
+	enum dsn_ret ret;
+	unsigned flags;
+	time_t created;
+	struct job_rcpt *rcpts;
+	size_t nrcpts;
+	char *data;
+	size_t len;
+	struct buf converted;       /* 7-bit form for peers without 8BITMIME */
+	/* destination */
+	char **hosts;
+	size_t nhosts, host_i;
+	unsigned port;
+	bool mx_secure;
+	char *host;                 /* the one being tried */
+	struct dns_address *addrs;
+	size_t naddrs, addr_i;
+	struct smtp_tlsa *tlsa;
+	size_t ntlsa;
+	struct dns_query *query;
+	struct smtp_client *client;
+	struct smtp_client_message msg;  /* the transaction: lives until its callback */
+	struct smtp_client_rcpt *sent;   /* the recipients of the transaction */
+	size_t *sent_index;
+	size_t nsent;
+	char *last_error;
+};
+
+struct queue {
+	struct queue_deps d;
+	bool own_tls;
+	struct event *timer, *kick;
+	struct job *jobs;
+	unsigned in_flight;
+	bool stopped;
+};
+
+time_t queue_retry_delay(unsigned retry_min, unsigned retry_max, int attempts)
+{
+	uint64_t d = retry_min > 0 ? retry_min : 1;
+
+	for (int i = 1; i < attempts && d < retry_max; i++)
+		d *= 2;
+	return (time_t)(d < retry_max ? d : retry_max);
+}
+
+/* ---- jobs ---- */
+
+static void job_free(struct job *j)
+{
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		free(j->rcpts[i].address);
+		free(j->rcpts[i].orcpt);
+		free(j->rcpts[i].error);
+		free(j->rcpts[i].text);
+		free(j->rcpts[i].remote_mta);
+	}
+	free(j->rcpts);
+	for (size_t i = 0; i < j->nhosts; i++)
+		free(j->hosts[i]);
+	free(j->hosts);
+	for (size_t i = 0; i < j->ntlsa; i++)
+		free((void *)j->tlsa[i].data);
+	free(j->tlsa);
+	free(j->addrs);
+	free(j->sent);
+	free(j->sent_index);
+	dns_cancel(&j->query);
+	smtp_client_free(&j->client);
+	buf_free(&j->converted);
+	free(j->qid);
+	free(j->sender);
+	free(j->domain);
+	free(j->envid);
+	free(j->path);
+	free(j->host);
+	free(j->data);
+	free(j->last_error);
+	free(j);
+}
+
+static void job_unlink(struct job *j)
+{
+	struct queue *q = j->q;
+
+	for (struct job **p = &q->jobs; *p != NULL; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+	}
+	q->in_flight--;
+}
+
+static bool job_busy(const struct queue *q, const char *qid, const char *domain,
+		     unsigned *per_domain_r)
+{
+	bool busy = false;
+
+	*per_domain_r = 0;
+	for (const struct job *j = q->jobs; j != NULL; j = j->next) {
+		if (strcasecmp(j->domain, domain) != 0)
+			continue;
+		(*per_domain_r)++;
+		if (strcmp(j->qid, qid) == 0)
+			busy = true;
+	}
+	return busy;
+}
+
+/* An enhanced status code at the start of text ("5.1.1 ..."), into out. */
+static void leading_status(const char *text, char out[16])
+{
+	size_t n = strspn(text, "0123456789.");
+
+	out[0] = '\0';
+	if (n >= 5 && n < 16 && (text[0] == '2' || text[0] == '4' || text[0] == '5') &&
+	    text[1] == '.' && (text[n] == ' ' || text[n] == '\0')) {
+		memcpy(out, text, n);
+		out[n] = '\0';
+	}
+}
+
+static void decide(struct job_rcpt *r, enum store_queue_state state, const char *host,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Record r's outcome: text is the remote reply (host set) or our reason,
+ * starting with its enhanced status code when there is one. */
+static void decide(struct job_rcpt *r, enum store_queue_state state, const char *host,
+		   const char *fmt, ...)
+{
+	va_list ap;
+	struct buf b;
+
+	if (r->decided)
+		return;
+	buf_init(&b, 4096);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	r->decided = true;
+	r->state = state;
+	free(r->text);
+	r->text = buf_steal(&b);
+	free(r->error);
+	r->error = host != NULL ? xasprintf("%s said: %s", host, r->text) : xstrdup(r->text);
+	free(r->remote_mta);
+	r->remote_mta = host != NULL ? xstrdup(host) : NULL;
+	/* "550 5.1.1 text" or "5.1.2 text" */
+	leading_status(r->text + (host != NULL && strspn(r->text, "0123456789") == 3 &&
+				  r->text[3] == ' ' ? 4 : 0), r->status);
+	if (host != NULL && r->status[0] == '\0') {
+		/* no enhanced code in the reply: the class from the reply code */
+		snprintf(r->status, sizeof(r->status), "%c.0.0",
+			 state == STORE_QUEUE_DELIVERED ? '2' :
+			 state == STORE_QUEUE_BOUNCED ? '5' : '4');
+	}
+}
+
+/* Every undecided recipient of j, with the reason text (malloc'd, freed here). */
+static void decide_all(struct job *j, enum store_queue_state state, char *text)
+{
+	for (size_t i = 0; i < j->nrcpts; i++)
+		decide(&j->rcpts[i], state, NULL, "%s", text);
+	free(text);
+}
+
+static void set_last_error(struct job *j, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_last_error(struct job *j, const char *fmt, ...)
+{
+	va_list ap;
+	struct buf b;
+
+	buf_init(&b, 4096);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(j->last_error);
+	j->last_error = buf_steal(&b);
+}
+
+/* ---- DSNs ---- */
+
+static void dsn_stored(void *ctx, int status, const char *error)
+{
+	char *qid = ctx;
+
+	if (status < 0)
+		log_error("queue", "event=dsn_failed qid=%s error=%s", qid, log_quote(error));
+	free(qid);
+}
+
+/* Send a DSN for the recipients of j marked in which[] with action. */
+static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
+{
+	struct queue *q = j->q;
+	struct dsn_recipient *dr = xcalloc(j->nrcpts, sizeof(*dr));
+	struct store_rcpt owner = { 0 };
+	struct store_delivery_rcpt *local = NULL;
+	struct store_queue_rcpt_in remote = { .address = j->sender };
+	const char *error = NULL;
+	struct buf msg;
+	size_t n = 0;
+	time_t now = clock_now();
+
+	if (j->sender[0] == '\0')
+		goto out;   /* never a DSN to the null sender (RFC 3464 / 5321 6.1) */
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		const struct job_rcpt *r = &j->rcpts[i];
+		if (!which[i])
+			continue;
+		dr[n++] = (struct dsn_recipient){
+			.address = r->address, .orcpt = r->orcpt, .action = action,
+			.status = r->status[0] ? r->status : NULL,
+			.remote_mta = r->remote_mta,
+			.reply = r->remote_mta != NULL ? r->text : NULL,
+			.reason = r->remote_mta == NULL ? r->text : NULL,
+			.last_attempt = now,
+			.will_retry_until = action == DSN_ACTION_DELAYED
+				? j->created + (time_t)q->d.cfg->queue.max_age : 0,
+		};
+	}
+	if (n == 0)
+		goto out;
+	buf_init(&msg, BUF_UNLIMITED);
+	struct dsn_params p = {
+		.hostname = q->d.cfg->hostname, .sender = j->sender, .envid = j->envid,
+		.ret = j->ret, .arrival = j->created, .rcpts = dr, .rcpt_count = n,
+		.original = j->data, .original_len = j->len,
+		.smtputf8 = (j->flags & STORE_QUEUE_F_SMTPUTF8) != 0,
+	};
+	if (dsn_build(&p, &msg, &error) < 0) {
+		log_error("queue", "event=dsn_failed qid=%s error=%s", j->qid, log_quote(error));
+		buf_free(&msg);
+		goto out;
+	}
+	struct store_delivery d = {
+		.return_path = "", .body = msg.data, .body_len = msg.len,
+		.internal_date = now,
+	};
+	/* a sender of ours gets it in the INBOX; anyone else through the queue */
+	if (store_rcpt_resolve(q->d.store, j->sender, "+", &owner, &error) == 0 &&
+	    owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
+		local = xcalloc(owner.user_count, sizeof(*local));
+		for (size_t i = 0; i < owner.user_count; i++)
+			local[i] = (struct store_delivery_rcpt){ .user_id = owner.users[i].user_id,
+								 .delivered_to = owner.users[i].address };
+		d.rcpts = local;
+		d.rcpt_count = owner.user_count;
+	} else {
+		d.remote = &remote;
+		d.remote_count = 1;
+	}
+	if (store_deliver(q->d.store, q->d.base, &d, dsn_stored, xstrdup(j->qid)) < 0)
+		log_error("queue", "event=dsn_failed qid=%s error=%s", j->qid,
+			  "the store refused the DSN");
+	else
+		log_info("queue", "event=dsn qid=%s action=%s to=%s rcpts=%zu", j->qid,
+			 dsn_action_name(action), log_quote(j->sender), n);
+	if (d.remote_count > 0)
+		queue_kick(q);
+	buf_free(&msg);
+	free(local);
+out:
+	store_rcpt_clear(&owner);
+	free(dr);
+}
+
+/* ---- finishing an attempt ---- */
+
+static void scan_soon(struct queue *q);
+
+static void update_done(void *ctx, const struct store_write_result *r)
+{
+	struct job *j = ctx;
+	struct queue *q = j->q;
+
+	if (r->status < 0)
+		log_error("queue", "event=update_failed qid=%s error=%s", j->qid,
+			  log_quote(r->error ? r->error : ""));
+	job_unlink(j);
+	job_free(j);
+	if (!q->stopped)
+		scan_soon(q);
+}
+
+static void job_finish(struct job *j)
+{
+	struct queue *q = j->q;
+	const struct config *cfg = q->d.cfg;
+	struct store_queue_result *res = xcalloc(j->nrcpts, sizeof(*res));
+	bool *failed = xcalloc(j->nrcpts, sizeof(*failed));
+	bool *delayed = xcalloc(j->nrcpts, sizeof(*delayed));
+	time_t now = clock_now();
+
+	smtp_client_free(&j->client);
+	dns_cancel(&j->query);
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		struct job_rcpt *r = &j->rcpts[i];
+		if (!r->decided)
+			decide(r, STORE_QUEUE_DEFERRED, NULL, "%s",
+			       j->last_error ? j->last_error : "4.4.1 no host could be reached");
+		if (r->state == STORE_QUEUE_DEFERRED) {
+			time_t next = now + queue_retry_delay(cfg->queue.retry_min, cfg->queue.retry_max,
+							      r->attempts + 1);
+			if (next - j->created > (time_t)cfg->queue.max_age) {
+				char *why = r->error;
+				r->error = xasprintf("4.4.7 delivery time expired: %s", why);
+				free(why);
+				free(r->text);
+				r->text = xstrdup(r->error);
+				free(r->remote_mta);
+				r->remote_mta = NULL;
+				snprintf(r->status, sizeof(r->status), "4.4.7");
+				r->state = STORE_QUEUE_BOUNCED;
+			} else {
+				res[i].next_attempt = next;
+				if (!r->warned && cfg->queue.warn_after > 0 &&
+				    now - j->created >= (time_t)cfg->queue.warn_after &&
+				    dsn_should_notify(r->notify, DSN_ACTION_DELAYED)) {
+					delayed[i] = true;
+					r->warned = true;
+				}
+			}
+		}
+		if (r->state == STORE_QUEUE_BOUNCED &&
+		    dsn_should_notify(r->notify, DSN_ACTION_FAILED))
+			failed[i] = true;
+		res[i].rcpt_id = r->id;
+		res[i].state = r->state;
+		res[i].error = r->error;
+		res[i].warned = r->warned;
+		log_info("queue", "event=%s qid=%s rcpt=%s host=%s attempts=%d reason=%s",
+			 r->state == STORE_QUEUE_DELIVERED ? "delivered" :
+			 r->state == STORE_QUEUE_BOUNCED ? "bounced" : "deferred",
+			 j->qid, log_quote(r->address), log_quote(r->remote_mta ? r->remote_mta : ""),
+			 r->attempts + 1, log_quote(r->error ? r->error : ""));
+	}
+	send_dsn(j, failed, DSN_ACTION_FAILED);
+	send_dsn(j, delayed, DSN_ACTION_DELAYED);
+	if (store_queue_update(q->d.store, q->d.base, res, j->nrcpts, update_done, j) < 0) {
+		log_error("queue", "event=update_failed qid=%s error=%s", j->qid,
+			  "the store refused the update");
+		job_unlink(j);
+		job_free(j);
+	}
+	free(res);
+	free(failed);
+	free(delayed);
+}
+
+/* ---- talking SMTP ---- */
+
+static void next_host(struct job *j);
+static void connect_next(struct job *j);
+
+/* "550 5.1.1 text" (a reply) or the client's own reason. */
+static void format_status(struct buf *b, const struct smtp_client_status *st)
+{
+	if (st->code > 0)
+		buf_printf(b, "%d %s%s%s", st->code, st->enhanced, st->enhanced[0] ? " " : "",
+			   st->text);
+	else
+		buf_printf(b, "%s", st->text);
+}
+
+static void client_sent(struct smtp_client *c, const struct smtp_client_result *r, void *ctx)
+{
+	struct job *j = ctx;
+	struct buf b;
+
+	(void)c;
+	buf_init(&b, 4096);
+	for (size_t k = 0; k < j->nsent && k < r->n_rcpts; k++) {
+		struct job_rcpt *rc = &j->rcpts[j->sent_index[k]];
+		const struct smtp_client_status *st = &r->rcpts[k];
+
+		buf_reset(&b);
+		format_status(&b, st);
+		if (st->status == SMTP_STATUS_OK)
+			decide(rc, STORE_QUEUE_DELIVERED, j->host, "%s", buf_cstr(&b));
+		else if (st->status == SMTP_STATUS_PERM)
+			decide(rc, STORE_QUEUE_BOUNCED, j->host, "%s", buf_cstr(&b));
+		else
+			decide(rc, STORE_QUEUE_DEFERRED, j->host, "%s", buf_cstr(&b));
+	}
+	buf_free(&b);
+	smtp_client_quit(&j->client);
+	job_finish(j);
+}
+
+static void client_ready(struct smtp_client *c, const struct smtp_client_result *r, void *ctx)
+{
+	struct job *j = ctx;
+	struct smtp_client_message *m = &j->msg;
+	const char *error = NULL;
+	const char *data = j->data;
+	size_t len = j->len;
+	struct buf b;
+
+	if (r->stage != SMTP_STAGE_READY || r->st.status != SMTP_STATUS_OK) {
+		buf_init(&b, 4096);
+		format_status(&b, &r->st);
+		set_last_error(j, "%s: %s", j->host, buf_cstr(&b));
+		buf_free(&b);
+		smtp_client_free(&j->client);
+		connect_next(j);
+		return;
+	}
+	if ((j->flags & STORE_QUEUE_F_8BIT) && !smtp_client_has(c, SMTP_EXT_8BITMIME)) {
+		/* RFC 6152 3: convert for a peer without 8BITMIME */
+		buf_reset(&j->converted);
+		if (mail_downgrade_7bit(j->data, j->len, &j->converted, &error) < 0) {
+			decide_all(j, STORE_QUEUE_BOUNCED,
+				   xasprintf("5.6.3 the message has 8-bit headers and the receiving "
+					     "server does not accept 8-bit data (%s)", error));
+			smtp_client_quit(&j->client);
+			job_finish(j);
+			return;
+		}
+		data = j->converted.data;
+		len = j->converted.len;
+	}
+	j->nsent = 0;
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		if (j->rcpts[i].decided)
+			continue;
+		j->sent[j->nsent] = (struct smtp_client_rcpt){
+			.addr = j->rcpts[i].address, .notify = j->rcpts[i].notify,
+			.orcpt = j->rcpts[i].orcpt,
+		};
+		j->sent_index[j->nsent++] = i;
+	}
+	memset(m, 0, sizeof(*m));
+	m->sender = j->sender;
+	m->rcpts = j->sent;
+	m->n_rcpts = j->nsent;
+	m->data = data;
+	m->len = len;
+	m->flags = (data == j->data && (j->flags & STORE_QUEUE_F_8BIT) ? SMTP_MSG_8BIT : 0) |
+		  (j->flags & STORE_QUEUE_F_SMTPUTF8 ? SMTP_MSG_SMTPUTF8 : 0) |
+		  (j->flags & STORE_QUEUE_F_REQUIRETLS ? SMTP_MSG_REQUIRETLS : 0);
+	m->ret = j->ret == DSN_RET_FULL ? SMTP_RET_FULL : j->ret == DSN_RET_HDRS ? SMTP_RET_HDRS
+										  : SMTP_RET_NONE;
+	m->envid = j->envid;
+	if (smtp_client_send(c, m, client_sent, j, &error) < 0) {
+		set_last_error(j, "%s: %s", j->host, error);
+		smtp_client_free(&j->client);
+		connect_next(j);
+	}
+}
+
+static void connect_next(struct job *j)
+{
+	struct queue *q = j->q;
+	struct smtp_client_params p = { 0 };
+	struct sockaddr_storage ss = { 0 };
+	const char *error = NULL;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (q->stopped)
+		return;
+	if (j->addr_i >= j->naddrs) {
+		next_host(j);
+		return;
+	}
+	const struct dns_address *a = &j->addrs[j->addr_i++];
+	if (a->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)j->port);
+		s6->sin6_addr = a->addr.v6;
+		p.addrlen = sizeof(*s6);
+		inet_ntop(AF_INET6, &a->addr.v6, ip, sizeof(ip));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)j->port);
+		s4->sin_addr = a->addr.v4;
+		p.addrlen = sizeof(*s4);
+		inet_ntop(AF_INET, &a->addr.v4, ip, sizeof(ip));
+	}
+	p.addr = (const struct sockaddr *)&ss;
+	p.host = j->host;
+	p.helo_name = q->d.cfg->hostname;
+	p.tls = j->ntlsa > 0 ? SMTP_TLS_DANE : SMTP_TLS_OPPORTUNISTIC;
+	p.tls_ctx = q->d.tls;
+	p.tlsa = j->tlsa;
+	p.n_tlsa = j->ntlsa;
+	p.log_id = j->qid;
+	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s", j->qid,
+		 log_quote(j->host), ip, j->port, j->ntlsa > 0 ? "dane" : "opportunistic");
+	j->client = smtp_client_connect(q->d.base, &p, client_ready, j, &error);
+	if (j->client == NULL) {
+		set_last_error(j, "%s [%s]: %s", j->host, ip, error);
+		connect_next(j);
+	}
+}
+
+static void tlsa_done(const struct dns_tlsa_result *res, void *ctx)
+{
+	struct job *j = ctx;
+
+	j->query = NULL;
+	if (res->status == DNS_BOGUS || res->status == DNS_TEMPFAIL) {
+		/* RFC 7672 2.1.1: TLSA we cannot trust or read: not this host */
+		set_last_error(j, "%s: TLSA lookup %s", j->host, dns_status_name(res->status));
+		next_host(j);
+		return;
+	}
+	if (res->status == DNS_OK && res->secure) {
+		j->tlsa = xcalloc(res->count ? res->count : 1, sizeof(*j->tlsa));
+		for (size_t i = 0; i < res->count; i++) {
+			unsigned char *d = xmalloc(res->records[i].len ? res->records[i].len : 1);
+			memcpy(d, res->records[i].data, res->records[i].len);
+			j->tlsa[j->ntlsa++] = (struct smtp_tlsa){
+				.usage = res->records[i].usage, .selector = res->records[i].selector,
+				.mtype = res->records[i].mtype, .data = d, .len = res->records[i].len,
+			};
+		}
+	}
+	connect_next(j);
+}
+
+static void addr_done(const struct dns_addr_result *res, void *ctx)
+{
+	struct job *j = ctx;
+
+	j->query = NULL;
+	if (res->status != DNS_OK || res->count == 0) {
+		set_last_error(j, "%s: address lookup %s", j->host, dns_status_name(res->status));
+		next_host(j);
+		return;
+	}
+	j->addrs = xmalloc(res->count * sizeof(*j->addrs));
+	memcpy(j->addrs, res->addrs, res->count * sizeof(*j->addrs));
+	j->naddrs = res->count;
+	j->addr_i = 0;
+	if (j->mx_secure && res->secure) {
+		j->query = dns_tlsa(j->q->d.dns, j->port, j->host, tlsa_done, j);
+		if (j->query != NULL)
+			return;
+	}
+	connect_next(j);
+}
+
+static void next_host(struct job *j)
+{
+	struct dns_address a = { 0 };
+
+	free(j->addrs);
+	j->addrs = NULL;
+	j->naddrs = j->addr_i = 0;
+	for (size_t i = 0; i < j->ntlsa; i++)
+		free((void *)j->tlsa[i].data);
+	free(j->tlsa);
+	j->tlsa = NULL;
+	j->ntlsa = 0;
+	if (j->host_i >= j->nhosts) {
+		job_finish(j);   /* every host tried: the undecided are deferred */
+		return;
+	}
+	free(j->host);
+	j->host = xstrdup(j->hosts[j->host_i++]);
+	/* a route may name an address */
+	if (inet_pton(AF_INET, j->host, &a.addr.v4) == 1) {
+		a.family = AF_INET;
+	} else if (inet_pton(AF_INET6, j->host, &a.addr.v6) == 1) {
+		a.family = AF_INET6;
+	} else {
+		j->query = dns_addresses(j->q->d.dns, j->host, DNS_ADDR_V6_FIRST, addr_done, j);
+		if (j->query == NULL) {
+			set_last_error(j, "%s: cannot look up the address", j->host);
+			next_host(j);
+		}
+		return;
+	}
+	j->addrs = xmalloc(sizeof(*j->addrs));
+	j->addrs[0] = a;
+	j->naddrs = 1;
+	connect_next(j);
+}
+
+static void mx_done(const struct dns_mx_result *res, void *ctx)
+{
+	struct job *j = ctx;
+
+	j->query = NULL;
+	switch (res->status) {
+	case DNS_OK:
+		break;
+	case DNS_NXDOMAIN:
+		decide_all(j, STORE_QUEUE_BOUNCED,
+			   xasprintf("5.1.2 the domain %s does not exist", j->domain));
+		job_finish(j);
+		return;
+	case DNS_NULL_MX:
+		decide_all(j, STORE_QUEUE_BOUNCED,
+			   xasprintf("5.1.10 the domain %s accepts no mail (null MX)", j->domain));
+		job_finish(j);
+		return;
+	case DNS_NODATA:
+		decide_all(j, STORE_QUEUE_BOUNCED,
+			   xasprintf("5.1.2 the domain %s has no mail server", j->domain));
+		job_finish(j);
+		return;
+	default:
+		set_last_error(j, "4.4.3 DNS lookup of %s failed: %s%s%s", j->domain,
+			       dns_status_name(res->status), res->error ? ": " : "",
+			       res->error ? res->error : "");
+		job_finish(j);
+		return;
+	}
+	j->hosts = xcalloc(res->count ? res->count : 1, sizeof(*j->hosts));
+	for (size_t i = 0; i < res->count; i++)
+		j->hosts[j->nhosts++] = xstrdup(res->hosts[i].name);
+	j->mx_secure = res->secure;
+	next_host(j);
+}
+
+/* ---- starting jobs ---- */
+
+static int read_file(const char *path, char **data_r, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct buf b;
+	char chunk[65536];
+
+	if (fd < 0)
+		return -1;
+	buf_init(&b, BUF_UNLIMITED);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			buf_free(&b);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		buf_append(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	*len_r = b.len;
+	*data_r = buf_steal(&b);
+	return 0;
+}
+
+/* ENVID=... RET=FULL|HDRS from the DSN string kept with the message. */
+static void parse_dsn(struct job *j, const char *dsn)
+{
+	for (const char *p = dsn; p != NULL && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n > 6 && strncmp(p, "ENVID=", 6) == 0) {
+			free(j->envid);
+			j->envid = strndup(p + 6, n - 6);
+		} else if (n == 8 && strncmp(p, "RET=FULL", 8) == 0) {
+			j->ret = DSN_RET_FULL;
+		} else if (n == 8 && strncmp(p, "RET=HDRS", 8) == 0) {
+			j->ret = DSN_RET_HDRS;
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+}
+
+static const struct config_route *route_for(const struct config *cfg, const char *domain)
+{
+	for (unsigned i = 0; i < cfg->queue.route_count; i++)
+		if (strcasecmp(cfg->queue.route[i].domain, domain) == 0)
+			return &cfg->queue.route[i];
+	return NULL;
+}
+
+static void job_start(struct queue *q, const struct store_queue_msg *m, const char *domain)
+{
+	const struct config *cfg = q->d.cfg;
+	struct job *j = xcalloc(1, sizeof(*j));
+	time_t now = clock_now();
+	bool pending = false;
+
+	j->q = q;
+	j->qid = xstrdup(m->qid);
+	j->sender = xstrdup(m->sender);
+	j->domain = xstrdup(domain);
+	j->path = xstrdup(m->path);
+	j->flags = m->flags;
+	j->created = m->created;
+	buf_init(&j->converted, BUF_UNLIMITED);
+	parse_dsn(j, m->dsn);
+	j->rcpts = xcalloc(m->rcpt_count, sizeof(*j->rcpts));
+	for (size_t i = 0; i < m->rcpt_count; i++) {
+		const struct store_queue_rcpt *r = &m->rcpts[i];
+		if (strcasecmp(r->domain, domain) != 0 || r->state >= STORE_QUEUE_DELIVERED ||
+		    r->next_attempt > now)
+			continue;
+		struct job_rcpt *jr = &j->rcpts[j->nrcpts++];
+		jr->id = r->id;
+		jr->address = xstrdup(r->address);
+		jr->orcpt = r->orcpt ? xstrdup(r->orcpt) : NULL;
+		jr->notify = r->notify;
+		jr->attempts = r->attempts;
+		jr->warned = r->warned;
+		jr->give_up = r->give_up;
+		if (r->give_up)
+			decide(jr, STORE_QUEUE_BOUNCED, NULL, "5.0.0 returned by the administrator");
+		else
+			pending = true;
+	}
+	j->sent = xcalloc(j->nrcpts ? j->nrcpts : 1, sizeof(*j->sent));
+	j->sent_index = xcalloc(j->nrcpts ? j->nrcpts : 1, sizeof(*j->sent_index));
+	j->next = q->jobs;
+	q->jobs = j;
+	q->in_flight++;
+	if (j->nrcpts == 0) {
+		job_unlink(j);
+		job_free(j);
+		return;
+	}
+	if (read_file(j->path, &j->data, &j->len) < 0) {
+		log_error("queue", "event=read_failed qid=%s path=%s error=%s", j->qid,
+			  log_quote(j->path), log_quote(strerror(errno)));
+		set_last_error(j, "4.3.0 cannot read the queued message");
+		job_finish(j);
+		return;
+	}
+	if (!pending) {
+		job_finish(j);
+		return;
+	}
+	const struct config_route *route = route_for(cfg, domain);
+	if (route != NULL) {
+		j->hosts = xcalloc(1, sizeof(*j->hosts));
+		j->hosts[j->nhosts++] = xstrdup(route->host);
+		j->port = route->port;
+		next_host(j);
+		return;
+	}
+	j->port = cfg->queue.remote_port;
+	j->query = dns_mx(q->d.dns, domain, mx_done, j);
+	if (j->query == NULL) {
+		set_last_error(j, "4.4.3 cannot look up the MX of %s", domain);
+		job_finish(j);
+	}
+}
+
+struct scan_ctx {
+	struct queue *q;
+};
+
+static int scan_message(void *ctx, const struct store_queue_msg *m)
+{
+	struct scan_ctx *c = ctx;
+	struct queue *q = c->q;
+	const struct config *cfg = q->d.cfg;
+	time_t now = clock_now();
+
+	for (size_t i = 0; i < m->rcpt_count; i++) {
+		const char *domain = m->rcpts[i].domain;
+		unsigned per_domain;
+		bool seen = false;
+
+		if (q->in_flight >= cfg->queue.connections)
+			return 1;
+		if (m->rcpts[i].state >= STORE_QUEUE_DELIVERED || m->rcpts[i].next_attempt > now)
+			continue;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcasecmp(m->rcpts[k].domain, domain) == 0;
+		if (seen || job_busy(q, m->qid, domain, &per_domain) ||
+		    per_domain >= cfg->queue.connections_per_domain)
+			continue;
+		job_start(q, m, domain);
+	}
+	return 0;
+}
+
+static void scan(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct store_queue_filter f = {
+		.due = true, .pending_only = true, .now = clock_now(), .limit = QUEUE_SCAN_LIMIT,
+	};
+	struct scan_ctx c = { q };
+	const char *error = NULL;
+
+	(void)fd; (void)what;
+	if (q->stopped || q->in_flight >= q->d.cfg->queue.connections)
+		return;
+	if (store_queue_list(q->d.store, &f, scan_message, &c, &error) < 0)
+		log_error("queue", "event=scan_failed error=%s", log_quote(error));
+}
+
+static void scan_soon(struct queue *q)
+{
+	event_active(q->kick, EV_TIMEOUT, 0);
+}
+
+void queue_kick(struct queue *q)
+{
+	if (q != NULL)
+		scan_soon(q);
+}
+
+struct queue *queue_start(const struct queue_deps *d, const char **error_r)
+{
+	struct queue *q;
+	struct timeval tv = { d->cfg->queue.scan_interval, 0 };
+
+	if (d->base == NULL || d->store == NULL || d->dns == NULL || d->cfg == NULL) {
+		*error_r = "queue_start: missing dependency";
+		return NULL;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->d = *d;
+	if (q->d.tls == NULL) {
+		q->d.tls = smtp_client_tls_ctx_create(NULL, NULL, error_r);
+		if (q->d.tls == NULL) {
+			free(q);
+			return NULL;
+		}
+		q->own_tls = true;
+	}
+	q->timer = event_new(d->base, -1, EV_PERSIST, scan, q);
+	q->kick = event_new(d->base, -1, 0, scan, q);
+	event_add(q->timer, &tv);
+	scan_soon(q);
+	log_info("queue", "event=started scan_interval=%u connections=%u", d->cfg->queue.scan_interval,
+		 d->cfg->queue.connections);
+	return q;
+}
+
+void queue_stop(struct queue **qp)
+{
+	struct queue *q = *qp;
+
+	if (q == NULL)
+		return;
+	q->stopped = true;
+	while (q->jobs != NULL) {
+		struct job *j = q->jobs;
+		q->jobs = j->next;
+		job_free(j);
+	}
+	event_free(q->timer);
+	event_free(q->kick);
+	if (q->own_tls)
+		SSL_CTX_free(q->d.tls);
+	free(q);
+	*qp = NULL;
+}
