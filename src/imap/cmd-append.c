@@ -111,10 +111,13 @@ static int read_file(const char *path, int64_t size, struct buf *out)
 	return got == size ? 0 : -1;
 }
 
-/* The section text of a URL as a FETCH item, parsed by the FETCH parser
- * ("x FETCH 1 BODY.PEEK[section]<o.l>"): one grammar for both. */
-static bool section_item(struct imap_session *s, const struct imap_url *u,
-			 struct imap_fetch_item *item_r)
+/* Append the section (and partial) u names of msg[0..len) to out, the
+ * section text parsed by the FETCH parser ("x FETCH 1 BODY.PEEK[section]
+ * <o.l>"): one grammar for both.  The parsed item borrows from the reader,
+ * so the extraction happens before the reader goes.  false: no such
+ * section, or not a valid one. */
+static bool section_extract(struct imap_session *s, const struct imap_url *u, const char *msg,
+			    size_t len, struct buf *out)
 {
 	struct imap_reader_limits lim = { 0 };
 	struct imap_reader *r;
@@ -124,25 +127,20 @@ static bool section_item(struct imap_session *s, const struct imap_url *u,
 	struct buf line;
 	bool ok = false;
 
+	if (strpbrk(u->section != NULL ? u->section : "", "\r\n[]{}") != NULL)
+		return false;
 	buf_init(&line, BUF_UNLIMITED);
 	buf_printf(&line, "x FETCH 1 BODY.PEEK[%s]", u->section != NULL ? u->section : "");
 	if (u->has_partial)
 		buf_printf(&line, "<%llu.%llu>", (unsigned long long)u->offset,
 			   (unsigned long long)(u->length ? u->length : (uint64_t)INT64_MAX - 1));
 	buf_append_str(&line, "\r\n");
-	if (strpbrk(u->section != NULL ? u->section : "", "\r\n[]{}") != NULL) {
-		buf_free(&line);
-		return false;
-	}
-	lim.max_literal = 0;
 	r = imap_reader_create(&lim);
 	imap_reader_feed(r, line.data, line.len, &res);
 	if (res.status == IMAP_READ_OK &&
 	    imap_fetch_parse(res.cmd.args, res.cmd.nargs, false, &s->arena, &req, &err) == 0 &&
-	    req.nitems == 1 && req.items[0].att == IMAP_FETCH_BODY_SECTION) {
-		*item_r = req.items[0];   /* its pointers live in the arena */
-		ok = true;
-	}
+	    req.nitems == 1 && req.items[0].att == IMAP_FETCH_BODY_SECTION)
+		ok = imap_fetch_section_bytes(msg, len, &req.items[0], out);
 	imap_reader_destroy(&r);
 	buf_free(&line);
 	return ok;
@@ -155,7 +153,6 @@ static bool url_resolve(struct imap_session *s, struct slice url, struct buf *ou
 	struct imap_url u;
 	struct store_mailbox mb = { 0 };
 	struct uid_lookup l = { 0 };
-	struct imap_fetch_item item;
 	const char *error = NULL;
 	struct buf msg;
 	bool ok = false;
@@ -179,8 +176,8 @@ static bool url_resolve(struct imap_session *s, struct slice url, struct buf *ou
 		if (u.section == NULL && !u.has_partial) {
 			buf_append(out, msg.data, msg.len);
 			ok = true;
-		} else if (section_item(s, &u, &item)) {
-			ok = imap_fetch_section_bytes(msg.data, msg.len, &item, out);
+		} else {
+			ok = section_extract(s, &u, msg.data, msg.len, out);
 		}
 	}
 	buf_free(&msg);
