@@ -4,15 +4,14 @@
  *
  * Flow: parse the sort or thread arguments (parse-sort.c), hand the search
  * keys after the charset to imap_search_parse() and imap_search_run()
- * (cmd-search.c), then read the per-message summaries of the matches from
- * the store in one pass (store_summary_list: never the message files),
- * and sort (sort.c) or thread (thread.c) them.
+ * (cmd-search.c), then take the matches' header facts from the view's
+ * cache (imap_view_summaries: filled from the store's summaries the first
+ * time, never from the message files; a later SORT reads only what
+ * arrived since), and sort (sort.c) or thread (thread.c) them.
  *
- * Invariants: the summaries come in UID order and the matches are in
- * sequence order, which is UID order in a view, so one merge walk pairs
- * them; a match without a summary (expunged in the store meanwhile) keeps
- * the view's internal date and size and empty strings.  Strings are
- * copied into the command's arena and live until the reply is sent.
+ * Invariants: a match without a summary (expunged in the store meanwhile)
+ * keeps the view's internal date and size and empty strings.  The strings
+ * belong to the view's messages, which outlive the command.
  * RETURN (SAVE) keeps the result as the view's "$" (RFC 5182 2.4): every
  * match, or with MIN and/or MAX alone (no ALL, no COUNT) just the first
  * and/or last in sort order; a failed SORT ... SAVE leaves "$" empty; SAVE
@@ -27,57 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct load_ctx {
-	struct imap_session *s;
-	struct imap_sort_msg *msgs;
-	size_t n, k;            /* k: next message to pair with a summary */
-	bool thread;            /* fields for THREAD rather than SORT */
-};
-
-static const char *arena_copy(struct imap_session *s, const char *str)
-{
-	size_t len;
-	char *p;
-
-	if (str == NULL || *str == '\0')
-		return NULL;
-	len = strlen(str);
-	p = imap_arena_alloc(&s->arena, len + 1);
-	memcpy(p, str, len + 1);
-	return p;
-}
-
-static int load_cb(void *ctx, const struct store_summary *sum)
-{
-	struct load_ctx *c = ctx;
-	struct imap_sort_msg *m;
-
-	while (c->k < c->n && c->msgs[c->k].uid < sum->uid)
-		c->k++;
-	if (c->k == c->n)
-		return 1;       /* past the last match: stop */
-	m = &c->msgs[c->k];
-	if (m->uid != sum->uid)
-		return 0;
-	m->internal_date = sum->internal_date;
-	m->sent_date = sum->sent_date;
-	m->size = sum->size;
-	m->subject = arena_copy(c->s, sum->subject);
-	if (c->thread) {
-		m->message_id = arena_copy(c->s, sum->message_id);
-		m->in_reply_to = arena_copy(c->s, sum->in_reply_to);
-		m->references = arena_copy(c->s, sum->references);
-	} else {
-		m->from_mailbox = arena_copy(c->s, sum->from_mailbox);
-		m->to_mailbox = arena_copy(c->s, sum->to_mailbox);
-		m->cc_mailbox = arena_copy(c->s, sum->cc_mailbox);
-		m->from_display = arena_copy(c->s, sum->from_display);
-		m->to_display = arena_copy(c->s, sum->to_display);
-	}
-	c->k++;
-	return 0;
-}
-
 /* Parse and run the search keys; then the matches' summaries.  0, or -1
  * after a tagged reply. */
 static int sort_search(struct imap_session *s, const struct imap_arg *keys, size_t nkeys,
@@ -88,7 +36,7 @@ static int sort_search(struct imap_session *s, const struct imap_arg *keys, size
 	struct imap_search_program prog;
 	struct imap_parse_error err;
 	struct imap_view *v = s->view;
-	struct load_ctx c = { .s = s, .thread = thread };
+	struct imap_sort_msg *msgs;
 	const char *error = NULL;
 	uint32_t *seqs;
 	size_t n;
@@ -101,24 +49,40 @@ static int sort_search(struct imap_session *s, const struct imap_arg *keys, size
 	if (imap_search_run(s, &prog, &seqs, &n, max_modseq_r) < 0)
 		return -1;
 	*uses_modseq_r = prog.uses_modseq;
-	c.msgs = imap_arena_alloc(&s->arena, (n ? n : 1) * sizeof(*c.msgs));
-	c.n = n;
-	for (size_t i = 0; i < n; i++) {
-		const struct imap_msg *vm = &v->msgs[seqs[i] - 1];
-		c.msgs[i] = (struct imap_sort_msg){
-			.seq = seqs[i], .uid = vm->uid, .internal_date = vm->internal_date,
-			.sent_date = vm->internal_date, .size = vm->size,
-		};
-	}
-	if (n > 0 && store_summary_list(s->l->store, v->mailbox_id, c.msgs[0].uid,
-					c.msgs[n - 1].uid, load_cb, &c, &error) < 0) {
+	/* the facts come from the view's cache, filled from the store's
+	 * summaries the first time (never from the message files) */
+	if (imap_view_summaries(s, seqs, n, &error) < 0) {
 		log_warn("imap", "sid=%s event=sort_failed error=%s", s->c.id,
 			 log_quote(error ? error : ""));
 		imap_tagged(s, "NO", "[SERVERBUG] %s failed, try again later",
 			    thread ? "THREAD" : "SORT");
 		return -1;
 	}
-	*msgs_r = c.msgs;
+	msgs = imap_arena_alloc(&s->arena, (n ? n : 1) * sizeof(*msgs));
+	for (size_t i = 0; i < n; i++) {
+		const struct imap_msg *vm = &v->msgs[seqs[i] - 1];
+		const struct imap_msg_sum *sum = vm->sum;
+		msgs[i] = (struct imap_sort_msg){
+			.seq = seqs[i], .uid = vm->uid, .internal_date = vm->internal_date,
+			.sent_date = vm->internal_date, .size = vm->size,
+		};
+		if (sum == NULL)
+			continue;   /* no summary (should not happen): arrival facts only */
+		msgs[i].sent_date = sum->sent_date;
+		msgs[i].subject = sum->subject[0] ? sum->subject : NULL;
+		if (thread) {
+			msgs[i].message_id = sum->message_id[0] ? sum->message_id : NULL;
+			msgs[i].in_reply_to = sum->in_reply_to[0] ? sum->in_reply_to : NULL;
+			msgs[i].references = sum->references[0] ? sum->references : NULL;
+		} else {
+			msgs[i].from_mailbox = sum->from_mailbox[0] ? sum->from_mailbox : NULL;
+			msgs[i].to_mailbox = sum->to_mailbox[0] ? sum->to_mailbox : NULL;
+			msgs[i].cc_mailbox = sum->cc_mailbox[0] ? sum->cc_mailbox : NULL;
+			msgs[i].from_display = sum->from_display[0] ? sum->from_display : NULL;
+			msgs[i].to_display = sum->to_display[0] ? sum->to_display : NULL;
+		}
+	}
+	*msgs_r = msgs;
 	*n_r = n;
 	return 0;
 }

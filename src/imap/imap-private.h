@@ -32,6 +32,15 @@ enum imap_state {
 	IMAP_STATE_LOGOUT,
 };
 
+/* The header facts SORT and THREAD use (from the store's summaries),
+ * cached per message of the view once asked for: they never change for a
+ * UID.  One allocation; the strings point inside it, never NULL. */
+struct imap_msg_sum {
+	time_t sent_date;
+	const char *subject, *from_mailbox, *to_mailbox, *cc_mailbox;
+	const char *from_display, *to_display, *message_id, *in_reply_to, *references;
+};
+
 /* One message of the selected mailbox; its sequence number is index + 1. */
 struct imap_msg {
 	uint32_t uid;
@@ -42,6 +51,7 @@ struct imap_msg {
 	int64_t size;
 	char *flags;            /* as the store keeps them: "\\Seen kw" */
 	char *path;
+	struct imap_msg_sum *sum;   /* SORT / THREAD facts, loaded on first use, or NULL */
 };
 
 /* The selected mailbox (RFC 3501 5.2 / 7.3 / 7.4). */
@@ -213,6 +223,10 @@ uint32_t imap_view_seq_of(const struct imap_view *v, uint32_t uid);
  * the view; sequence numbers past the count fail (-1). */
 int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
 		      uint32_t **seqs_r, size_t *count_r);
+/* Make sure msgs[seq - 1].sum is loaded for every seqs[i] (one store
+ * query for those not cached yet).  0, or -1 with *error_r. */
+int imap_view_summaries(struct imap_session *s, const uint32_t *seqs, size_t n,
+			const char **error_r);
 /* The saved search result "$" as a resolved set of UIDs (arena). */
 void imap_view_saved_set(struct imap_session *s, struct imap_seqset *set_r);
 /* Enable CONDSTORE (RFC 7162 3.1; ENABLE, SELECT (CONDSTORE), or a

@@ -33,7 +33,9 @@ static void imap_msg_free(struct imap_msg *m)
 {
 	free(m->flags);
 	free(m->path);
+	free(m->sum);
 	m->flags = m->path = NULL;
+	m->sum = NULL;
 }
 
 static void view_free(struct imap_view *v)
@@ -458,6 +460,7 @@ static bool view_merge_changes(struct imap_session *s, uint32_t store_count, boo
 		v->msgs[v->count] = *n;
 		v->msgs[v->count].recent = n->uid >= first_recent;
 		n->flags = n->path = NULL;
+		n->sum = NULL;
 		last_uid = n->uid;
 		v->count++;
 	}
@@ -543,6 +546,68 @@ void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const ui
 	if (s->view == NULL || s->c.closed)
 		return;
 	view_reload(s, allow_expunge, false, skip, nskip);
+}
+
+/* ---- SORT / THREAD facts ---- */
+
+static struct imap_msg_sum *sum_new(const struct store_summary *ss)
+{
+	const char *src[] = { ss->subject, ss->from_mailbox, ss->to_mailbox, ss->cc_mailbox,
+			      ss->from_display, ss->to_display, ss->message_id, ss->in_reply_to,
+			      ss->references };
+	size_t len[9], total = sizeof(struct imap_msg_sum);
+	struct imap_msg_sum *m;
+	const char **dst[9];
+	char *p;
+
+	for (size_t i = 0; i < 9; i++) {
+		len[i] = src[i] != NULL ? strlen(src[i]) : 0;
+		total += len[i] + 1;
+	}
+	m = xmalloc(total);
+	m->sent_date = ss->sent_date;
+	dst[0] = &m->subject; dst[1] = &m->from_mailbox; dst[2] = &m->to_mailbox;
+	dst[3] = &m->cc_mailbox; dst[4] = &m->from_display; dst[5] = &m->to_display;
+	dst[6] = &m->message_id; dst[7] = &m->in_reply_to; dst[8] = &m->references;
+	p = (char *)(m + 1);
+	for (size_t i = 0; i < 9; i++) {
+		if (len[i] > 0)
+			memcpy(p, src[i], len[i]);
+		p[len[i]] = '\0';
+		*dst[i] = p;
+		p += len[i] + 1;
+	}
+	return m;
+}
+
+static int sum_loaded(void *ctx, const struct store_summary *ss)
+{
+	struct imap_view *v = ctx;
+	uint32_t seq = imap_view_seq_of(v, ss->uid);
+
+	if (seq > 0 && v->msgs[seq - 1].sum == NULL)
+		v->msgs[seq - 1].sum = sum_new(ss);
+	return 0;
+}
+
+int imap_view_summaries(struct imap_session *s, const uint32_t *seqs, size_t n,
+			const char **error_r)
+{
+	struct imap_view *v = s->view;
+	uint32_t lo = 0, hi = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct imap_msg *m = &v->msgs[seqs[i] - 1];
+		if (m->sum != NULL)
+			continue;
+		if (lo == 0 || m->uid < lo)
+			lo = m->uid;
+		if (m->uid > hi)
+			hi = m->uid;
+	}
+	if (lo == 0)
+		return 0;   /* all cached */
+	return store_summary_list(s->l->store, v->mailbox_id, lo, hi, sum_loaded, v, error_r);
 }
 
 void imap_view_saved_set(struct imap_session *s, struct imap_seqset *set_r)
