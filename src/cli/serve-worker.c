@@ -111,7 +111,8 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 	if (!t->stopping) {
 		t->stopping = true;
 		if (t == &threads[0])
-			queue_stop(&out_queue);   /* attempts in flight are retried later */
+			queue_pause(out_queue);   /* attempts in flight are retried later;
+						     freed after every loop stopped */
 		for (unsigned i = 0; i < t->listener_count; i++)
 			evconnlistener_free(t->listeners[i]);
 		t->listener_count = 0;

@@ -31,8 +31,13 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r);
 /* New mail was queued: scan now rather than at the next interval.  Safe
  * from any thread. */
 void queue_kick(struct queue *q);
-/* Stop: no new attempt starts, attempts in flight are abandoned (their
- * recipients stay due: delivery is at least once).  *q = NULL. */
+/* Pause for shutdown, on the queue's loop: no new attempt starts and
+ * attempts in flight are abandoned (their recipients stay due: delivery is
+ * at least once).  queue_kick stays safe from any thread until
+ * queue_stop. */
+void queue_pause(struct queue *q);
+/* Free the queue (paused first if needed), once no thread can kick it any
+ * more.  *q = NULL. */
 void queue_stop(struct queue **q);
 
 /* The wait before attempt number attempts + 1 (attempts >= 1 made so

@@ -900,18 +900,28 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 	return q;
 }
 
+void queue_pause(struct queue *q)
+{
+	if (q == NULL || q->stopped)
+		return;
+	q->stopped = true;
+	event_del(q->timer);
+	while (q->jobs != NULL) {
+		struct job *j = q->jobs;
+		q->jobs = j->next;
+		q->in_flight--;
+		job_free(j);
+	}
+	log_info("queue", "event=paused");
+}
+
 void queue_stop(struct queue **qp)
 {
 	struct queue *q = *qp;
 
 	if (q == NULL)
 		return;
-	q->stopped = true;
-	while (q->jobs != NULL) {
-		struct job *j = q->jobs;
-		q->jobs = j->next;
-		job_free(j);
-	}
+	queue_pause(q);
 	event_free(q->timer);
 	event_free(q->kick);
 	if (q->own_tls)
