@@ -2,6 +2,7 @@
  *
  *   DIR/tern.conf      commented config (config_write_template_user)
  *   DIR/data/          the store's folder, owned by the service user
+ *   DIR/srs.secret     random SRS secret for forwarding (0600, the service user's)
  *   DIR/tls/cert.pem   self-signed certificate for the hostname (0644)
  *   DIR/tls/key.pem    its private key (0600; root's when run as root,
  *                      since the master reads it before dropping privileges)
@@ -170,6 +171,23 @@ int cli_init(int argc, char **argv)
 		goto out;
 	}
 	printf("%s %s/ (owned by %s)\n", made ? "created" : "kept", data, root ? user : "you");
+
+	/* the SRS secret (srs.secrets_file of the template): read by the worker */
+	char *srs = xasprintf("%s/srs.secret", dir);
+	if (exists(srs)) {
+		printf("kept the existing %s\n", srs);
+	} else {
+		char *serr = NULL;
+		if (config_srs_secret_create(srs, &serr) < 0 ||
+		    (root && privdrop_chown_tree(srs, user, &error) < 0)) {
+			cli_error("%s", serr != NULL ? serr : error);
+			free(serr);
+			free(srs);
+			goto out;
+		}
+		printf("created %s (random SRS secret, mode 0600)\n", srs);
+	}
+	free(srs);
 
 	if (make_dir(tls, 0755, &made) != 0)
 		goto out;

@@ -30,6 +30,11 @@ int cli_alias(struct config *cfg, int argc, char **argv);
 int cli_store(struct config *cfg, int argc, char **argv);
 int cli_queue(struct config *cfg, int argc, char **argv);
 int cli_dns(struct config *cfg, int argc, char **argv);
+/* `tern sendmail` (cli-sendmail.c): argv[0] is "sendmail" (or the name
+ * the binary was run as), the rest sendmail's options and recipients; with
+ * mailq, lists the queue as -bp.  Loads the config itself (a -C option
+ * overrides config_path).  Returns a sysexits.h status. */
+int cli_sendmail(const char *config_path, int argc, char **argv, bool mailq);
 
 /* Print the whole usage text to f. */
 void cli_usage(FILE *f);

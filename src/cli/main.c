@@ -57,6 +57,10 @@ void cli_usage(FILE *f)
 "  tern queue flush ID | --domain DOMAIN\n"
 "  tern queue hold|release|delete|bounce ID\n"
 "\n"
+"Local submission (as the calling local user; also run as `sendmail` or `mailq`):\n"
+"  tern sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bm|-bp] [RECIPIENT...] < MESSAGE\n"
+"  tern mailq                   the queue, as tern queue list\n"
+"\n"
 "DNS (through the configured resolver, with DNSSEC status):\n"
 "  tern dns lookup MX|A|AAAA|ADDR|TLSA|TXT NAME [--port N]\n"
 "                               TLSA looks up _N._tcp.NAME (N = 25)\n", f);
@@ -77,6 +81,8 @@ static int run(const char *config_path, int argc, char **argv)
 		return cli_init(argc, argv);
 	if (strcmp(cmd, "config") == 0)
 		return cli_config(config_path, argc, argv);
+	if (strcmp(cmd, "sendmail") == 0 || strcmp(cmd, "mailq") == 0)
+		return cli_sendmail(config_path, argc, argv, strcmp(cmd, "mailq") == 0);
 
 	int (*fn)(struct config *, int, char **);
 	if (strcmp(cmd, "domain") == 0)
@@ -119,7 +125,13 @@ static int run(const char *config_path, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
+	const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
 	int i = 1;
+
+	/* installed as /usr/sbin/sendmail or mailq: every argument is sendmail's */
+	self = self != NULL ? self + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(self, "sendmail") == 0 || strcmp(self, "mailq") == 0)
+		return cli_sendmail(config_default_path(), argc, argv, strcmp(self, "mailq") == 0);
 
 	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
 		const char *a = argv[i];

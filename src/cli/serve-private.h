@@ -4,6 +4,7 @@
 
 #include "lib/config.h"
 #include <openssl/ssl.h>
+#include <stdbool.h>
 
 /* One bound listening socket, owned by the master and inherited by workers. */
 struct serve_socket {
@@ -11,6 +12,7 @@ struct serve_socket {
 	char addr[64];
 	int port;
 	int fd;
+	bool local;   /* the sendmail Unix socket (at cfg->sendmail.socket), kind unused */
 };
 
 struct serve_state {

@@ -11,6 +11,7 @@
  * The worker also asks the kernel for SIGTERM when the master dies, so a
  * killed master never leaves an orphan holding the ports. */
 #include "cli/serve-private.h"
+#include "cli/sendmail.h"
 #include "auth/auth.h"
 #include "dns/dns.h"
 #include "lib/buf.h"
@@ -52,6 +53,7 @@ struct accept_ctx {
 	const struct smtp_listener *smtp;
 	const struct pop3_listener *pop3;   /* set for POP3 and POP3S sockets instead */
 	const struct imap_listener *imap;   /* set for IMAP and IMAPS sockets instead */
+	bool local;                         /* the sendmail socket (smtp is sendmail_listener) */
 	struct worker_thread *thread;
 };
 
@@ -60,6 +62,7 @@ static unsigned thread_count;
 static struct smtp_listener smtp_listeners[LISTENER_KIND_COUNT];
 static struct pop3_listener pop3_listeners[LISTENER_KIND_COUNT];
 static struct imap_listener imap_listeners[LISTENER_KIND_COUNT];
+static struct smtp_listener sendmail_listener;
 static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
 static atomic_uint threads_listening;
@@ -84,7 +87,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
 	(void)lev;
 	struct accept_ctx *a = arg;
-	if (a->imap != NULL)
+	if (a->local)
+		serve_sendmail_accept(a->smtp, a->thread->base, fd);
+	else if (a->imap != NULL)
 		imap_session_accept(a->imap, a->thread->base, fd, sa, (socklen_t)salen);
 	else if (a->pop3 != NULL)
 		pop3_session_accept(a->pop3, a->thread->base, fd, sa, (socklen_t)salen);
@@ -111,8 +116,7 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 	if (!t->stopping) {
 		t->stopping = true;
 		if (t == &threads[0])
-			queue_pause(out_queue);   /* attempts in flight are retried later;
-						     freed after every loop stopped */
+			queue_pause(out_queue);   /* attempts in flight are retried later */
 		for (unsigned i = 0; i < t->listener_count; i++)
 			evconnlistener_free(t->listeners[i]);
 		t->listener_count = 0;
@@ -228,6 +232,13 @@ void serve_worker_main(const struct serve_state *st)
 		im->pool = pool;
 	}
 
+	/* local submission: a submission session whose user comes from the
+	 * peer's uid (serve-sendmail.c); no TLS on a local socket */
+	sendmail_listener = smtp_listeners[LISTENER_SUBMISSION];
+	sendmail_listener.name = "sendmail";
+	sendmail_listener.implicit_tls = false;
+	sendmail_listener.tls = NULL;
+
 	/* only the main thread takes signals, through its event loop */
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -248,9 +259,15 @@ void serve_worker_main(const struct serve_state *st)
 		for (unsigned j = 0; j < st->sock_count; j++) {
 			struct accept_ctx *a = &accept_ctxs[i * (st->sock_count + 1) + j];
 			a->smtp = &smtp_listeners[st->socks[j].kind];
-			if (st->socks[j].kind == LISTENER_POP3 || st->socks[j].kind == LISTENER_POP3S)
+			if (st->socks[j].local) {
+				a->smtp = &sendmail_listener;
+				a->local = true;
+			}
+			if (!a->local && (st->socks[j].kind == LISTENER_POP3 ||
+					  st->socks[j].kind == LISTENER_POP3S))
 				a->pop3 = &pop3_listeners[st->socks[j].kind];
-			if (st->socks[j].kind == LISTENER_IMAP || st->socks[j].kind == LISTENER_IMAPS)
+			if (!a->local && (st->socks[j].kind == LISTENER_IMAP ||
+					  st->socks[j].kind == LISTENER_IMAPS))
 				a->imap = &imap_listeners[st->socks[j].kind];
 			a->thread = t;
 			t->listeners[t->listener_count++] =
@@ -270,6 +287,7 @@ void serve_worker_main(const struct serve_state *st)
 	}
 	for (int k = 0; k < LISTENER_KIND_COUNT; k++)
 		smtp_listeners[k].queue = out_queue;
+	sendmail_listener.queue = out_queue;
 	sig_term = evsignal_new(threads[0].base, SIGTERM, on_signal, threads[0].base);
 	sig_quit = evsignal_new(threads[0].base, SIGQUIT, on_signal, threads[0].base);
 	event_add(sig_term, NULL);

@@ -12,6 +12,7 @@
  *            second), so a crash costs only its open connections. */
 #include "cli/serve.h"
 #include "cli/serve-private.h"
+#include "cli/sendmail.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/net.h"
@@ -76,7 +77,7 @@ static int bind_listeners(const struct config *cfg, struct serve_state *old,
 			s->fd = -1;
 			for (unsigned i = 0; old != NULL && i < old->sock_count; i++) {
 				struct serve_socket *o = &old->socks[i];
-				if (o->fd >= 0 && o->kind == s->kind && o->port == s->port &&
+				if (o->fd >= 0 && !o->local && o->kind == s->kind && o->port == s->port &&
 				    strcmp(o->addr, s->addr) == 0) {
 					s->fd = o->fd;
 					o->fd = -1;   /* moved */
@@ -98,6 +99,34 @@ static int bind_listeners(const struct config *cfg, struct serve_state *old,
 				 listener_kind_name(s->kind), s->addr, s->port);
 		}
 	}
+	/* local submission: the Unix socket `tern sendmail` connects to */
+	if (cfg->sendmail.socket[0] != '\0') {
+		struct serve_socket *s = &st->socks[st->sock_count];
+		s->kind = LISTENER_SUBMISSION;
+		s->local = true;
+		snprintf(s->addr, sizeof(s->addr), "unix");
+		s->fd = -1;
+		for (unsigned i = 0; old != NULL && i < old->sock_count; i++) {
+			struct serve_socket *o = &old->socks[i];
+			if (o->fd >= 0 && o->local &&
+			    strcmp(old->cfg->sendmail.socket, cfg->sendmail.socket) == 0) {
+				s->fd = o->fd;
+				o->fd = -1;   /* moved */
+			}
+		}
+		/* as for the ports: a just-killed master's worker may still hold it */
+		for (int tries = 0; s->fd < 0; tries++) {
+			s->fd = serve_sendmail_listen(cfg->sendmail.socket, error_r);
+			if (s->fd >= 0 || errno != EADDRINUSE || old != NULL || tries >= 50)
+				break;
+			nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+		}
+		if (s->fd < 0)
+			return -1;
+		st->sock_count++;
+		log_info("master", "event=listening listener=sendmail path=%s",
+			 log_quote(cfg->sendmail.socket));
+	}
 	return 0;
 }
 
@@ -118,7 +147,7 @@ static void return_sockets(struct serve_state *old, struct serve_state *st)
 		for (unsigned j = 0; j < old->sock_count; j++) {
 			struct serve_socket *o = &old->socks[j];
 			if (o->fd < 0 && o->kind == st->socks[i].kind && o->port == st->socks[i].port &&
-			    strcmp(o->addr, st->socks[i].addr) == 0) {
+			    o->local == st->socks[i].local && strcmp(o->addr, st->socks[i].addr) == 0) {
 				o->fd = st->socks[i].fd;
 				st->socks[i].fd = -1;
 			}
@@ -349,6 +378,8 @@ int cli_serve(struct config *cfg, int argc, char **argv)
 			last_spawn = time(NULL);
 		}
 	}
+	if (st.cfg->sendmail.socket[0] != '\0')
+		unlink(st.cfg->sendmail.socket);   /* sendmail then says "not running" */
 	close_sockets(&st);
 	SSL_CTX_free(st.tls);
 	if (st.cfg != caller_cfg)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -786,6 +787,35 @@ static int h_routes(struct parse_ctx *p, const config_setting_t *s, const struct
 	return 0;
 }
 
+/* queue.smarthost.host: a host name (what its certificate names) or an address */
+static int h_smarthost_host(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	if (*v != '\0' && !dns_zone_valid(v))
+		return fail(p, s, "queue.smarthost.host \"%s\" is not a host name or IPv4 address", v);
+	free(p->cfg->queue.smarthost.host);
+	/* "" means no smarthost */
+	p->cfg->queue.smarthost.host = *v == '\0' ? NULL : xstrdup(v);
+	return 0;
+}
+
+/* An optional string: "" leaves it NULL (the default) */
+static int h_opt_string(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	char **dst;
+
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	dst = target(p, k);
+	free(*dst);
+	*dst = *v == '\0' ? NULL : xstrdup(v);
+	return 0;
+}
+
 #define OFF(field) offsetof(struct config, field)
 #define SIZE_MAX_CFG ((int64_t)1 << 40)
 
@@ -868,6 +898,22 @@ static const struct key dns_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key smarthost_keys[] = {
+	{ "host", h_smarthost_host, 0, 0, 0, NULL, 0 },
+	{ "port", h_unsigned, OFF(queue.smarthost.port), 1, 65535, NULL, 0 },
+	{ "user", h_opt_string, OFF(queue.smarthost.user), 0, 0, NULL, 0 },
+	{ "password_file", h_opt_string, OFF(queue.smarthost.password_file), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const struct key mta_sts_keys[] = {
+	{ "enabled", h_bool, OFF(queue.mta_sts.enabled), 0, 0, NULL, 0 },
+	{ "ca_file", h_opt_string, OFF(queue.mta_sts.ca_file), 0, 0, NULL, 0 },
+	{ "port", h_unsigned, OFF(queue.mta_sts.port), 1, 65535, NULL, 0 },
+	{ "timeout", h_unsigned, OFF(queue.mta_sts.timeout), 1, 300, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key queue_keys[] = {
 	{ "retry_min", h_unsigned, OFF(queue.retry_min), 1, 86400, NULL, 0 },
 	{ "retry_max", h_unsigned, OFF(queue.retry_max), 1, 7 * 86400, NULL, 0 },
@@ -879,6 +925,145 @@ static const struct key queue_keys[] = {
 	  NULL, 0 },
 	{ "remote_port", h_unsigned, OFF(queue.remote_port), 1, 65535, NULL, 0 },
 	{ "routes", h_routes, 0, 0, 0, NULL, 0 },
+	{ "ca_file", h_opt_string, OFF(queue.ca_file), 0, 0, NULL, 0 },
+	{ "smarthost", h_group, 0, 0, 0, smarthost_keys, 0 },
+	{ "mta_sts", h_group, 0, 0, 0, mta_sts_keys, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static int h_srs_domain(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	free(p->cfg->srs.domain);
+	p->cfg->srs.domain = NULL;
+	if (*v == '\0')
+		return 0;   /* "" = the hostname */
+	if (!hostname_valid(v))
+		return fail(p, s, "srs.domain \"%s\" is not a domain name", v);
+	char *d = xstrdup(v);
+	for (char *c = d; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	p->cfg->srs.domain = d;
+	return 0;
+}
+
+static int h_srs_secrets(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	free(p->cfg->srs.secrets_file);
+	p->cfg->srs.secrets_file = *v == '\0' ? NULL : xstrdup(v);   /* "" = no SRS */
+	return 0;
+}
+
+static const struct key srs_keys[] = {
+	{ "secrets_file", h_srs_secrets, 0, 0, 0, NULL, 0 },
+	{ "domain", h_srs_domain, 0, 0, 0, NULL, 0 },
+	{ "max_age", h_unsigned, OFF(srs.max_age), 1, 3650, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* sendmail.users: ( { uid = "www-data"; address = "web@example.com"; }, ... ) */
+static void sendmail_users_clear(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->sendmail.user_count; i++) {
+		free(cfg->sendmail.users[i].uid);
+		free(cfg->sendmail.users[i].address);
+	}
+	memset(cfg->sendmail.users, 0, sizeof(cfg->sendmail.users));
+	cfg->sendmail.user_count = 0;
+}
+
+/* local@domain without spaces or controls: the store checks the rest */
+static bool sendmail_address_valid(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	if (at == NULL || at == a || !dns_zone_valid(at + 1))
+		return false;
+	for (const char *c = a; *c != '\0'; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return false;
+	return true;
+}
+
+static int h_sendmail_users(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	int type = config_setting_type(s);
+	unsigned n;
+
+	(void)k;
+	if (type != CONFIG_TYPE_LIST && !(type == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+		return fail(p, s, "sendmail.users must be a list of groups like ( { uid = "
+			    "\"www-data\"; address = \"web@example.com\"; } ), not %s", type_name(s));
+	n = (unsigned)config_setting_length(s);
+	if (n > CONFIG_MAX_SENDMAIL_USERS)
+		return fail(p, s, "sendmail.users has %u entries (at most %u allowed)", n,
+			    CONFIG_MAX_SENDMAIL_USERS);
+	sendmail_users_clear(p->cfg);
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		struct config_sendmail_user *u = &p->cfg->sendmail.users[i];
+		const config_setting_t *uid, *address;
+		char num[32];
+		const char *uid_text;
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(p, e, "sendmail.users entries must be groups { uid = ...; "
+				    "address = ...; }, not %s", type_name(e));
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const char *name = config_setting_name(config_setting_get_elem(e, (unsigned)j));
+			if (name == NULL || (strcmp(name, "uid") != 0 && strcmp(name, "address") != 0))
+				return fail(p, config_setting_get_elem(e, (unsigned)j),
+					    "unknown setting '%s' in a sendmail.users entry (expected "
+					    "uid and address)", name != NULL ? name : "");
+		}
+		uid = config_setting_get_member(e, "uid");
+		address = config_setting_get_member(e, "address");
+		if (uid == NULL || address == NULL)
+			return fail(p, e, "a sendmail.users entry needs uid = \"LOGIN\"; (or a number) "
+				    "and address = \"USER@DOMAIN\";");
+		if (config_setting_type(uid) == CONFIG_TYPE_INT && config_setting_get_int(uid) >= 0) {
+			snprintf(num, sizeof(num), "%d", config_setting_get_int(uid));
+			uid_text = num;
+		} else if (config_setting_type(uid) == CONFIG_TYPE_STRING) {
+			uid_text = config_setting_get_string(uid);
+			if (!user_valid(uid_text))
+				return fail(p, uid, "sendmail.users uid \"%s\" is not a login name "
+					    "or a number", uid_text);
+		} else {
+			return fail_type(p, uid, "a login name or a number");
+		}
+		if (config_setting_type(address) != CONFIG_TYPE_STRING)
+			return fail_type(p, address, "a string");
+		if (!sendmail_address_valid(config_setting_get_string(address)))
+			return fail(p, address, "sendmail.users address \"%s\" is not an address "
+				    "like user@example.com", config_setting_get_string(address));
+		p->cfg->sendmail.user_count = i + 1;
+		u->uid = xstrdup(uid_text);
+		u->address = xstrdup(config_setting_get_string(address));
+	}
+	return 0;
+}
+
+static int h_sendmail_domain(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	if (!dns_zone_valid(v))
+		return fail(p, s, "sendmail.default_domain \"%s\" is not a domain name", v);
+	set_string(&p->cfg->sendmail.default_domain, v);
+	return 0;
+}
+
+static const struct key sendmail_keys[] = {
+	{ "socket", h_path, OFF(sendmail.socket), 0, 0, NULL, 0 },
+	{ "default_domain", h_sendmail_domain, 0, 1, 0, NULL, 0 },
+	{ "users", h_sendmail_users, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -897,6 +1082,8 @@ static const struct key root_keys[] = {
 	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
 	{ "dns", h_dns, 0, 0, 0, dns_keys, 0 },
 	{ "queue", h_group, 0, 0, 0, queue_keys, 0 },
+	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
+	{ "sendmail", h_group, 0, 0, 0, sendmail_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -973,6 +1160,11 @@ static void config_set_defaults(struct config *cfg)
 	cfg->queue.connections = 20;
 	cfg->queue.connections_per_domain = 5;
 	cfg->queue.remote_port = 25;
+	cfg->srs.max_age = 21;
+	cfg->queue.smarthost.port = 587;
+	cfg->queue.mta_sts.enabled = true;
+	cfg->queue.mta_sts.port = 443;
+	cfg->queue.mta_sts.timeout = 10;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -1052,6 +1244,17 @@ static struct config *config_finish(config_t *lc, const char *name, int read_ret
 	resolve_path(cfg->dir, &cfg->tls_key);
 	if (cfg->dns.trust_anchor_file != NULL)
 		resolve_path(cfg->dir, &cfg->dns.trust_anchor_file);
+	if (cfg->srs.secrets_file != NULL)
+		resolve_path(cfg->dir, &cfg->srs.secrets_file);
+	if (cfg->sendmail.socket == NULL) {
+		/* beside the data folder, which only the service user may enter */
+		char *parent = config_dir_of(cfg->data_dir);
+		cfg->sendmail.socket = xasprintf("%s%srun/submit.sock", parent,
+						 strcmp(parent, "/") == 0 ? "" : "/");
+		free(parent);
+	} else if (cfg->sendmail.socket[0] != '\0') {
+		resolve_path(cfg->dir, &cfg->sendmail.socket);
+	}
 	return cfg;
 }
 
@@ -1133,6 +1336,16 @@ void config_free(struct config **cfgp)
 	dns_stubs_clear(cfg);
 	free(cfg->dns.trust_anchor_file);
 	routes_clear(cfg);
+	free(cfg->srs.secrets_file);
+	free(cfg->srs.domain);
+	free(cfg->sendmail.socket);
+	free(cfg->sendmail.default_domain);
+	sendmail_users_clear(cfg);
+	free(cfg->queue.ca_file);
+	free(cfg->queue.smarthost.host);
+	free(cfg->queue.smarthost.user);
+	free(cfg->queue.smarthost.password_file);
+	free(cfg->queue.mta_sts.ca_file);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -1289,6 +1502,18 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"#   timeout = 10;               # seconds per lookup\n"
 		"# };\n"
 		"\n"
+		"# Forwarding: an alias with remote targets resends the message with an\n"
+		"# SRS envelope sender (SRS0=HASH=TT=domain=user@domain below) so SPF\n"
+		"# passes at the destination, and bounces to such addresses go back to\n"
+		"# the original sender (docs/bounces-and-forwarding.md).  secrets_file:\n"
+		"# one secret per line, the first signs, all verify (`tern init` writes a\n"
+		"# random one); \"\" forwards without rewriting.  domain: \"\" = hostname.\n"
+		"srs = {\n"
+		"  secrets_file = \"srs.secret\";\n"
+		"  domain = \"\";\n"
+		"  max_age = 21;                # days a bounce address stays valid\n"
+		"};\n"
+		"\n"
 		"log = {\n"
 		"  level = \"info\";              # \"debug\", \"info\", \"warn\" or \"error\"\n"
 		"  syslog = false;              # true: to syslog (mail facility) instead of stderr\n"
@@ -1354,4 +1579,111 @@ int config_write_template(const char *path, const char *hostname,
 {
 	return config_write_template_user(path, hostname, NULL, bind, bind_count, port_offset,
 					  error_r);
+}
+
+/* ---- SRS secrets (srs.secrets_file) ---- */
+
+int config_srs_secrets_load(const struct config *cfg, char ***secrets_r, char **error_r)
+{
+	const char *path = cfg->srs.secrets_file;
+	char **list = NULL, *line = NULL;
+	size_t count = 0, cap = 0;
+	FILE *f;
+
+	*secrets_r = NULL;
+	*error_r = NULL;
+	if (path == NULL)
+		return 0;
+	f = fopen(path, "re");
+	if (f == NULL) {
+		*error_r = xasprintf("srs.secrets_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		size_t n = 0;
+		ssize_t len = getline(&line, &n, f);
+		if (len < 0)
+			break;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+				   line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
+		if (len > 0 && line[0] != '#') {
+			if (count + 2 > cap) {
+				cap = cap ? cap * 2 : 4;
+				list = xrealloc(list, cap * sizeof(*list));
+			}
+			list[count++] = line;
+			list[count] = NULL;
+			line = NULL;
+		}
+		free(line);
+		line = NULL;
+	}
+	free(line);
+	fclose(f);
+	if (count == 0) {
+		*error_r = xasprintf("srs.secrets_file %s holds no secret", path);
+		free(list);
+		return -1;
+	}
+	*secrets_r = list;
+	return (int)count;
+}
+
+void config_srs_secrets_free(char ***secrets)
+{
+	if (*secrets == NULL)
+		return;
+	for (char **s = *secrets; *s != NULL; s++) {
+		explicit_bzero(*s, strlen(*s));
+		free(*s);
+	}
+	free(*secrets);
+	*secrets = NULL;
+}
+
+int config_srs_secret_create(const char *path, char **error_r)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[32];
+	char text[sizeof(raw) * 2 + 2];
+	size_t got = 0;
+	int fd, ret = 0;
+
+	*error_r = NULL;
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = xasprintf("getrandom: %s", strerror(errno));
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		text[2 * i] = hex[raw[i] >> 4];
+		text[2 * i + 1] = hex[raw[i] & 15];
+	}
+	text[sizeof(text) - 2] = '\n';
+	text[sizeof(text) - 1] = '\0';
+	explicit_bzero(raw, sizeof(raw));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		explicit_bzero(text, sizeof(text));
+		return -1;
+	}
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) < 0) {
+		*error_r = xasprintf("write %s: %s", path, strerror(errno));
+		ret = -1;
+	}
+	if (close(fd) < 0 && ret == 0) {
+		*error_r = xasprintf("close %s: %s", path, strerror(errno));
+		ret = -1;
+	}
+	if (ret < 0)
+		unlink(path);
+	explicit_bzero(text, sizeof(text));
+	return ret;
 }

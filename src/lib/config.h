@@ -35,6 +35,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_DNS_SERVERS 8
 #define CONFIG_MAX_DNS_STUBS 32
 #define CONFIG_MAX_ROUTES 64
+#define CONFIG_MAX_SENDMAIL_USERS 256
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -119,7 +120,45 @@ struct config {
 			unsigned port;          /* 25 */
 		} route[CONFIG_MAX_ROUTES];
 		unsigned route_count;
+		char *ca_file;                  /* CA bundle for verified outbound SMTP TLS
+						   (smarthost, MTA-STS enforce); NULL: system */
+		/* all mail not routed by queue.routes goes here (group smarthost) */
+		struct {
+			char *host;             /* NULL: no smarthost (MX delivery) */
+			unsigned port;          /* 587; STARTTLS required and verified */
+			char *user;             /* AUTH user; NULL: no AUTH */
+			char *password_file;    /* first line is the password */
+		} smarthost;
+		/* MTA-STS, RFC 8461 (group mta_sts) */
+		struct {
+			bool enabled;           /* true */
+			char *ca_file;          /* CA bundle for the HTTPS policy fetch; NULL: system */
+			unsigned port;          /* HTTPS port of mta-sts.DOMAIN (443; tests only) */
+			unsigned timeout;       /* seconds per policy fetch (10) */
+		} mta_sts;
 	} queue;
+	/* Sender Rewriting Scheme for forwarding (group srs = { ... };
+	   docs/bounces-and-forwarding.md) */
+	struct {
+		char *secrets_file;             /* one secret per line, the first signs;
+						   NULL = forward without SRS */
+		char *domain;                   /* domain of SRS addresses; NULL = hostname */
+		unsigned max_age;               /* days an SRS address is honoured (21) */
+	} srs;
+	/* local submission, `tern sendmail` (group sendmail = { ... };
+	   docs/delivery.md "Local submission") */
+	struct {
+		char *socket;                   /* absolute path of the Unix socket; default
+						   DATA_DIR/../run/submit.sock; "" = disabled */
+		char *default_domain;           /* unmapped local users submit as
+						   LOGIN@default_domain (if that user exists), and
+						   unqualified recipients get it; NULL = hostname */
+		struct config_sendmail_user {
+			char *uid;              /* a login name or a numeric uid */
+			char *address;          /* the Tern user it submits as */
+		} users[CONFIG_MAX_SENDMAIL_USERS];
+		unsigned user_count;
+	} sendmail;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r
@@ -140,6 +179,18 @@ int config_write_template(const char *path, const char *hostname,
 int config_write_template_user(const char *path, const char *hostname, const char *user,
 			       const char *const *bind, unsigned bind_count, int port_offset,
 			       const char **error_r);
+
+/* Read cfg->srs.secrets_file: one secret per line, the first signs and all
+ * verify; blank lines and lines starting with '#' are skipped.  Returns
+ * the number of secrets (>= 1) with a malloc'd NULL-terminated array in
+ * *secrets_r (free with config_srs_secrets_free), 0 when SRS is not
+ * configured, or -1 with *error_r (malloc'd): unreadable, or no secret. */
+int config_srs_secrets_load(const struct config *cfg, char ***secrets_r, char **error_r);
+void config_srs_secrets_free(char ***secrets);
+
+/* Write a new random SRS secret file at path (mode 0600, never
+ * overwriting).  Returns 0, or -1 with *error_r (malloc'd). */
+int config_srs_secret_create(const char *path, char **error_r);
 
 /* Default config file: $TERN_CONF, else /etc/tern/tern.conf */
 const char *config_default_path(void);

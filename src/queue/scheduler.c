@@ -10,6 +10,19 @@
  * certificate must match, else the next host, never clear text); others
  * get opportunistic STARTTLS.
  *
+ * A smarthost (queue.smarthost) takes every domain without a route: TLS
+ * is required and verified against queue.ca_file, then AUTH.  MTA-STS
+ * (RFC 8461) applies to MX delivery: the _mta-sts TXT record (3.1) says
+ * whether a policy exists and its id; the policy is fetched over HTTPS
+ * (mta-sts-fetch.c, 3.3) when the cache has none with that id, and cached
+ * in memory for its max_age (RFC 8461 5.1: a restart fetches again, which
+ * costs one HTTPS request per domain and keeps the store schema alone).  In
+ * enforce mode (5) MX hosts that do not match the policy are skipped and
+ * TLS must verify (DANE, when TLSA records exist, takes precedence, RFC
+ * 8461 2); in testing mode the same checks only log an
+ * event=mta_sts_report line and delivery goes on (a failed verified TLS
+ * is retried with opportunistic TLS).
+ *
  * Outcomes per recipient: accepted -> DELIVERED; 5xx -> BOUNCED; 4xx, or
  * no host reachable -> DEFERRED until now + queue_retry_delay(), BOUNCED
  * once the message is older than queue.max_age.  NXDOMAIN and null MX
@@ -33,6 +46,8 @@
 #include "lib/log.h"
 #include "mail/downgrade.h"
 #include "mail/dsn.h"
+#include "queue/mta-sts-fetch.h"
+#include "queue/mta-sts.h"
 #include "smtp/client.h"
 #include "store/store.h"
 
@@ -47,6 +62,7 @@
 #include <unistd.h>
 
 #define QUEUE_SCAN_LIMIT 500    /* messages looked at per scan */
+#define STS_CACHE_MAX 10000     /* MTA-STS policies kept in memory */
 
 struct job_rcpt {
 	int64_t id;
@@ -91,6 +107,23 @@ struct job {
 	size_t *sent_index;
 	size_t nsent;
 	char *last_error;
+	/* smarthost and MTA-STS */
+	bool smarthost;             /* verified TLS and AUTH (queue.smarthost) */
+	bool sts_downgrade;         /* testing mode: the next connect is opportunistic */
+	enum smtp_tls_policy tls;   /* the policy of the connection being tried */
+	struct mta_sts_policy sts;  /* the domain's policy in force (mode NONE: none) */
+	struct mta_sts_record sts_txt;
+	bool has_sts_txt;
+	struct mta_sts_fetch *fetch;
+};
+
+/* A fetched MTA-STS policy, kept until it expires (RFC 8461 5.1). */
+struct sts_entry {
+	struct sts_entry *next;
+	char *domain;
+	char id[MTA_STS_ID_MAX + 1];
+	struct mta_sts_policy policy;
+	time_t expires;
 };
 
 struct queue {
@@ -100,6 +133,8 @@ struct queue {
 	struct job *jobs;
 	unsigned in_flight;
 	bool stopped;
+	struct sts_entry *sts_cache;
+	char *smarthost_pass;       /* from queue.smarthost.password_file */
 };
 
 time_t queue_retry_delay(unsigned retry_min, unsigned retry_max, int attempts)
@@ -133,6 +168,8 @@ static void job_free(struct job *j)
 	free(j->sent);
 	free(j->sent_index);
 	dns_cancel(&j->query);
+	mta_sts_fetch_cancel(&j->fetch);
+	mta_sts_policy_clear(&j->sts);
 	smtp_client_free(&j->client);
 	buf_free(&j->converted);
 	free(j->qid);
@@ -471,8 +508,24 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 		buf_init(&b, 4096);
 		format_status(&b, &r->st);
 		set_last_error(j, "%s: %s", j->host, buf_cstr(&b));
-		buf_free(&b);
 		smtp_client_free(&j->client);
+		if (j->sts.mode != MTA_STS_MODE_NONE && j->tls == SMTP_TLS_REQUIRE_VERIFY &&
+		    (r->stage == SMTP_STAGE_STARTTLS || r->stage == SMTP_STAGE_TLS)) {
+			/* RFC 8461 5: the policy's TLS requirement failed */
+			log_info("queue", "event=mta_sts_report qid=%s domain=%s mode=%s host=%s "
+				 "result=%s reason=%s", j->qid, log_quote(j->domain),
+				 mta_sts_mode_name(j->sts.mode), log_quote(j->host),
+				 r->stage == SMTP_STAGE_STARTTLS ? "starttls-not-supported"
+								 : "certificate-not-valid",
+				 log_quote(buf_cstr(&b)));
+			if (j->sts.mode == MTA_STS_MODE_TESTING) {
+				/* testing mode: report, then deliver the way we would
+				 * without a policy, on the same address */
+				j->sts_downgrade = true;
+				j->addr_i--;
+			}
+		}
+		buf_free(&b);
 		connect_next(j);
 		return;
 	}
@@ -552,13 +605,27 @@ static void connect_next(struct job *j)
 	p.addr = (const struct sockaddr *)&ss;
 	p.host = j->host;
 	p.helo_name = q->d.cfg->hostname;
-	p.tls = j->ntlsa > 0 ? SMTP_TLS_DANE : SMTP_TLS_OPPORTUNISTIC;
+	if (j->ntlsa > 0)
+		p.tls = SMTP_TLS_DANE;   /* DANE wins over MTA-STS (RFC 8461 2) */
+	else if (j->smarthost || (j->sts.mode != MTA_STS_MODE_NONE && !j->sts_downgrade))
+		p.tls = SMTP_TLS_REQUIRE_VERIFY;
+	else
+		p.tls = SMTP_TLS_OPPORTUNISTIC;
+	j->sts_downgrade = false;
+	j->tls = p.tls;
 	p.tls_ctx = q->d.tls;
 	p.tlsa = j->tlsa;
 	p.n_tlsa = j->ntlsa;
 	p.log_id = j->qid;
-	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s", j->qid,
-		 log_quote(j->host), ip, j->port, j->ntlsa > 0 ? "dane" : "opportunistic");
+	if (j->smarthost && q->d.cfg->queue.smarthost.user != NULL) {
+		p.auth_user = q->d.cfg->queue.smarthost.user;
+		p.auth_pass = q->smarthost_pass != NULL ? q->smarthost_pass : "";
+	}
+	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s%s", j->qid,
+		 log_quote(j->host), ip, j->port,
+		 p.tls == SMTP_TLS_DANE ? "dane" : p.tls == SMTP_TLS_REQUIRE_VERIFY ? "verify"
+										: "opportunistic",
+		 j->smarthost ? " smarthost=yes" : "");
 	j->client = smtp_client_connect(q->d.base, &p, client_ready, j, &error);
 	if (j->client == NULL) {
 		set_last_error(j, "%s [%s]: %s", j->host, ip, error);
@@ -681,10 +748,221 @@ static void mx_done(const struct dns_mx_result *res, void *ctx)
 		return;
 	}
 	j->hosts = xcalloc(res->count ? res->count : 1, sizeof(*j->hosts));
-	for (size_t i = 0; i < res->count; i++)
-		j->hosts[j->nhosts++] = xstrdup(res->hosts[i].name);
+	for (size_t i = 0; i < res->count; i++) {
+		const char *name = res->hosts[i].name;
+		if (j->sts.mode != MTA_STS_MODE_NONE && !mta_sts_mx_matches(&j->sts, name)) {
+			/* RFC 8461 4.1: an MX host the policy does not name */
+			log_info("queue", "event=mta_sts_report qid=%s domain=%s mode=%s host=%s "
+				 "result=mx-mismatch", j->qid, log_quote(j->domain),
+				 mta_sts_mode_name(j->sts.mode), log_quote(name));
+			if (j->sts.mode == MTA_STS_MODE_ENFORCE) {
+				set_last_error(j, "4.7.5 MX host %s does not match the MTA-STS "
+					       "policy of %s", name, j->domain);
+				continue;
+			}
+		}
+		j->hosts[j->nhosts++] = xstrdup(name);
+	}
 	j->mx_secure = res->secure;
 	next_host(j);
+}
+
+/* ---- MTA-STS (RFC 8461) ---- */
+
+static void start_mx(struct job *j)
+{
+	j->query = dns_mx(j->q->d.dns, j->domain, mx_done, j);
+	if (j->query == NULL) {
+		set_last_error(j, "4.4.3 cannot look up the MX of %s", j->domain);
+		job_finish(j);
+	}
+}
+
+static void sts_policy_copy(struct mta_sts_policy *dst, const struct mta_sts_policy *src)
+{
+	mta_sts_policy_clear(dst);
+	dst->mode = src->mode;
+	dst->max_age = src->max_age;
+	dst->mx = xcalloc(src->mx_count ? src->mx_count : 1, sizeof(*dst->mx));
+	for (size_t i = 0; i < src->mx_count; i++)
+		dst->mx[i] = xstrdup(src->mx[i]);
+	dst->mx_count = src->mx_count;
+}
+
+/* The unexpired cached policy of domain, or NULL. */
+static struct sts_entry *sts_cache_find(struct queue *q, const char *domain)
+{
+	time_t now = clock_now();
+
+	for (struct sts_entry *e = q->sts_cache; e != NULL; e = e->next)
+		if (strcasecmp(e->domain, domain) == 0)
+			return e->expires > now ? e : NULL;
+	return NULL;
+}
+
+/* Drop expired policies, and the oldest ones past STS_CACHE_MAX (the
+ * list is newest first), so the cache cannot grow without bound. */
+static void sts_cache_prune(struct queue *q)
+{
+	time_t now = clock_now();
+	size_t n = 0;
+
+	for (struct sts_entry **p = &q->sts_cache; *p != NULL;) {
+		struct sts_entry *e = *p;
+		if (e->expires > now && n < STS_CACHE_MAX) {
+			n++;
+			p = &e->next;
+			continue;
+		}
+		*p = e->next;
+		mta_sts_policy_clear(&e->policy);
+		free(e->domain);
+		free(e);
+	}
+}
+
+static void sts_cache_free(struct queue *q)
+{
+	while (q->sts_cache != NULL) {
+		struct sts_entry *e = q->sts_cache;
+		q->sts_cache = e->next;
+		mta_sts_policy_clear(&e->policy);
+		free(e->domain);
+		free(e);
+	}
+}
+
+/* Deliver under policy p (NULL: no policy). */
+static void sts_use(struct job *j, const struct mta_sts_policy *p, const char *how)
+{
+	if (p != NULL && p->mode != MTA_STS_MODE_NONE) {
+		sts_policy_copy(&j->sts, p);
+		log_info("queue", "event=mta_sts qid=%s domain=%s mode=%s source=%s", j->qid,
+			 log_quote(j->domain), mta_sts_mode_name(p->mode), how);
+	}
+	start_mx(j);
+}
+
+/* The fetch failed: a cached policy still counts (RFC 8461 5.1), else none. */
+static void sts_fail(struct job *j, const char *reason)
+{
+	struct sts_entry *e = sts_cache_find(j->q, j->domain);
+
+	log_info("queue", "event=mta_sts_fetch_failed qid=%s domain=%s reason=%s", j->qid,
+		 log_quote(j->domain), log_quote(reason));
+	sts_use(j, e != NULL ? &e->policy : NULL, "cache");
+}
+
+static void sts_fetched(int status, const char *body, size_t len, const char *error, void *ctx)
+{
+	struct job *j = ctx;
+	struct queue *q = j->q;
+	struct mta_sts_policy pol = { 0 };
+	const char *perr = NULL;
+	struct sts_entry *e;
+
+	j->fetch = NULL;
+	if (status < 0) {
+		char *why = xasprintf("policy fetch: %s", error);
+		sts_fail(j, why);
+		free(why);
+		return;
+	}
+	if (mta_sts_policy_parse(body, len, &pol, &perr) < 0) {
+		char *why = xasprintf("policy: %s", perr);
+		sts_fail(j, why);
+		free(why);
+		return;
+	}
+	log_info("queue", "event=mta_sts_policy domain=%s id=%s mode=%s max_age=%u mx=%zu",
+		 log_quote(j->domain), j->sts_txt.id, mta_sts_mode_name(pol.mode), pol.max_age,
+		 pol.mx_count);
+	sts_cache_prune(q);
+	for (e = q->sts_cache; e != NULL; e = e->next)
+		if (strcasecmp(e->domain, j->domain) == 0)
+			break;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->domain = xstrdup(j->domain);
+		e->next = q->sts_cache;
+		q->sts_cache = e;
+	}
+	mta_sts_policy_clear(&e->policy);
+	e->policy = pol;
+	memcpy(e->id, j->sts_txt.id, sizeof(e->id));
+	e->expires = clock_now() + (time_t)pol.max_age;
+	sts_use(j, &e->policy, "fetched");
+}
+
+static void sts_addr_done(const struct dns_addr_result *res, void *ctx)
+{
+	struct job *j = ctx;
+	const struct config *cfg = j->q->d.cfg;
+	const char *error = NULL;
+	char *host = xasprintf("mta-sts.%s", j->domain);
+
+	j->query = NULL;
+	if (res->status != DNS_OK || res->count == 0) {
+		char *why = xasprintf("address of %s: %s", host, dns_status_name(res->status));
+		sts_fail(j, why);
+		free(why);
+		free(host);
+		return;
+	}
+	struct mta_sts_fetch_params p = {
+		.host = host, .port = cfg->queue.mta_sts.port, .addrs = res->addrs,
+		.n_addrs = res->count, .ca_file = cfg->queue.mta_sts.ca_file,
+		.timeout = cfg->queue.mta_sts.timeout,
+	};
+	j->fetch = mta_sts_fetch_start(j->q->d.base, &p, sts_fetched, j, &error);
+	free(host);
+	if (j->fetch == NULL)
+		sts_fail(j, error);
+}
+
+static void sts_txt_done(const struct dns_txt_result *res, void *ctx)
+{
+	struct job *j = ctx;
+	struct sts_entry *e = sts_cache_find(j->q, j->domain);
+	struct mta_sts_record rec;
+	const char *error = NULL;
+	size_t found = 0;
+
+	j->query = NULL;
+	for (size_t i = 0; res->status == DNS_OK && i < res->count; i++) {
+		int rc = mta_sts_txt_parse(res->records[i].text, res->records[i].len, &rec, &error);
+		if (rc > 0 && found++ == 0)
+			j->sts_txt = rec;
+		else if (rc < 0)
+			found += 2;   /* a malformed STS record: as if none (RFC 8461 3.1) */
+	}
+	j->has_sts_txt = found == 1;
+	if (!j->has_sts_txt || (e != NULL && strcmp(e->id, j->sts_txt.id) == 0)) {
+		/* no (usable) record: a cached policy still applies (RFC 8461 5.1) */
+		sts_use(j, e != NULL ? &e->policy : NULL, "cache");
+		return;
+	}
+	char *host = xasprintf("mta-sts.%s", j->domain);
+	j->query = dns_addresses(j->q->d.dns, host, DNS_ADDR_V6_FIRST, sts_addr_done, j);
+	free(host);
+	if (j->query == NULL)
+		sts_fail(j, "cannot look up the policy host");
+}
+
+/* Find the domain's MTA-STS policy, then its MX hosts. */
+static void sts_begin(struct job *j)
+{
+	char *name;
+
+	if (!j->q->d.cfg->queue.mta_sts.enabled || j->domain[0] == '[') {
+		start_mx(j);
+		return;
+	}
+	name = xasprintf("_mta-sts.%s", j->domain);
+	j->query = dns_txt(j->q->d.dns, name, sts_txt_done, j);
+	free(name);
+	if (j->query == NULL)
+		start_mx(j);
 }
 
 /* ---- starting jobs ---- */
@@ -807,12 +1085,16 @@ static void job_start(struct queue *q, const struct store_queue_msg *m, const ch
 		next_host(j);
 		return;
 	}
-	j->port = cfg->queue.remote_port;
-	j->query = dns_mx(q->d.dns, domain, mx_done, j);
-	if (j->query == NULL) {
-		set_last_error(j, "4.4.3 cannot look up the MX of %s", domain);
-		job_finish(j);
+	if (cfg->queue.smarthost.host != NULL) {
+		j->hosts = xcalloc(1, sizeof(*j->hosts));
+		j->hosts[j->nhosts++] = xstrdup(cfg->queue.smarthost.host);
+		j->port = cfg->queue.smarthost.port;
+		j->smarthost = true;
+		next_host(j);
+		return;
 	}
+	j->port = cfg->queue.remote_port;
+	sts_begin(j);
 }
 
 struct scan_ctx {
@@ -881,11 +1163,32 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 		*error_r = "queue_start: missing dependency";
 		return NULL;
 	}
+	if (d->cfg->queue.smarthost.user != NULL && d->cfg->queue.smarthost.password_file == NULL) {
+		*error_r = "queue.smarthost.user needs queue.smarthost.password_file";
+		return NULL;
+	}
 	q = xcalloc(1, sizeof(*q));
 	q->d = *d;
+	if (d->cfg->queue.smarthost.password_file != NULL) {
+		char *pw;
+		size_t len;
+		if (read_file(d->cfg->queue.smarthost.password_file, &pw, &len) < 0) {
+			log_error("queue", "event=smarthost_password_failed path=%s error=%s",
+				  log_quote(d->cfg->queue.smarthost.password_file),
+				  log_quote(strerror(errno)));
+			*error_r = "cannot read queue.smarthost.password_file";
+			free(q);
+			return NULL;
+		}
+		/* the first line; a trailing CR LF is not part of the password */
+		pw[strcspn(pw, "\r\n")] = '\0';
+		q->smarthost_pass = pw;
+	}
 	if (q->d.tls == NULL) {
-		q->d.tls = smtp_client_tls_ctx_create(NULL, NULL, error_r);
+		/* the CA store for verified TLS (smarthost, MTA-STS) */
+		q->d.tls = smtp_client_tls_ctx_create(d->cfg->queue.ca_file, NULL, error_r);
 		if (q->d.tls == NULL) {
+			free(q->smarthost_pass);
 			free(q);
 			return NULL;
 		}
@@ -926,6 +1229,10 @@ void queue_stop(struct queue **qp)
 	event_free(q->kick);
 	if (q->own_tls)
 		SSL_CTX_free(q->d.tls);
+	sts_cache_free(q);
+	if (q->smarthost_pass != NULL)
+		explicit_bzero(q->smarthost_pass, strlen(q->smarthost_pass));
+	free(q->smarthost_pass);
 	free(q);
 	*qp = NULL;
 }

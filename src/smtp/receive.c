@@ -12,8 +12,23 @@
  * From header (550 5.7.1 at end of data).  Its remote recipients enter the
  * outbound queue (queue/) in the same commit as the local copies, with
  * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8 flags.
+ * Forwarding: an alias whose targets include remote addresses puts those
+ * targets in the queue copy (ORCPT = the alias address), its envelope
+ * sender rewritten with SRS (mail/srs.h, group srs of the config) when it
+ * arrived on the MX port from a foreign domain, so SPF passes at the
+ * destination.  Mail to SRS0=/SRS1= addresses at the SRS domain is a bounce
+ * coming back: only the null sender may send there (anything else would
+ * let whoever saw one forwarded message mail the original sender through
+ * us), the hash and age are checked (550 5.1.1 when wrong) and the message
+ * goes to the reversed address with the null sender.
  * Quota: checked at RCPT with the SIZE parameter (452 4.2.2) and again with
- * the real size at end of data. */
+ * the real size at end of data.  There, on the MX port, a user over quota
+ * no longer fails the whole message when someone else gets it: the others
+ * are delivered and the sender gets a DSN (5.2.2, RFC 3464) for that user,
+ * as Postfix does; when nobody would get it the reply stays 452 4.2.2 so
+ * the client retries.  Submission keeps the 452 (the user sees it at once).
+ * Invariant: a DSN is only stored after the message's own commit succeeded,
+ * so a 451 and the client's retry never send it twice. */
 #include "smtp/receive.h"
 #include "smtp/parse.h"
 #include "lib/buf.h"
@@ -22,18 +37,133 @@
 #include "lib/log.h"
 #include "mail/address.h"
 #include "mail/downgrade.h"
+#include "mail/dsn.h"
+#include "mail/srs.h"
 #include "mail/header.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *subaddr_sep(struct smtp_session *s)
 {
 	const char *sep = smtp_session_listener(s)->cfg->subaddress_separator;
 	return sep != NULL ? sep : "";
+}
+
+/* ---- SRS: the secrets are read at first use and kept for the process ---- */
+
+static pthread_mutex_t srs_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct config *srs_cfg;    /* whose secrets srs_secrets holds */
+static char **srs_secrets;
+static size_t srs_count;
+
+enum receive_srs_op { RECEIVE_SRS_FORWARD, RECEIVE_SRS_REVERSE };
+
+static const char *receive_srs_domain(const struct config *cfg)
+{
+	return cfg->srs.domain != NULL ? cfg->srs.domain : cfg->hostname;
+}
+
+/* srs_forward or srs_reverse of addr with cfg's secrets, appended to out.
+ * Returns 0, 1 when SRS is not configured (out unchanged), or a negative
+ * enum srs_error (SRS_ERR_CONFIG: the secrets file cannot be read, logged)
+ * with *error_r. */
+static int receive_srs(const struct config *cfg, enum receive_srs_op op, const char *addr,
+		       struct buf *out, const char **error_r)
+{
+	int ret;
+
+	if (cfg->srs.secrets_file == NULL)
+		return 1;
+	pthread_mutex_lock(&srs_lock);
+	if (srs_cfg != cfg) {
+		char **list = NULL, *err = NULL;
+		int n = config_srs_secrets_load(cfg, &list, &err);
+		if (n <= 0) {
+			pthread_mutex_unlock(&srs_lock);
+			log_error("smtp", "event=srs_unavailable error=%s",
+				  log_quote(err != NULL ? err : "no secret"));
+			free(err);
+			*error_r = "the SRS secrets cannot be read";
+			return SRS_ERR_CONFIG;
+		}
+		config_srs_secrets_free(&srs_secrets);
+		srs_secrets = list;
+		srs_count = (size_t)n;
+		srs_cfg = cfg;
+	}
+	if (op == RECEIVE_SRS_FORWARD)
+		ret = srs_forward((const char *const *)srs_secrets, srs_count,
+				  receive_srs_domain(cfg), addr, out, error_r);
+	else
+		ret = srs_reverse((const char *const *)srs_secrets, srs_count, addr,
+				  cfg->srs.max_age, out, error_r);
+	pthread_mutex_unlock(&srs_lock);
+	return ret;
+}
+
+/* Is to (formatted as addr) an SRS address of ours: SRS configured, the
+ * SRS domain, an SRS0/SRS1 local part? */
+static bool receive_is_srs_rcpt(const struct config *cfg, const struct address *to,
+				const char *addr)
+{
+	return cfg->srs.secrets_file != NULL && to->local != NULL && to->domain != NULL &&
+	       !to->ip_literal && strcasecmp(to->domain, receive_srs_domain(cfg)) == 0 &&
+	       srs_is_srs(addr);
+}
+
+/* A bounce coming back to an SRS address: check it and resolve the
+ * original sender into r (a foreign one becomes a local address with one
+ * remote target, like a forwarding alias).  Returns 0, or -1 with reply. */
+static int receive_srs_rcpt(struct smtp_session *s, const char *addr, struct store_rcpt *r,
+			    struct smtp_reply *reply)
+{
+	const struct smtp_listener *l = smtp_session_listener(s);
+	const char *error = NULL;
+	struct buf orig;
+	int ret;
+
+	if (smtp_session_mail(s)->from.local != NULL) {
+		smtp_reply_set(reply, 550, "5.7.1",
+			       "<%s>: This address only accepts bounces (MAIL FROM:<>)", addr);
+		return -1;
+	}
+	buf_init(&orig, 1 << 16);
+	ret = receive_srs(l->cfg, RECEIVE_SRS_REVERSE, addr, &orig, &error);
+	if (ret != 0) {
+		log_info("smtp", "sid=%s event=srs_refused rcpt=%s error=%s", smtp_session_id(s),
+			 log_quote(addr), log_quote(error != NULL ? error : "not configured"));
+		if (ret == SRS_ERR_CONFIG || ret > 0)
+			smtp_reply_set(reply, 451, "4.3.0", "<%s>: Temporary failure, try again later",
+				       addr);
+		else
+			smtp_reply_set(reply, 550, "5.1.1", "<%s>: Invalid or expired SRS address",
+				       addr);
+		buf_free(&orig);
+		return -1;
+	}
+	if (store_rcpt_resolve(l->store, buf_cstr(&orig), subaddr_sep(s), r, &error) < 0) {
+		log_error("smtp", "sid=%s event=lookup_failed rcpt=%s error=%s", smtp_session_id(s),
+			  log_quote(buf_cstr(&orig)), log_quote(error));
+		smtp_reply_set(reply, 451, "4.3.0", "Temporary lookup failure, try again later");
+		buf_free(&orig);
+		return -1;
+	}
+	log_info("smtp", "sid=%s event=srs_reversed rcpt=%s to=%s", smtp_session_id(s),
+		 log_quote(addr), log_quote(buf_cstr(&orig)));
+	if (r->kind == STORE_RCPT_REMOTE) {
+		r->kind = STORE_RCPT_LOCAL;
+		r->remote = xcalloc(1, sizeof(*r->remote));
+		r->remote[0] = buf_steal(&orig);
+		r->remote_count = 1;
+	}
+	buf_free(&orig);
+	return 0;
 }
 
 static void receive_mail(struct smtp_session *s, const struct smtp_mail_params *p,
@@ -82,6 +212,9 @@ static void receive_rcpt(struct smtp_session *s, const struct smtp_rcpt_params *
 		addr = address_format(&p->to);
 	if (p->to.ip_literal) {
 		r->kind = STORE_RCPT_REMOTE;
+	} else if (receive_is_srs_rcpt(l->cfg, &p->to, addr)) {
+		if (receive_srs_rcpt(s, addr, r, reply) < 0)
+			goto refuse;
 	} else if (store_rcpt_resolve(l->store, addr, subaddr_sep(s), r, &error) < 0) {
 		log_error("smtp", "sid=%s event=lookup_failed rcpt=%s error=%s", smtp_session_id(s),
 			  log_quote(addr), log_quote(error));
@@ -116,10 +249,14 @@ static void receive_rcpt(struct smtp_session *s, const struct smtp_rcpt_params *
 	case STORE_RCPT_LOCAL:
 		break;
 	}
-	if (r->remote_count > 0 || r->user_count == 0) {
-		/* an alias forwarding outside: never accept what we cannot deliver */
-		smtp_reply_set(reply, 451, "4.3.0", "<%s>: Forwarding to remote addresses is not available yet",
+	if (r->user_count == 0 && r->remote_count == 0) {
+		smtp_reply_set(reply, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
 			       addr);
+		goto refuse;
+	}
+	if (r->remote_count > 0 && l->queue == NULL) {
+		/* an alias forwarding outside: never accept what we cannot deliver */
+		smtp_reply_set(reply, 451, "4.3.0", "<%s>: Forwarding is not available now", addr);
 		goto refuse;
 	}
 	for (size_t i = 0; i < r->user_count; i++) {
@@ -244,7 +381,67 @@ struct delivery_wait {
 	size_t size;
 	unsigned copies;
 	bool queued;
+	char *dsn_to;           /* over-quota DSN for this sender, stored after the commit */
+	struct buf dsn_msg;
 };
+
+static void receive_dsn_stored(void *ctx, int status, const char *error)
+{
+	char *to = ctx;
+
+	if (status < 0)
+		log_error("smtp", "event=dsn_failed to=%s error=%s", log_quote(to), log_quote(error));
+	free(to);
+}
+
+/* Store the over-quota DSN of w: in the sender's INBOX when the sender is
+ * one of our users, else through the queue (null sender: no bounce loop). */
+static void receive_send_dsn(struct smtp_session *s, struct delivery_wait *w)
+{
+	const struct smtp_listener *l = smtp_session_listener(s);
+	struct store_rcpt owner = { 0 };
+	struct store_delivery_rcpt *local = NULL;
+	struct store_queue_rcpt_in remote = { .address = w->dsn_to };
+	const char *error = NULL;
+	struct store_delivery d = {
+		.return_path = "", .body = buf_cstr(&w->dsn_msg), .body_len = w->dsn_msg.len,
+		.internal_date = clock_now(),
+	};
+
+	if (store_rcpt_resolve(l->store, w->dsn_to, subaddr_sep(s), &owner, &error) < 0) {
+		log_error("smtp", "sid=%s id=%s event=dsn_failed to=%s error=%s", smtp_session_id(s),
+			  smtp_session_msgid(s), log_quote(w->dsn_to), log_quote(error));
+		return;
+	}
+	if (owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
+		local = xcalloc(owner.user_count, sizeof(*local));
+		for (size_t i = 0; i < owner.user_count; i++)
+			local[i] = (struct store_delivery_rcpt){ .user_id = owner.users[i].user_id,
+								 .delivered_to = owner.users[i].address };
+		d.rcpts = local;
+		d.rcpt_count = owner.user_count;
+	} else if (owner.kind == STORE_RCPT_REMOTE && l->queue != NULL) {
+		d.remote = &remote;
+		d.remote_count = 1;
+	} else {
+		log_info("smtp", "sid=%s id=%s event=dsn_dropped to=%s reason=%s", smtp_session_id(s),
+			 smtp_session_msgid(s), log_quote(w->dsn_to),
+			 owner.kind == STORE_RCPT_REMOTE ? "no queue" : "unknown local sender");
+		store_rcpt_clear(&owner);
+		return;
+	}
+	if (store_deliver(l->store, smtp_session_base(s), &d, receive_dsn_stored,
+			  xstrdup(w->dsn_to)) < 0)
+		log_error("smtp", "sid=%s id=%s event=dsn_failed to=%s error=%s", smtp_session_id(s),
+			  smtp_session_msgid(s), log_quote(w->dsn_to), "the store refused the DSN");
+	else
+		log_info("smtp", "sid=%s id=%s event=dsn reason=over_quota to=%s", smtp_session_id(s),
+			 smtp_session_msgid(s), log_quote(w->dsn_to));
+	if (d.remote_count > 0)
+		queue_kick(l->queue);
+	free(local);
+	store_rcpt_clear(&owner);
+}
 
 static void receive_stored(void *ctx, int status, const char *error)
 {
@@ -263,11 +460,81 @@ static void receive_stored(void *ctx, int status, const char *error)
 			 smtp_session_id(s), smtp_session_msgid(s), smtp_session_ip(s), log_quote(from),
 			 smtp_session_rcpt_count(s), w->copies, w->size);
 		free(from);
+		if (w->dsn_to != NULL)
+			receive_send_dsn(s, w);
 	}
 	if (status == 0 && w->queued)
 		queue_kick(smtp_session_listener(s)->queue);
+	free(w->dsn_to);
+	buf_free(&w->dsn_msg);
 	free(w);
 	smtp_session_data_done(s, &reply);
+}
+
+/* A local user over quota at end of data, reported by DSN. */
+struct over_quota {
+	int64_t user_id;
+	const char *address;        /* the user's address */
+	const char *orcpt;          /* the recipient's ORCPT, or NULL */
+	unsigned notify;
+};
+
+/* Build the failure DSN for the over-quota users in full[] into w (the
+ * ones whose NOTIFY asks for it); nothing for the null sender. */
+static void receive_build_dsn(struct smtp_session *s, const struct buf *msg,
+			      const struct over_quota *full, size_t nfull, const char *sender,
+			      struct delivery_wait *w)
+{
+	const struct smtp_mail_params *m = smtp_session_mail(s);
+	struct dsn_recipient *dr = xcalloc(nfull, sizeof(*dr));
+	const char *error = NULL;
+	time_t now = clock_now();
+	size_t n = 0;
+
+	for (size_t i = 0; i < nfull; i++) {
+		if (!dsn_should_notify(full[i].notify, DSN_ACTION_FAILED))
+			continue;
+		dr[n++] = (struct dsn_recipient){
+			.address = full[i].address, .orcpt = full[i].orcpt,
+			.action = DSN_ACTION_FAILED, .status = "5.2.2",
+			.reason = "Mailbox full: the recipient's storage quota is exceeded",
+			.last_attempt = now,
+		};
+	}
+	if (sender[0] != '\0' && n > 0) {
+		struct dsn_params p = {
+			.hostname = smtp_session_listener(s)->cfg->hostname, .sender = sender,
+			.envid = m->envid,
+			.ret = m->ret == SMTP_RET_FULL ? DSN_RET_FULL :
+			       m->ret == SMTP_RET_HDRS ? DSN_RET_HDRS : DSN_RET_DEFAULT,
+			.arrival = now, .rcpts = dr, .rcpt_count = n,
+			.original = buf_cstr(msg), .original_len = msg->len,
+			.smtputf8 = m->smtputf8,
+		};
+		if (dsn_build(&p, &w->dsn_msg, &error) == 0)
+			w->dsn_to = xstrdup(sender);
+		else
+			log_error("smtp", "sid=%s id=%s event=dsn_failed to=%s error=%s",
+				  smtp_session_id(s), smtp_session_msgid(s), log_quote(sender),
+				  log_quote(error));
+	}
+	for (size_t i = 0; i < nfull; i++)
+		log_info("smtp", "sid=%s id=%s event=over_quota rcpt=%s dsn=%s", smtp_session_id(s),
+			 smtp_session_msgid(s), log_quote(full[i].address),
+			 w->dsn_to != NULL ? "yes" : "no");
+	free(dr);
+}
+
+/* Is the envelope sender one of our addresses (a local user or alias, or
+ * a domain of ours)?  Those are never SRS-rewritten: our SPF covers them. */
+static bool receive_sender_is_ours(struct smtp_session *s, const char *sender)
+{
+	struct store_rcpt r = { 0 };
+	const char *error = NULL;
+	bool ours = store_rcpt_resolve(smtp_session_listener(s)->store, sender, subaddr_sep(s), &r,
+				       &error) == 0 && r.kind != STORE_RCPT_REMOTE;
+	store_rcpt_clear(&r);
+	return ours;
 }
 
 static void receive_data(struct smtp_session *s, const struct buf *msg)
@@ -277,32 +544,48 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 	unsigned nrcpt = smtp_session_rcpt_count(s);
 	struct store_delivery_rcpt *rcpts = NULL;
 	struct store_queue_rcpt_in *remote = NULL;
-	size_t count = 0, alloc = 0, nremote = 0, remote_alloc = 0;
+	struct over_quota *full = NULL;
+	char **owned = NULL;    /* ORCPT strings made here */
+	size_t count = 0, alloc = 0, nremote = 0, remote_alloc = 0, nfull = 0, nowned = 0;
 	struct smtp_reply reply = { 0 };
 	const char *error = NULL;
-	char *return_path = NULL, *dsn = NULL;
-	struct delivery_wait *w;
+	char *return_path = NULL, *dsn = NULL, *queue_sender = NULL;
+	bool forwarded = false;
+	struct delivery_wait *w = NULL;
 
 	if (l->role == SMTP_ROLE_SUBMISSION && !receive_check_from(s, msg, &reply))
 		goto reply;
 	/* one copy per distinct user, however many addresses reached them */
 	for (unsigned i = 0; i < nrcpt; i++) {
 		const struct store_rcpt *r = smtp_session_rcpt_ctx(s, i);
+		const struct smtp_rcpt_params *p = smtp_session_rcpt_params(s, i);
 		for (size_t u = 0; r != NULL && u < r->user_count; u++) {
 			bool dup = false;
 			for (size_t k = 0; k < count && !dup; k++)
 				dup = rcpts[k].user_id == r->users[u].user_id;
+			for (size_t k = 0; k < nfull && !dup; k++)
+				dup = full[k].user_id == r->users[u].user_id;
 			if (dup)
 				continue;
 			int over = store_quota_exceeded(l->store, r->users[u].user_id,
 							(int64_t)msg->len, &error);
-			if (over != 0) {
-				if (over > 0)
+			if (over < 0) {
+				smtp_reply_set(&reply, 451, "4.3.0", "Temporary lookup failure");
+				goto reply;
+			}
+			if (over > 0) {
+				if (l->role != SMTP_ROLE_MX) {
 					smtp_reply_set(&reply, 452, "4.2.2", "<%s>: Mailbox full",
 						       r->users[u].address);
-				else
-					smtp_reply_set(&reply, 451, "4.3.0", "Temporary lookup failure");
-				goto reply;
+					goto reply;
+				}
+				/* port 25: the others get it, the sender a DSN (below) */
+				full = xrealloc(full, (nfull + 1) * sizeof(*full));
+				full[nfull++] = (struct over_quota){
+					.user_id = r->users[u].user_id, .address = r->users[u].address,
+					.orcpt = p->orcpt, .notify = p->notify,
+				};
+				continue;
 			}
 			if (count == alloc) {
 				alloc = alloc ? alloc * 2 : 4;
@@ -314,29 +597,81 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 			count++;
 		}
 	}
-	/* remote recipients (submission only) go to the queue */
+	/* remote recipients go to the queue: those of submission, and the
+	 * remote targets of forwarding aliases (and of SRS bounces) */
 	for (unsigned i = 0; i < nrcpt; i++) {
 		const struct store_rcpt *r = smtp_session_rcpt_ctx(s, i);
 		const struct smtp_rcpt_params *p = smtp_session_rcpt_params(s, i);
-		if (r == NULL || r->kind != STORE_RCPT_REMOTE)
+		const char *rcpt = smtp_session_rcpt_address(s, i);
+		size_t targets;
+		if (r == NULL)
 			continue;
-		if (nremote == remote_alloc) {
-			remote_alloc = remote_alloc ? remote_alloc * 2 : 4;
-			remote = xrealloc(remote, remote_alloc * sizeof(*remote));
+		targets = r->kind == STORE_RCPT_REMOTE ? 1 : r->remote_count;
+		for (size_t k = 0; k < targets; k++) {
+			const char *a = r->kind == STORE_RCPT_REMOTE ? rcpt : r->remote[k];
+			const char *orcpt = p->orcpt;
+			bool dup = false;
+			for (size_t j = 0; j < nremote && !dup; j++)
+				dup = strcasecmp(remote[j].address, a) == 0;
+			if (dup)
+				continue;
+			if (nremote == remote_alloc) {
+				remote_alloc = remote_alloc ? remote_alloc * 2 : 4;
+				remote = xrealloc(remote, remote_alloc * sizeof(*remote));
+				owned = xrealloc(owned, remote_alloc * sizeof(*owned));
+			}
+			if (r->kind != STORE_RCPT_REMOTE) {
+				forwarded = true;
+				/* RFC 3461 4.2: the address the client gave, so a DSN
+				 * names the alias (ASCII only: "rfc822" type) */
+				bool ascii = true;
+				for (const char *c = rcpt; *c != '\0' && ascii; c++)
+					ascii = (unsigned char)*c < 0x80;
+				if (orcpt == NULL && ascii)
+					orcpt = owned[nowned++] = xasprintf("rfc822;%s", rcpt);
+			}
+			/* the SMTP and store NOTIFY bits are the same RFC 3461 set */
+			remote[nremote++] = (struct store_queue_rcpt_in){
+				.address = a, .orcpt = orcpt, .notify = p->notify,
+			};
 		}
-		/* the SMTP and store NOTIFY bits are the same RFC 3461 set */
-		remote[nremote++] = (struct store_queue_rcpt_in){
-			.address = smtp_session_rcpt_address(s, i), .orcpt = p->orcpt,
-			.notify = p->notify,
-		};
+	}
+	if (count == 0 && nremote == 0) {
+		/* nobody would get it: the client keeps it and retries */
+		smtp_reply_set(&reply, 452, "4.2.2", "<%s>: Mailbox full",
+			       nfull > 0 ? full[0].address : "");
+		goto reply;
 	}
 	return_path = address_format(&m->from);
+	/* forwarded from a foreign sender on port 25: SRS (mail/srs.h) */
+	if (forwarded && l->role == SMTP_ROLE_MX && m->from.local != NULL &&
+	    !receive_sender_is_ours(s, return_path)) {
+		struct buf srs;
+		buf_init(&srs, 1 << 16);
+		int ret = receive_srs(l->cfg, RECEIVE_SRS_FORWARD, return_path, &srs, &error);
+		if (ret == 0) {
+			queue_sender = buf_steal(&srs);
+		} else if (ret == SRS_ERR_CONFIG) {
+			buf_free(&srs);
+			smtp_reply_set(&reply, 451, "4.3.0", "Forwarding is not available now, try "
+				       "again later");
+			goto reply;
+		} else if (ret < 0) {
+			log_info("smtp", "sid=%s id=%s event=srs_skipped from=%s error=%s",
+				 smtp_session_id(s), smtp_session_msgid(s), log_quote(return_path),
+				 log_quote(error));
+		}
+		buf_free(&srs);
+	}
 	dsn = receive_dsn_string(s);
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->size = msg->len;
 	w->copies = (unsigned)count;
 	w->queued = nremote > 0;
+	buf_init(&w->dsn_msg, BUF_UNLIMITED);
+	if (nfull > 0)
+		receive_build_dsn(s, msg, full, nfull, return_path, w);
 	struct store_delivery d = {
 		.return_path = return_path,
 		.body = buf_cstr(msg),
@@ -351,23 +686,34 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		.queue_flags = (m->body != SMTP_BODY_7BIT || mail_has_8bit(buf_cstr(msg), msg->len) ?
 				STORE_QUEUE_F_8BIT : 0) |
 			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0),
+		.queue_sender = queue_sender,
 	};
+	if (queue_sender != NULL)
+		log_info("smtp", "sid=%s id=%s event=forward from=%s srs=%s targets=%zu",
+			 smtp_session_id(s), smtp_session_msgid(s), log_quote(return_path),
+			 log_quote(queue_sender), nremote);
 	if (store_deliver(l->store, smtp_session_base(s), &d, receive_stored, w) < 0) {
-		free(w);
 		smtp_reply_set(&reply, 451, "4.3.0", "Temporary storage failure, try again later");
 		goto reply;
 	}
-	free(rcpts);
-	free(remote);
-	free(return_path);
-	free(dsn);
-	return;
+	w = NULL;
 reply:
+	if (w != NULL) {
+		free(w->dsn_to);
+		buf_free(&w->dsn_msg);
+		free(w);
+	}
+	for (size_t i = 0; i < nowned; i++)
+		free(owned[i]);
+	free(owned);
+	free(full);
 	free(rcpts);
 	free(remote);
 	free(return_path);
+	free(queue_sender);
 	free(dsn);
-	smtp_session_data_done(s, &reply);
+	if (reply.code != 0)
+		smtp_session_data_done(s, &reply);
 }
 
 const struct smtp_hooks smtp_receive_hooks = {

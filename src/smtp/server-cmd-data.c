@@ -28,7 +28,11 @@ static void received_header(struct smtp_session *s, struct buf *out)
 	char date[64];
 
 	clock_rfc5322(clock_now(), date, sizeof(date));
-	buf_printf(out, "Received: from %s ([%s])\r\n", s->helo ? s->helo : "unknown", s->c.ip);
+	if (s->local_peer != NULL)   /* local submission: who, by uid (as Postfix's pickup) */
+		buf_printf(out, "Received: from local (%s)\r\n", s->local_peer);
+	else
+		buf_printf(out, "Received: from %s ([%s])\r\n", s->helo ? s->helo : "unknown",
+			   s->c.ip);
 	if (s->c.tls_active)
 		buf_printf(out, "\t(using %s)\r\n", s->c.tls_desc);
 	buf_printf(out, "\tby %s (Tern) with %s id %s", s->l->cfg->hostname, received_protocol(s),

@@ -51,6 +51,8 @@ struct smtp_session {
 	int64_t user_id;
 	char *user;
 	char *auth_pending_user; /* SCRAM done, waiting for the client's empty line */
+	char *local_peer;       /* local submission socket: "uid N LOGIN", else NULL */
+	char *local_refusal;    /* local peer not allowed: the 554 greeting text */
 	struct event *delay_ev;
 
 	/* transaction */

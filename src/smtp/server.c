@@ -18,6 +18,7 @@
 #include "lib/tls.h"
 
 #include <event2/buffer.h>
+#include <sys/un.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,8 @@ static void smtp_conn_free(struct conn *c)
 	free(s->auth_mech);
 	free(s->user);
 	free(s->auth_pending_user);
+	free(s->local_peer);
+	free(s->local_refusal);
 	free(s->rcpts);
 	free(s);
 }
@@ -169,6 +172,12 @@ static void smtp_greet(struct conn *c)
 	struct smtp_session *s = conn_container(c, struct smtp_session, c);
 
 	s->state = SMTP_STATE_INIT;
+	if (s->local_refusal != NULL) {
+		/* RFC 5321 3.1: a 554 greeting, then the server closes */
+		smtp_send(s, 554, "5.7.1", "%s", s->local_refusal);
+		smtp_close(s, "local user refused");
+		return;
+	}
 	smtp_send(s, 220, NULL, "%s ESMTP Tern", s->l->cfg->hostname);
 }
 
@@ -386,6 +395,38 @@ void smtp_session_accept(const struct smtp_listener *l, struct event_base *base,
 	s->l = l;
 	buf_init(&s->msg, cfg->limits.message_size + 65536);
 	conn_accept(&s->c, &p, base, fd, sa);
+}
+
+void smtp_session_accept_local(const struct smtp_listener *l, struct event_base *base, int fd,
+			       const char *peer, int64_t user_id, const char *user,
+			       const char *refusal)
+{
+	const struct config *cfg = l->cfg;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct conn_params p = {
+		.ops = &smtp_conn_ops,
+		.list = &sessions,
+		.cfg = cfg,
+		.tls = NULL,           /* nothing to protect on a local socket */
+		.listener = l->name,
+		.read_timeout = cfg->limits.timeout,
+		.write_timeout = cfg->limits.timeout,
+		.read_high = SMTP_READ_HIGH_WATERMARK,
+	};
+
+	s->l = l;
+	s->local_peer = xstrdup(peer);
+	if (user != NULL) {
+		s->user_id = user_id;
+		s->user = xstrdup(user);
+	} else {
+		s->local_refusal = xstrdup(refusal != NULL ? refusal : "Local submission refused");
+	}
+	buf_init(&s->msg, cfg->limits.message_size + 65536);
+	log_info("smtp", "event=local_peer peer=%s user=%s", log_quote(peer),
+		 user != NULL ? log_quote(user) : "-");
+	conn_accept(&s->c, &p, base, fd, (const struct sockaddr *)&sun);
 }
 
 /* ---- drain ---- */

@@ -69,6 +69,17 @@ struct smtp_listener {
 void smtp_session_accept(const struct smtp_listener *l, struct event_base *base, int fd,
 			 const struct sockaddr *sa, socklen_t salen);
 
+/* Take over a connection on the local submission socket (`tern sendmail`,
+ * docs/delivery.md): the caller identified the peer by its uid (peer, like
+ * "uid 33 www-data", goes into logs and the Received field) and found the
+ * Tern user it submits as (user_id, user: copied), so the session starts
+ * authenticated and never offers AUTH.  With user NULL, refusal says why
+ * the local user may not submit: the session greets with 554 5.7.1 and
+ * that text, then closes.  The engine closes fd. */
+void smtp_session_accept_local(const struct smtp_listener *l, struct event_base *base, int fd,
+			       const char *peer, int64_t user_id, const char *user,
+			       const char *refusal);
+
 /* Stop this loop's sessions (SIGTERM): immediately (close at once with
  * 421), or gracefully (sessions between transactions get 421 now; one in a
  * transaction finishes it and gets 421 at its next command).  A reload does

@@ -80,6 +80,7 @@ struct store_req {
 	store_done_cb *cb;
 	void *ctx;
 	char *return_path;
+	char *queue_sender;     /* the queue row's sender (return_path unless set) */
 	char *body;
 	size_t body_len;
 	char *dsn;
@@ -471,7 +472,7 @@ static int apply_delivery(struct store *store, struct store_req *req, char **err
 		sqlite3_reset(st);
 	}
 	if (req->queued &&
-	    store_queue_insert(store, req->queue_copy.file, req->queue_copy.size, req->return_path,
+	    store_queue_insert(store, req->queue_copy.file, req->queue_copy.size, req->queue_sender,
 			       req->dsn, &req->queue, error_r) < 0)
 		return -1;
 	return 0;
@@ -557,6 +558,7 @@ static void req_free(struct store_req *req)
 	}
 	free(req->copies);
 	free(req->return_path);
+	free(req->queue_sender);
 	free(req->body);
 	free(req->dsn);
 	free(req->error);
@@ -886,6 +888,8 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 		return -1;
 	if (d->return_path && !header_value_ok(d->return_path))
 		return -1;
+	if (d->queue_sender && !header_value_ok(d->queue_sender))
+		return -1;
 	for (size_t i = 0; i < d->rcpt_count; i++) {
 		if (d->rcpts[i].delivered_to == NULL || !header_value_ok(d->rcpts[i].delivered_to))
 			return -1;
@@ -913,6 +917,7 @@ int store_deliver(struct store *store, struct event_base *base, const struct sto
 	}
 	if (d->remote_count > 0) {
 		req->queued = true;
+		req->queue_sender = xstrdup(d->queue_sender ? d->queue_sender : req->return_path);
 		if (store_queue_in_copy(&req->queue, d) < 0) {
 			req_free(req);
 			return -1;

@@ -270,6 +270,9 @@ struct store_delivery {
 	size_t remote_count;
 	int64_t submit_user_id;     /* the authenticated submitter, 0 for none */
 	unsigned queue_flags;       /* STORE_QUEUE_F_* */
+	const char *queue_sender;   /* envelope sender of the queued copy (an SRS-rewritten
+				       sender when forwarding; "" = null sender), or NULL
+				       for return_path */
 };
 
 /* Called once per request: status 0 when every copy is durable and

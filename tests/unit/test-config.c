@@ -512,6 +512,87 @@ static void test_imap_group(void)
 	free(error);
 }
 
+/* srs group: defaults, domain check, secrets file load/create */
+static void test_srs_group(void)
+{
+	char *error = NULL, **secrets = NULL;
+	char dir[] = "/tmp/tern-srs-XXXXXX";
+	struct config *cfg = parse("hostname = \"mx.example.com\";", &error);
+
+	CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	CHECK(cfg->srs.secrets_file == NULL && cfg->srs.domain == NULL);
+	CHECK(cfg->srs.max_age == 21);
+	CHECK(config_srs_secrets_load(cfg, &secrets, &error) == 0 && secrets == NULL);
+	config_free(&cfg);
+	expect_error("hostname = \"h.example\"; srs = { domain = \"bad domain\"; };",
+		     "/tmp/t.conf:1: srs.domain");
+	expect_error("hostname = \"h.example\"; srs = { max_age = 0; };", "/tmp/t.conf:1:");
+	expect_error("hostname = \"h.example\"; srs = { secret = \"x\"; };", "/tmp/t.conf:1:");
+
+	CHECK(mkdtemp(dir) != NULL);
+	char *conf = xasprintf("%s/tern.conf", dir), *file = xasprintf("%s/srs.secret", dir);
+	FILE *f = fopen(conf, "w");
+	CHECK(f != NULL);
+	if (f == NULL)
+		goto out;
+	fputs("hostname = \"h.example\";\nsrs = { secrets_file = \"srs.secret\"; "
+	      "domain = \"Fwd.Example\"; max_age = 5; };\n", f);
+	fclose(f);
+	cfg = config_load(conf, &error);
+	CHECK(cfg != NULL);
+	if (cfg == NULL)
+		goto out;
+	CHECK_STR(cfg->srs.secrets_file, file);
+	CHECK_STR(cfg->srs.domain, "fwd.example");
+	CHECK(cfg->srs.max_age == 5);
+	/* missing file: an error naming it */
+	CHECK(config_srs_secrets_load(cfg, &secrets, &error) == -1);
+	CHECK(error != NULL && strstr(error, "srs.secret") != NULL);
+	free(error);
+	error = NULL;
+	/* created: 64 hex digits, 0600, never overwritten */
+	CHECK(config_srs_secret_create(file, &error) == 0);
+	CHECK(config_srs_secret_create(file, &error) == -1);
+	free(error);
+	error = NULL;
+	struct stat st;
+	CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(config_srs_secrets_load(cfg, &secrets, &error) == 1);
+	CHECK(secrets != NULL && strlen(secrets[0]) == 64 && secrets[1] == NULL);
+	config_srs_secrets_free(&secrets);
+	CHECK(secrets == NULL);
+	/* comments and blank lines skipped, order kept, CRLF trimmed */
+	f = fopen(file, "w");
+	if (f != NULL) {
+		fputs("# rotated\n\nnew-one\r\nold-one  \n", f);
+		fclose(f);
+	}
+	CHECK(config_srs_secrets_load(cfg, &secrets, &error) == 2);
+	if (secrets != NULL) {
+		CHECK_STR(secrets[0], "new-one");
+		CHECK_STR(secrets[1], "old-one");
+	}
+	config_srs_secrets_free(&secrets);
+	/* only comments: no secret */
+	f = fopen(file, "w");
+	if (f != NULL) {
+		fputs("# nothing\n", f);
+		fclose(f);
+	}
+	CHECK(config_srs_secrets_load(cfg, &secrets, &error) == -1 && secrets == NULL);
+	free(error);
+	error = NULL;
+	config_free(&cfg);
+out:
+	unlink(file);
+	unlink(conf);
+	rmdir(dir);
+	free(file);
+	free(conf);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -522,5 +603,6 @@ int main(void)
 	RUN(test_template_roundtrip);
 	RUN(test_imap_group);
 	RUN(test_pop3_group);
+	RUN(test_srs_group);
 	return unit_summary("config");
 }

@@ -1,0 +1,117 @@
+"""Outbound mail through a smarthost (queue.smarthost): a sending Tern
+(users at a.test) hands every remote recipient to a second Tern's
+submission port, with STARTTLS required and verified and AUTH.
+
+- the smarthost's self-signed certificate is the sender's CA file
+  (queue.ca_file), its name (mail.example.test) resolves through the test
+  DNS: the message arrives, received "with ESMTPSA" (TLS and AUTH), and the
+  sender logged a verified connection to the smarthost;
+- a second sender without that CA file cannot verify the certificate: the
+  message is deferred with the verification error and never sent in clear
+  (nothing reaches the smarthost);
+- a wrong smarthost password: deferred, never delivered.
+The smarthost's user is alice@a.test, since submission checks that the
+authenticated user owns the envelope sender."""
+import os
+
+import pytest
+
+import tern as tern_harness
+import testdns
+from conftest import finish
+from test_delivery import PASSWORD, find, queue_json, submit, wait_for
+
+RELAY_PASSWORD = "relay-Secret-7"
+
+
+@pytest.fixture(scope="module")
+def smarthost():
+    s = tern_harness.TernServer(name="smarthost")
+    for d in ("a.test", "b.test"):
+        s.add_domain(d)
+    s.add_user("alice@a.test", RELAY_PASSWORD)
+    s.add_user("bob@b.test", PASSWORD)
+    s.start()
+    yield s
+    finish(s)
+
+
+@pytest.fixture(scope="module")
+def dns():
+    d = testdns.TestDNS()
+    d.zone("example.test", ["mail A 127.0.0.1"])
+    try:
+        d.start()
+    except Exception:
+        d.cleanup()
+        raise
+    yield d
+    d.cleanup()
+
+
+def make_sender(name, smarthost, dns, ca_file, password):
+    s = tern_harness.TernServer(name=name)
+    s.add_domain("a.test")
+    s.add_user("alice@a.test", PASSWORD)
+    pw = os.path.join(s.dir, "smarthost.pw")
+    with open(pw, "w") as f:
+        f.write(password + "\n")
+    os.chmod(pw, 0o644)   # the worker reads it after dropping privileges
+    with open(s.conf, "a") as f:
+        f.write("\n" + dns.tern_config(timeout=3, dnssec=False))
+        f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
+                "%s"
+                "  smarthost = { host = \"%s\"; port = %d; user = \"alice@a.test\";\n"
+                "                password_file = \"%s\"; };\n"
+                "};\n" % ("  ca_file = \"%s\";\n" % ca_file if ca_file else "",
+                          tern_harness.HOSTNAME, smarthost.port("submission"), pw))
+    s.start()
+    return s
+
+
+def smarthost_cert(smarthost):
+    return os.path.join(smarthost.dir, "tls", "cert.pem")
+
+
+@pytest.fixture(scope="module")
+def sender(smarthost, dns):
+    s = make_sender("sh-send", smarthost, dns, smarthost_cert(smarthost), RELAY_PASSWORD)
+    yield s
+    finish(s)
+
+
+def test_smarthost_delivers_with_tls_and_auth(sender, smarthost):
+    submit(sender, ["bob@b.test"], "via smarthost")
+    msg = wait_for(lambda: find(smarthost, "bob@b.test", b"body of via smarthost"))
+    assert msg, sender.log_tail()
+    assert b"with ESMTPSA" in msg
+    assert wait_for(lambda: queue_json(sender) == [])
+    log = sender.log()
+    assert "smarthost=yes" in log and "tls=verify" in log
+    assert "verified=yes" in log
+
+
+def test_unverified_certificate_defers(smarthost, dns):
+    s = make_sender("sh-noca", smarthost, dns, None, RELAY_PASSWORD)
+    try:
+        submit(s, ["bob@b.test"], "no ca file")
+        q = wait_for(lambda: [m for m in queue_json(s)
+                              if m["recipients"][0]["state"] == "deferred"])
+        assert q, s.log_tail()
+        assert "certificate" in q[0]["recipients"][0]["last_error"], q
+        assert find(smarthost, "bob@b.test", b"body of no ca file") is None
+    finally:
+        finish(s)
+
+
+def test_wrong_password_defers(smarthost, dns):
+    s = make_sender("sh-badpw", smarthost, dns, smarthost_cert(smarthost), "not-the-password")
+    try:
+        submit(s, ["bob@b.test"], "bad password")
+        q = wait_for(lambda: [m for m in queue_json(s)
+                              if m["recipients"][0]["state"] == "deferred"])
+        assert q, s.log_tail()
+        assert "535" in q[0]["recipients"][0]["last_error"], q
+        assert find(smarthost, "bob@b.test", b"body of bad password") is None
+    finally:
+        finish(s)
