@@ -30,7 +30,9 @@
  * the sender for bounced recipients, a delay DSN once for recipients
  * still deferred after queue.warn_after, as their NOTIFY allows (RFC 3461);
  * never to the null sender, so a bounce never bounces.  DSNs for local
- * senders go to their INBOX, others enter the queue with the null sender.
+ * senders go to their INBOX, others enter the queue with the null sender;
+ * a forwarded copy's SRS sender is reversed first, so its DSN reaches the
+ * original sender.
  *
  * Invariants: a message is in at most one job at a time per domain and
  * queue.connections jobs run at once (queue.connections_per_domain per
@@ -46,6 +48,7 @@
 #include "lib/log.h"
 #include "mail/downgrade.h"
 #include "mail/dsn.h"
+#include "mail/srs.h"
 #include "queue/mta-sts-fetch.h"
 #include "queue/mta-sts.h"
 #include "smtp/client.h"
@@ -128,6 +131,9 @@ struct sts_entry {
 
 struct queue {
 	struct queue_deps d;
+	char **srs;                 /* SRS secrets for DSNs to forwarded mail's senders */
+	int nsrs;
+	bool srs_tried;
 	bool own_tls;
 	struct event *timer, *kick;
 	struct job *jobs;
@@ -296,6 +302,23 @@ static void dsn_stored(void *ctx, int status, const char *error)
 	free(qid);
 }
 
+/* The SRS secrets (loaded once): their count, 0 without SRS. */
+static int srs_secrets(struct queue *q)
+{
+	char *error = NULL;
+
+	if (!q->srs_tried) {
+		q->srs_tried = true;
+		q->nsrs = config_srs_secrets_load(q->d.cfg, &q->srs, &error);
+		if (q->nsrs < 0) {
+			log_error("queue", "event=srs_unavailable error=%s", log_quote(error));
+			free(error);
+			q->nsrs = 0;
+		}
+	}
+	return q->nsrs;
+}
+
 /* Send a DSN for the recipients of j marked in which[] with action. */
 static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 {
@@ -303,14 +326,22 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 	struct dsn_recipient *dr = xcalloc(j->nrcpts, sizeof(*dr));
 	struct store_rcpt owner = { 0 };
 	struct store_delivery_rcpt *local = NULL;
-	struct store_queue_rcpt_in remote = { .address = j->sender };
-	const char *error = NULL;
-	struct buf msg;
+	struct store_queue_rcpt_in remote = { 0 };
+	const char *error = NULL, *to = j->sender;
+	struct buf msg, unsrs;
 	size_t n = 0;
 	time_t now = clock_now();
 
+	buf_init(&unsrs, 1024);
 	if (j->sender[0] == '\0')
 		goto out;   /* never a DSN to the null sender (RFC 3464 / 5321 6.1) */
+	/* a forwarded copy's sender is our SRS address: the DSN goes to the
+	 * original sender it stands for */
+	if (srs_is_srs(j->sender) && srs_secrets(q) > 0 &&
+	    srs_reverse((const char *const *)q->srs, (size_t)q->nsrs, j->sender,
+			q->d.cfg->srs.max_age, &unsrs, &error) == 0)
+		to = buf_cstr(&unsrs);
+	remote.address = to;
 	for (size_t i = 0; i < j->nrcpts; i++) {
 		const struct job_rcpt *r = &j->rcpts[i];
 		if (!which[i])
@@ -330,7 +361,7 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 		goto out;
 	buf_init(&msg, BUF_UNLIMITED);
 	struct dsn_params p = {
-		.hostname = q->d.cfg->hostname, .sender = j->sender, .envid = j->envid,
+		.hostname = q->d.cfg->hostname, .sender = to, .envid = j->envid,
 		.ret = j->ret, .arrival = j->created, .rcpts = dr, .rcpt_count = n,
 		.original = j->data, .original_len = j->len,
 		.smtputf8 = (j->flags & STORE_QUEUE_F_SMTPUTF8) != 0,
@@ -345,7 +376,7 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 		.internal_date = now,
 	};
 	/* a sender of ours gets it in the INBOX; anyone else through the queue */
-	if (store_rcpt_resolve(q->d.store, j->sender, "+", &owner, &error) == 0 &&
+	if (store_rcpt_resolve(q->d.store, to, "+", &owner, &error) == 0 &&
 	    owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
 		local = xcalloc(owner.user_count, sizeof(*local));
 		for (size_t i = 0; i < owner.user_count; i++)
@@ -362,13 +393,14 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 			  "the store refused the DSN");
 	else
 		log_info("queue", "event=dsn qid=%s action=%s to=%s rcpts=%zu", j->qid,
-			 dsn_action_name(action), log_quote(j->sender), n);
+			 dsn_action_name(action), log_quote(to), n);
 	if (d.remote_count > 0)
 		queue_kick(q);
 	buf_free(&msg);
 	free(local);
 out:
 	store_rcpt_clear(&owner);
+	buf_free(&unsrs);
 	free(dr);
 }
 
@@ -1229,6 +1261,7 @@ void queue_stop(struct queue **qp)
 	event_free(q->kick);
 	if (q->own_tls)
 		SSL_CTX_free(q->d.tls);
+	config_srs_secrets_free(&q->srs);
 	sts_cache_free(q);
 	if (q->smarthost_pass != NULL)
 		explicit_bzero(q->smarthost_pass, strlen(q->smarthost_pass));
