@@ -116,6 +116,22 @@ static const char SQL_Q_LIST[] =
 	" AND (?6 = 0 OR (q.held = 0 AND EXISTS (SELECT 1 FROM queue_rcpts r"
 	"   WHERE r.queue_id = q.id AND r.state < 2 AND r.next_attempt <= ?7)))"
 	" ORDER BY q.created, q.id LIMIT ?8";
+/* The scheduler's scan (due): driven by the due recipients through
+ * queue_rcpts_due, so deferred messages cost nothing however many there
+ * are; the other filters as above. */
+static const char SQL_Q_DUE[] =
+	"SELECT q.id, q.file, q.size, q.sender, coalesce(q.user_id, 0), q.created, q.dsn,"
+	" q.flags, q.held FROM (SELECT DISTINCT queue_id AS qid FROM queue_rcpts"
+	"   WHERE state < 2 AND next_attempt <= ?7) d JOIN queue q ON q.id = d.qid"
+	" WHERE q.held = 0 AND ?6 = 1"
+	" AND (?1 IS NULL OR q.file = ?1)"
+	" AND (?2 IS NULL OR instr(lower(q.sender), lower(?2)) > 0)"
+	" AND (?3 IS NULL OR EXISTS (SELECT 1 FROM queue_rcpts r WHERE r.queue_id = q.id"
+	"   AND instr(lower(r.address), lower(?3)) > 0))"
+	" AND (?4 IS NULL OR EXISTS (SELECT 1 FROM queue_rcpts r WHERE r.queue_id = q.id"
+	"   AND r.domain = lower(?4) AND r.state < 2))"
+	" AND (?5 = 0 OR q.created < ?5)"
+	" ORDER BY q.created, q.id LIMIT ?8";
 static const char SQL_QR_LIST[] =
 	"SELECT id, address, domain, orcpt, notify, state, attempts, next_attempt,"
 	" coalesce(last_attempt, 0), last_error, warned, give_up FROM queue_rcpts"
@@ -207,7 +223,7 @@ int store_queue_list(struct store *store, const struct store_queue_filter *f,
 	sqlite3_stmt *st;
 	int rc = 0;
 
-	if (c == NULL || (st = store_stmt(c, SQL_Q_LIST, error_r)) == NULL)
+	if (c == NULL || (st = store_stmt(c, f->due ? SQL_Q_DUE : SQL_Q_LIST, error_r)) == NULL)
 		return -1;
 	store_bind_text(st, 1, f->qid);
 	store_bind_text(st, 2, f->sender);
