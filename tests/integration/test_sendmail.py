@@ -12,6 +12,7 @@ Received/Date/Message-ID/From added, a remote recipient entering the
 queue, -bp / mailq (also through a link named mailq), bad options, a bad
 address, a missing socket: each a clear error and a non-zero exit.
 The machine's own /usr/sbin/sendmail is never touched."""
+import atexit
 import json
 import os
 import pwd
@@ -41,6 +42,23 @@ def ensure_user(name):
     return pwd.getpwnam(name)
 
 
+# The binary the local users run: a copy in a folder everyone may enter,
+# since the checkout itself may sit under a private home (/root on CI).
+USER_BIN = None
+
+
+def user_bin():
+    global USER_BIN
+    if USER_BIN is None:
+        d = tempfile.mkdtemp(prefix="tern-sendmail-bin-")
+        os.chmod(d, 0o755)
+        USER_BIN = os.path.join(d, "tern")
+        shutil.copy2(tern_harness.TERN_BIN, USER_BIN)
+        os.chmod(USER_BIN, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+    return USER_BIN
+
+
 @pytest.fixture(scope="module")
 def srv():
     if os.geteuid() != 0:
@@ -67,7 +85,7 @@ def srv():
 def sendmail(s, args, message, user=USER, env=None):
     if isinstance(message, str):
         message = message.encode()
-    cmd = ["runuser", "-u", user, "--", tern_harness.TERN_BIN, "-c", s.conf, "sendmail"] + args
+    cmd = ["runuser", "-u", user, "--", user_bin(), "-c", s.conf, "sendmail"] + args
     return subprocess.run(cmd, input=message, capture_output=True, timeout=60, env=env)
 
 
@@ -205,8 +223,9 @@ def test_remote_recipient_queued_and_bp(srv):
 def test_invoked_as_sendmail(srv):
     link = os.path.join(srv.dir, "bin", "sendmail")
     os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.chmod(os.path.dirname(link), 0o755)
     if not os.path.exists(link):
-        os.symlink(tern_harness.TERN_BIN, link)
+        os.symlink(user_bin(), link)
     env = dict(os.environ, TERN_CONF=srv.conf)
     p = subprocess.run(["runuser", "-u", USER, "--", "env", "TERN_CONF=" + srv.conf, link,
                         "-oi", "-oem", "-B8BITMIME", "other@a.test"],
@@ -248,7 +267,7 @@ def test_missing_socket_is_an_error(srv):
         with open(conf, "w") as f:
             f.write(text)
         os.chmod(conf, 0o644)
-        cmd = ["runuser", "-u", USER, "--", tern_harness.TERN_BIN, "-c", conf, "sendmail",
+        cmd = ["runuser", "-u", USER, "--", user_bin(), "-c", conf, "sendmail",
                "other@a.test"]
         p = subprocess.run(cmd, input=b"Subject: x\n\nnowhere\n", capture_output=True,
                            timeout=60)
