@@ -16,23 +16,17 @@ Remote SMTP servers listen on high loopback ports (queue.remote_port and
 routes say where); the receiving Tern refuses unknown users like any MX."""
 import json
 import smtplib
-import ssl
 import time
 
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 import testdns
 from conftest import finish
 
 PASSWORD = "dl-Secret-1"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture(scope="module")

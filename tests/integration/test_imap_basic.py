@@ -6,24 +6,18 @@ import imaplib
 import re
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
 
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 USER, PASSWORD = "im@example.test", "im-Secret-1"
 USER2 = "im2@example.test"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def deliver(srv, rcpt, subject, body="hello"):

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ import time
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 PASSWORD = "cl-Secret-1"
@@ -28,12 +28,6 @@ LIM_USER = "lim@example.test"
 # ASan builds run several times slower: a smaller (still realistic) mailbox
 COUNT = 300 if os.environ.get("TERN_SANITIZED") else 1000
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def imaps(srv, user=CL_USER):

@@ -23,18 +23,13 @@ import zlib
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 USER = "z@example.test"
 USER2 = "y@example.test"
 PASSWORD = "zip-Secret-1"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ reads and writes annotations; curl reads an annotation back."""
 import imaplib
 import re
 import smtplib
-import ssl
 import subprocess
 
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 # imaplib knows only the commands of its own table
@@ -20,12 +20,6 @@ for _name in ("GETMETADATA", "SETMETADATA", "MOVE"):
 PASSWORD = "oi-Secret-1"
 USER = "objects@example.test"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture(scope="module")

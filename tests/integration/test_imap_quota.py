@@ -4,24 +4,18 @@ getquota, curl's custom request, the limits from `tern user quota SIZE
 refused, and a user without limits reporting no quota root."""
 import imaplib
 import smtplib
-import ssl
 import subprocess
 
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 PASSWORD = "qu-Secret-1"
 LIMITED = "limited@example.test"
 FREE = "free@example.test"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,13 @@ import os
 import re
 import shutil
 import smtplib
-import ssl
 import sys
 import time
 
 import pytest
 
 import tern as tern_harness
+from imapc import tls_ctx
 from conftest import finish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,12 +58,6 @@ WAIT = 30   # seconds, the longest any single UI wait may take
 KICKOFF = "Project kickoff"
 MARKER = "Reply typed in Roundcube 7f3c"
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def msg(frm, subject, mid, date, body, parents=()):

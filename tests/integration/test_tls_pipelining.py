@@ -11,13 +11,8 @@ import ssl
 import time
 
 import tern as th
+from imapc import tls_ctx
 
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def pump(sock, blob, want_lines, timeout):
