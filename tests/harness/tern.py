@@ -169,7 +169,9 @@ def proc_uid(pid):
 class TernServer:
     """One Tern instance in its own temporary folder."""
 
-    def __init__(self, config=None, name="tern"):
+    def __init__(self, config=None, name="tern", offset=None):
+        """offset: the port offset; None picks a free one (0, the standard
+        ports, only inside a network namespace of the test's own)."""
         if not os.access(TERN_BIN, os.X_OK):
             raise TernError("tern binary not found at %s (set TERN_BIN)" % TERN_BIN)
         self.dir = tempfile.mkdtemp(prefix="tern-it-%s-" % name)
@@ -178,7 +180,7 @@ class TernServer:
         self.conf = os.path.join(self.dir, "tern.conf")
         self.data = os.path.join(self.dir, "data")
         self.logfile = os.path.join(self.dir, "server.log")
-        self.offset = free_port_offset()
+        self.offset = free_port_offset() if offset is None else offset
         self.proc = None
         p = run_tern(["init", self.dir, "--hostname", HOSTNAME, "--bind", "127.0.0.1",
                       "--port-offset", str(self.offset)])

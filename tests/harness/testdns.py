@@ -205,6 +205,8 @@ class TestDNS:
             if not os.access(tool, os.X_OK):
                 raise TestDNSError("%s not found (apt-get install nsd ldnsutils)" % tool)
         self.dir = tempfile.mkdtemp(prefix="tern-testdns-")
+        # a server's worker (an unprivileged user) reads the trust anchor file
+        os.chmod(self.dir, 0o755)
         self._rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
         self.port = _free_port(self._rnd)
         self.responder_port = _free_port(self._rnd, used=(self.port,))
