@@ -84,6 +84,7 @@ struct job_rcpt {
 struct job {
 	struct job *next;
 	struct queue *q;
+	bool updating;              /* its outcome is being committed (update_done frees it) */
 	char *qid, *sender, *domain, *envid, *path;
 	enum dsn_ret ret;
 	unsigned flags;
@@ -476,6 +477,7 @@ static void job_finish(struct job *j)
 	}
 	send_dsn(j, failed, DSN_ACTION_FAILED);
 	send_dsn(j, delayed, DSN_ACTION_DELAYED);
+	j->updating = true;   /* the store holds j until update_done */
 	if (store_queue_update(q->d.store, q->d.base, res, j->nrcpts, update_done, j) < 0) {
 		log_error("queue", "event=update_failed qid=%s error=%s", j->qid,
 			  "the store refused the update");
@@ -1241,9 +1243,15 @@ void queue_pause(struct queue *q)
 		return;
 	q->stopped = true;
 	event_del(q->timer);
-	while (q->jobs != NULL) {
-		struct job *j = q->jobs;
-		q->jobs = j->next;
+	/* abandon every attempt; one whose outcome the store is recording is
+	 * freed by update_done when that commit completes */
+	for (struct job **p = &q->jobs; *p != NULL;) {
+		struct job *j = *p;
+		if (j->updating) {
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
 		q->in_flight--;
 		job_free(j);
 	}
@@ -1257,6 +1265,12 @@ void queue_stop(struct queue **qp)
 	if (q == NULL)
 		return;
 	queue_pause(q);
+	/* the loops have stopped: no update_done will come for the rest */
+	while (q->jobs != NULL) {
+		struct job *j = q->jobs;
+		q->jobs = j->next;
+		job_free(j);
+	}
 	event_free(q->timer);
 	event_free(q->kick);
 	if (q->own_tls)
