@@ -596,8 +596,8 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 	m->flags = (data == j->data && (j->flags & STORE_QUEUE_F_8BIT) ? SMTP_MSG_8BIT : 0) |
 		  (j->flags & STORE_QUEUE_F_SMTPUTF8 ? SMTP_MSG_SMTPUTF8 : 0) |
 		  (j->flags & STORE_QUEUE_F_REQUIRETLS ? SMTP_MSG_REQUIRETLS : 0);
-	m->ret = j->ret == DSN_RET_FULL ? SMTP_RET_FULL : j->ret == DSN_RET_HDRS ? SMTP_RET_HDRS
-										  : SMTP_RET_NONE;
+	m->ret = j->ret == DSN_RET_FULL ? SMTP_DSN_RET_FULL : j->ret == DSN_RET_HDRS ? SMTP_DSN_RET_HDRS
+										  : SMTP_DSN_RET_NONE;
 	m->envid = j->envid;
 	if (smtp_client_send(c, m, client_sent, j, &error) < 0) {
 		set_last_error(j, "%s: %s", j->host, error);

@@ -16,7 +16,7 @@
 
 #define REPLY_BUF_MAX ((size_t)SMTP_REPLY_LINES_MAX * (SMTP_REPLY_LINE_MAX + 1))
 
-void smtp_reply_init(struct smtp_reply *r)
+void smtp_client_reply_init(struct smtp_client_reply *r)
 {
 	r->code = 0;
 	r->enhanced[0] = '\0';
@@ -25,7 +25,7 @@ void smtp_reply_init(struct smtp_reply *r)
 	r->n_lines = 0;
 }
 
-void smtp_reply_free(struct smtp_reply *r)
+void smtp_client_reply_free(struct smtp_client_reply *r)
 {
 	buf_free(&r->text);
 	buf_free(&r->lines);
@@ -38,13 +38,13 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p)
 {
 	buf_init(&p->line, SMTP_REPLY_LINE_MAX);
 	p->error = false;
-	smtp_reply_init(&p->cur);
+	smtp_client_reply_init(&p->cur);
 }
 
 void smtp_reply_parser_free(struct smtp_reply_parser *p)
 {
 	buf_free(&p->line);
-	smtp_reply_free(&p->cur);
+	smtp_client_reply_free(&p->cur);
 }
 
 bool smtp_reply_parser_busy(const struct smtp_reply_parser *p)
@@ -107,7 +107,7 @@ static size_t enhanced_len(const char *s, size_t len, char class)
  * the reply, 0 when more lines follow, -1 on a protocol error. */
 static int reply_line(struct smtp_reply_parser *p, const char *l, size_t n, const char **error_r)
 {
-	struct smtp_reply *r = &p->cur;
+	struct smtp_client_reply *r = &p->cur;
 	bool last;
 	int code;
 	size_t elen;
@@ -166,21 +166,21 @@ static int reply_line(struct smtp_reply_parser *p, const char *l, size_t n, cons
 }
 
 /* The reply is complete: cap its text and hand it over. */
-static void reply_finish(struct smtp_reply_parser *p, struct smtp_reply *out)
+static void reply_finish(struct smtp_reply_parser *p, struct smtp_client_reply *out)
 {
-	struct smtp_reply *r = &p->cur;
+	struct smtp_client_reply *r = &p->cur;
 
 	if (r->text.len > SMTP_REPLY_TEXT_MAX) {
 		r->text.len = SMTP_REPLY_TEXT_MAX - 3;
 		buf_append(&r->text, "...", 3);
 	}
-	smtp_reply_free(out);
+	smtp_client_reply_free(out);
 	*out = *r;
-	smtp_reply_init(r);
+	smtp_client_reply_init(r);
 }
 
 enum smtp_reply_status smtp_reply_parse(struct smtp_reply_parser *p, const char *data,
-					size_t len, size_t *consumed_r, struct smtp_reply *reply_r,
+					size_t len, size_t *consumed_r, struct smtp_client_reply *reply_r,
 					const char **error_r)
 {
 	size_t pos = 0;
@@ -229,7 +229,7 @@ enum smtp_reply_status smtp_reply_parse(struct smtp_reply_parser *p, const char 
 	return SMTP_REPLY_NEED_MORE;
 }
 
-bool smtp_reply_has_keyword(const struct smtp_reply *r, const char *keyword,
+bool smtp_client_reply_has_keyword(const struct smtp_client_reply *r, const char *keyword,
 			    struct slice *params_r)
 {
 	const char *s = buf_cstr(&r->lines), *end = s + r->lines.len;

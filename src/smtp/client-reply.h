@@ -27,7 +27,7 @@
 #define SMTP_REPLY_TEXT_MAX 512    /* sanitized text handed to callers */
 #define SMTP_ENHANCED_MAX 12       /* "5.123.123" plus NUL, rounded up */
 
-struct smtp_reply {
+struct smtp_client_reply {
 	int code;                      /* 200..599 */
 	/* RFC 3463 "class.subject.detail" from the first line when present
 	 * (class matching the code's first digit), else "" */
@@ -50,12 +50,12 @@ enum smtp_reply_status {
 struct smtp_reply_parser {
 	struct buf line;               /* the line being read, without its end */
 	bool error;                    /* sticky */
-	struct smtp_reply cur;         /* the reply being built */
+	struct smtp_client_reply cur;         /* the reply being built */
 };
 
 /* Initialise a reply (empty) / free its memory (reusable afterwards). */
-void smtp_reply_init(struct smtp_reply *r);
-void smtp_reply_free(struct smtp_reply *r);
+void smtp_client_reply_init(struct smtp_client_reply *r);
+void smtp_client_reply_free(struct smtp_client_reply *r);
 
 /* Initialise / free a parser. */
 void smtp_reply_parser_init(struct smtp_reply_parser *p);
@@ -68,7 +68,7 @@ void smtp_reply_parser_free(struct smtp_reply_parser *p);
  * ready for the next reply.  On ERROR the parser stays in error (and
  * *consumed_r means nothing: drop the connection). */
 enum smtp_reply_status smtp_reply_parse(struct smtp_reply_parser *p, const char *data,
-					size_t len, size_t *consumed_r, struct smtp_reply *reply_r,
+					size_t len, size_t *consumed_r, struct smtp_client_reply *reply_r,
 					const char **error_r);
 
 /* Is a parser in the middle of a reply (some bytes of it consumed)? */
@@ -77,7 +77,7 @@ bool smtp_reply_parser_busy(const struct smtp_reply_parser *p);
 /* Does the reply have a line whose first word is keyword
  * (case-insensitive)?  If so and params_r is not NULL, *params_r is the
  * rest of that line after the keyword and spaces. */
-bool smtp_reply_has_keyword(const struct smtp_reply *r, const char *keyword,
+bool smtp_client_reply_has_keyword(const struct smtp_client_reply *r, const char *keyword,
 			    struct slice *params_r);
 
 /* Sanitize src[0..len) into out (appended): printable ASCII kept, every

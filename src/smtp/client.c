@@ -71,7 +71,7 @@ struct smtp_client {
 
 	enum client_state state;
 	struct smtp_reply_parser parser;
-	struct smtp_reply reply;
+	struct smtp_client_reply reply;
 	unsigned ext;
 	uint64_t size_limit;
 	bool tls_active, tls_verified, tls_dane;
@@ -174,7 +174,7 @@ static void client_destroy(struct smtp_client *c)
 	transaction_clear(c);
 	buf_free(&c->texts);
 	smtp_reply_parser_free(&c->parser);
-	smtp_reply_free(&c->reply);
+	smtp_client_reply_free(&c->reply);
 	for (size_t i = 0; i < c->n_tlsa; i++)
 		free((void *)c->tlsa[i].data);
 	free(c->tlsa);
@@ -316,7 +316,7 @@ static void set_rcpt(struct smtp_client *c, size_t i, enum smtp_status st, int c
 	c->rs_done[i] = true;
 }
 
-static void set_rcpt_reply(struct smtp_client *c, size_t i, const struct smtp_reply *r)
+static void set_rcpt_reply(struct smtp_client *c, size_t i, const struct smtp_client_reply *r)
 {
 	set_rcpt(c, i, status_of_code(r->code), r->code, r->enhanced, buf_cstr(&r->text), false);
 }
@@ -402,7 +402,7 @@ static void fail_temp(struct smtp_client *c, enum smtp_stage stage, const char *
 	client_fail(c, stage, 0, "", text, true, SMTP_STATUS_TEMP);
 }
 
-static void fail_reply(struct smtp_client *c, enum smtp_stage stage, const struct smtp_reply *r)
+static void fail_reply(struct smtp_client *c, enum smtp_stage stage, const struct smtp_client_reply *r)
 {
 	enum smtp_status st = status_of_code(r->code);
 
@@ -498,15 +498,15 @@ static void after_ehlo(struct smtp_client *c)
 	start_auth(c);
 }
 
-static void parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
+static void parse_ehlo(struct smtp_client *c, const struct smtp_client_reply *r)
 {
 	struct slice arg;
 
 	c->ext = 0;
 	c->size_limit = 0;
-	if (smtp_reply_has_keyword(r, "PIPELINING", NULL))
+	if (smtp_client_reply_has_keyword(r, "PIPELINING", NULL))
 		c->ext |= SMTP_EXT_PIPELINING;
-	if (smtp_reply_has_keyword(r, "SIZE", &arg)) {
+	if (smtp_client_reply_has_keyword(r, "SIZE", &arg)) {
 		uint64_t v = 0;
 		c->ext |= SMTP_EXT_SIZE;
 		for (size_t i = 0; i < arg.len && arg.p[i] >= '0' && arg.p[i] <= '9'; i++) {
@@ -518,21 +518,21 @@ static void parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		c->size_limit = v;
 	}
-	if (smtp_reply_has_keyword(r, "8BITMIME", NULL))
+	if (smtp_client_reply_has_keyword(r, "8BITMIME", NULL))
 		c->ext |= SMTP_EXT_8BITMIME;
-	if (smtp_reply_has_keyword(r, "SMTPUTF8", NULL))
+	if (smtp_client_reply_has_keyword(r, "SMTPUTF8", NULL))
 		c->ext |= SMTP_EXT_SMTPUTF8;
-	if (smtp_reply_has_keyword(r, "CHUNKING", NULL))
+	if (smtp_client_reply_has_keyword(r, "CHUNKING", NULL))
 		c->ext |= SMTP_EXT_CHUNKING;
-	if (smtp_reply_has_keyword(r, "DSN", NULL))
+	if (smtp_client_reply_has_keyword(r, "DSN", NULL))
 		c->ext |= SMTP_EXT_DSN;
-	if (smtp_reply_has_keyword(r, "STARTTLS", NULL))
+	if (smtp_client_reply_has_keyword(r, "STARTTLS", NULL))
 		c->ext |= SMTP_EXT_STARTTLS;
-	if (smtp_reply_has_keyword(r, "REQUIRETLS", NULL))
+	if (smtp_client_reply_has_keyword(r, "REQUIRETLS", NULL))
 		c->ext |= SMTP_EXT_REQUIRETLS;
-	if (smtp_reply_has_keyword(r, "ENHANCEDSTATUSCODES", NULL))
+	if (smtp_client_reply_has_keyword(r, "ENHANCEDSTATUSCODES", NULL))
 		c->ext |= SMTP_EXT_ENHANCEDSTATUSCODES;
-	if (smtp_reply_has_keyword(r, "AUTH", &arg)) {
+	if (smtp_client_reply_has_keyword(r, "AUTH", &arg)) {
 		size_t i = 0;
 		while (i < arg.len) {
 			size_t j = i;
@@ -753,7 +753,7 @@ static void envelope_done(struct smtp_client *c, bool chunking)
 		send_data(c, true);
 }
 
-static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
+static void txn_reply(struct smtp_client *c, const struct smtp_client_reply *r)
 {
 	struct step *s = &c->steps[c->n_replied++];
 	bool chunking = (c->ext & SMTP_EXT_CHUNKING) != 0;
@@ -957,8 +957,8 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *m,
 		buf_append_str(&b, " BODY=8BITMIME");
 	if (m->flags & SMTP_MSG_SMTPUTF8)
 		buf_append_str(&b, " SMTPUTF8");
-	if (dsn && m->ret != SMTP_RET_NONE)
-		buf_append_str(&b, m->ret == SMTP_RET_FULL ? " RET=FULL" : " RET=HDRS");
+	if (dsn && m->ret != SMTP_DSN_RET_NONE)
+		buf_append_str(&b, m->ret == SMTP_DSN_RET_FULL ? " RET=FULL" : " RET=HDRS");
 	if (dsn && m->envid != NULL) {
 		buf_append_str(&b, " ENVID=");
 		xtext_append(&b, m->envid);
@@ -1007,7 +1007,7 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_client_message *m,
 
 /* ---- replies ---- */
 
-static void on_reply(struct smtp_client *c, const struct smtp_reply *r)
+static void on_reply(struct smtp_client *c, const struct smtp_client_reply *r)
 {
 	const char *err = NULL;
 	char *b64;
@@ -1303,7 +1303,7 @@ struct smtp_client *smtp_client_connect(struct event_base *base,
 	c->to.data_block = ms_or(p->timeouts.data_block, 3 * 60 * 1000);
 	c->to.data_final = ms_or(p->timeouts.data_final, 10 * 60 * 1000);
 	smtp_reply_parser_init(&c->parser);
-	smtp_reply_init(&c->reply);
+	smtp_client_reply_init(&c->reply);
 	buf_init(&c->texts, BUF_UNLIMITED);
 	c->cb = cb;
 	c->cb_ctx = ctx;

@@ -95,7 +95,7 @@ enum smtp_dsn_notify {
 	SMTP_NOTIFY_DELAY = 1 << 3,
 };
 
-enum smtp_dsn_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
+enum smtp_dsn_ret { SMTP_DSN_RET_NONE, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
 
 struct smtp_client_rcpt {
 	const char *addr;                /* without angle brackets */

@@ -30,7 +30,7 @@ struct digest {
 	int last;
 };
 
-static void check_reply(const struct smtp_reply *r)
+static void check_reply(const struct smtp_client_reply *r)
 {
 	const char *t = buf_cstr(&r->text);
 	struct slice arg;
@@ -45,21 +45,21 @@ static void check_reply(const struct smtp_reply *r)
 		FUZZ_ASSERT(ch == '\n' || (ch >= 0x20 && ch < 0x7f));
 	}
 	FUZZ_ASSERT(r->enhanced[0] == '\0' || r->enhanced[0] == '0' + r->code / 100);
-	if (smtp_reply_has_keyword(r, "SIZE", &arg))
+	if (smtp_client_reply_has_keyword(r, "SIZE", &arg))
 		FUZZ_ASSERT(arg.p >= r->lines.data && arg.p + arg.len <= r->lines.data + r->lines.len);
-	smtp_reply_has_keyword(r, "AUTH", &arg);
+	smtp_client_reply_has_keyword(r, "AUTH", &arg);
 }
 
 static struct digest run(const uint8_t *data, size_t size, unsigned chunk)
 {
 	struct smtp_reply_parser p;
-	struct smtp_reply r;
+	struct smtp_client_reply r;
 	struct digest d = { 0, 0, 0, 0 };
 	size_t pos = 0;
 	const char *err = NULL;
 
 	smtp_reply_parser_init(&p);
-	smtp_reply_init(&r);
+	smtp_client_reply_init(&r);
 	while (pos < size) {
 		size_t n = size - pos, used = 0;
 		if (chunk > 0 && n > chunk)
@@ -82,7 +82,7 @@ static struct digest run(const uint8_t *data, size_t size, unsigned chunk)
 		}
 	}
 	d.consumed = pos;
-	smtp_reply_free(&r);
+	smtp_client_reply_free(&r);
 	smtp_reply_parser_free(&p);
 	return d;
 }

@@ -28,12 +28,12 @@ static void outcome_free(struct outcome *o)
 static struct outcome parse(const char *data, size_t len, bool bytewise)
 {
 	struct smtp_reply_parser p;
-	struct smtp_reply r;
+	struct smtp_client_reply r;
 	struct outcome o = { SMTP_REPLY_NEED_MORE, 0, 0, "", NULL, 0, 0 };
 	const char *err = NULL;
 
 	smtp_reply_parser_init(&p);
-	smtp_reply_init(&r);
+	smtp_client_reply_init(&r);
 	while (o.consumed < len) {
 		size_t n = bytewise ? 1 : len - o.consumed, used = 0;
 		o.st = smtp_reply_parse(&p, data + o.consumed, n, &used, &r, &err);
@@ -52,7 +52,7 @@ static struct outcome parse(const char *data, size_t len, bool bytewise)
 	}
 	if (o.st == SMTP_REPLY_ERROR)
 		CHECK(err != NULL);
-	smtp_reply_free(&r);
+	smtp_client_reply_free(&r);
 	smtp_reply_parser_free(&p);
 	return o;
 }
@@ -135,7 +135,7 @@ static void test_multi_line(void)
 		"250-SIZE 10240000\r\n250-AUTH=LOGIN PLAIN\r\n250 8BITMIME\r\n";
 	struct outcome o = PARSE(ehlo);
 	struct smtp_reply_parser p;
-	struct smtp_reply r;
+	struct smtp_client_reply r;
 	struct slice arg;
 	size_t used;
 	const char *err;
@@ -146,17 +146,17 @@ static void test_multi_line(void)
 	outcome_free(&o);
 
 	smtp_reply_parser_init(&p);
-	smtp_reply_init(&r);
+	smtp_client_reply_init(&r);
 	CHECK(smtp_reply_parse(&p, ehlo, sizeof(ehlo) - 1, &used, &r, &err) == SMTP_REPLY_OK);
-	CHECK(smtp_reply_has_keyword(&r, "pipelining", NULL));
-	CHECK(smtp_reply_has_keyword(&r, "SIZE", &arg));
+	CHECK(smtp_client_reply_has_keyword(&r, "pipelining", NULL));
+	CHECK(smtp_client_reply_has_keyword(&r, "SIZE", &arg));
 	CHECK(arg.len == 8 && memcmp(arg.p, "10240000", 8) == 0);
-	CHECK(smtp_reply_has_keyword(&r, "AUTH", &arg));
+	CHECK(smtp_client_reply_has_keyword(&r, "AUTH", &arg));
 	CHECK(arg.len == 11 && memcmp(arg.p, "LOGIN PLAIN", 11) == 0);
-	CHECK(!smtp_reply_has_keyword(&r, "PIPE", NULL));
-	CHECK(!smtp_reply_has_keyword(&r, "STARTTLS", NULL));
+	CHECK(!smtp_client_reply_has_keyword(&r, "PIPE", NULL));
+	CHECK(!smtp_client_reply_has_keyword(&r, "STARTTLS", NULL));
 	CHECK(!smtp_reply_parser_busy(&p));
-	smtp_reply_free(&r);
+	smtp_client_reply_free(&r);
 	smtp_reply_parser_free(&p);
 
 	o = PARSE("550-5.7.1 first\r\n550-5.7.1 second\r\n550 5.7.1 third\r\n");
@@ -169,19 +169,19 @@ static void test_back_to_back(void)
 {
 	static const char two[] = "250 ok\r\n550 no\r\n";
 	struct smtp_reply_parser p;
-	struct smtp_reply r;
+	struct smtp_client_reply r;
 	size_t used;
 	const char *err;
 
 	smtp_reply_parser_init(&p);
-	smtp_reply_init(&r);
+	smtp_client_reply_init(&r);
 	CHECK(smtp_reply_parse(&p, two, sizeof(two) - 1, &used, &r, &err) == SMTP_REPLY_OK);
 	CHECK(used == 8 && r.code == 250);
 	CHECK(smtp_reply_parse(&p, two + used, sizeof(two) - 1 - used, &used, &r, &err) ==
 	      SMTP_REPLY_OK);
 	CHECK(used == 8 && r.code == 550);
 	CHECK_STR(buf_cstr(&r.text), "no");
-	smtp_reply_free(&r);
+	smtp_client_reply_free(&r);
 	smtp_reply_parser_free(&p);
 }
 

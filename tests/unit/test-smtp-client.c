@@ -377,7 +377,7 @@ static void test_pipelining_dot_stuffing(void)
 	static const char body[] = "Subject: hi\r\n\r\n.leading dot\r\nline\r\n..two\r\n";
 	struct smtp_client_message m = {
 		.sender = "alice@example.com", .rcpts = rcpts2, .n_rcpts = 2,
-		.data = body, .len = sizeof(body) - 1, .ret = SMTP_RET_HDRS, .envid = "id 1",
+		.data = body, .len = sizeof(body) - 1, .ret = SMTP_DSN_RET_HDRS, .envid = "id 1",
 	};
 	char mail[200];
 	snprintf(mail, sizeof(mail), "C:MAIL FROM:<alice@example.com> SIZE=%zu RET=HDRS ENVID=id+201",
