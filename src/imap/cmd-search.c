@@ -67,20 +67,13 @@ struct text_hits {
 	size_t count, alloc;
 };
 
-/* The summary facts SEARCH can ask for, indexed like the view. */
-struct search_summary {
-	time_t savedate;
-	char *emailid, *threadid;
-};
-
 struct search_ctx {
 	struct imap_session *s;
 	struct text_hits *texts;
 	size_t ntexts, texts_alloc;
 	int64_t *sent_day;          /* per message: day of the Date field, INT64_MIN unknown */
 	time_t now;                 /* OLDER / YOUNGER reference */
-	struct search_summary *sums;/* per message, loaded on first use (SAVED*, *ID) */
-	bool sums_loaded;
+	bool sums_loaded;           /* the view's summary facts (SAVED*, *ID) asked for */
 };
 
 static int text_hit(void *ctx, uint32_t uid)
@@ -168,37 +161,19 @@ static bool text_matches(const struct search_ctx *c, const struct imap_search_ke
 	return false;
 }
 
-static int summary_row(void *ctx, const struct store_summary *ss)
+/* Message seq's summary facts from the view's cache (filled for the whole
+ * view with one store query the first time); NULL when the store has none. */
+static const struct imap_msg_sum *summary_of(struct search_ctx *c, uint32_t seq)
 {
-	struct search_ctx *c = ctx;
-	uint32_t seq = imap_view_seq_of(c->s->view, ss->uid);
-
-	if (seq > 0) {
-		struct search_summary *sum = &c->sums[seq - 1];
-		sum->savedate = ss->savedate;
-		sum->emailid = xstrdup(ss->emailid != NULL ? ss->emailid : "");
-		sum->threadid = xstrdup(ss->threadid != NULL ? ss->threadid : "");
-	}
-	return 0;
-}
-
-/* Message seq's summary (one store query for the whole view, once);
- * NULL when the store has none for it. */
-static const struct search_summary *summary_of(struct search_ctx *c, uint32_t seq)
-{
-	struct imap_view *v = c->s->view;
 	const char *error = NULL;
 
 	if (!c->sums_loaded) {
 		c->sums_loaded = true;
-		c->sums = xcalloc(v->count ? v->count : 1, sizeof(*c->sums));
-		if (v->count > 0 &&
-		    store_summary_list(c->s->l->store, v->mailbox_id, v->msgs[0].uid,
-				       v->msgs[v->count - 1].uid, summary_row, c, &error) < 0)
+		if (imap_view_summaries(c->s, NULL, 0, &error) < 0)
 			log_warn("imap", "sid=%s event=summary_failed error=%s", c->s->c.id,
 				 log_quote(error ? error : ""));
 	}
-	return c->sums[seq - 1].emailid != NULL ? &c->sums[seq - 1] : NULL;
+	return c->s->view->msgs[seq - 1].sum;
 }
 
 static bool id_is(const char *id, struct slice want)
@@ -327,7 +302,7 @@ static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint3
 	case IMAP_SK_SAVEDBEFORE:
 	case IMAP_SK_SAVEDON:
 	case IMAP_SK_SAVEDSINCE: {
-		const struct search_summary *sum = summary_of(s, seq);
+		const struct imap_msg_sum *sum = summary_of(s, seq);
 		/* RFC 8514 5.3: without a save date the internal date counts */
 		int64_t sday = day_of(sum != NULL && sum->savedate > 0 ? sum->savedate
 								       : m->internal_date);
@@ -337,7 +312,7 @@ static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint3
 	}
 	case IMAP_SK_EMAILID:
 	case IMAP_SK_THREADID: {
-		const struct search_summary *sum = summary_of(s, seq);
+		const struct imap_msg_sum *sum = summary_of(s, seq);
 		return sum != NULL && id_is(k->type == IMAP_SK_EMAILID ? sum->emailid
 								     : sum->threadid, k->str);
 	}
@@ -359,12 +334,6 @@ static int key_eval(struct search_ctx *s, const struct imap_search_key *k, uint3
 
 static void search_ctx_free(struct search_ctx *c)
 {
-	if (c->sums != NULL)
-		for (uint32_t i = 0; i < c->s->view->count; i++) {
-			free(c->sums[i].emailid);
-			free(c->sums[i].threadid);
-		}
-	free(c->sums);
 	for (size_t i = 0; i < c->ntexts; i++)
 		free(c->texts[i].uids);
 	free(c->texts);

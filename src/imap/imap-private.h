@@ -32,13 +32,15 @@ enum imap_state {
 	IMAP_STATE_LOGOUT,
 };
 
-/* The header facts SORT and THREAD use (from the store's summaries),
- * cached per message of the view once asked for: they never change for a
- * UID.  One allocation; the strings point inside it, never NULL. */
+/* The facts SORT, THREAD and SEARCH (SAVED*, EMAILID, THREADID) take from
+ * the store's summaries, cached per message of the view once asked for:
+ * they never change for a UID.  One allocation; the strings point inside
+ * it, never NULL. */
 struct imap_msg_sum {
-	time_t sent_date;
+	time_t sent_date, savedate;
 	const char *subject, *from_mailbox, *to_mailbox, *cc_mailbox;
 	const char *from_display, *to_display, *message_id, *in_reply_to, *references;
+	const char *emailid, *threadid;
 };
 
 /* One message of the selected mailbox; its sequence number is index + 1. */
@@ -51,7 +53,7 @@ struct imap_msg {
 	int64_t size;
 	char *flags;            /* as the store keeps them: "\\Seen kw" */
 	char *path;
-	struct imap_msg_sum *sum;   /* SORT / THREAD facts, loaded on first use, or NULL */
+	struct imap_msg_sum *sum;   /* summary facts, loaded on first use, or NULL */
 };
 
 /* The selected mailbox (RFC 3501 5.2 / 7.3 / 7.4). */
@@ -223,8 +225,9 @@ uint32_t imap_view_seq_of(const struct imap_view *v, uint32_t uid);
  * the view; sequence numbers past the count fail (-1). */
 int imap_view_resolve(struct imap_session *s, const struct imap_seqset *set, bool uid,
 		      uint32_t **seqs_r, size_t *count_r);
-/* Make sure msgs[seq - 1].sum is loaded for every seqs[i] (one store
- * query for those not cached yet).  0, or -1 with *error_r. */
+/* Make sure msgs[seq - 1].sum is loaded for every seqs[i], or for every
+ * message with seqs NULL (one store query for those not cached yet).  0,
+ * or -1 with *error_r. */
 int imap_view_summaries(struct imap_session *s, const uint32_t *seqs, size_t n,
 			const char **error_r);
 /* The saved search result "$" as a resolved set of UIDs (arena). */

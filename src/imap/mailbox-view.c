@@ -552,25 +552,28 @@ void imap_view_refresh_skip(struct imap_session *s, bool allow_expunge, const ui
 
 static struct imap_msg_sum *sum_new(const struct store_summary *ss)
 {
-	const char *src[] = { ss->subject, ss->from_mailbox, ss->to_mailbox, ss->cc_mailbox,
-			      ss->from_display, ss->to_display, ss->message_id, ss->in_reply_to,
-			      ss->references };
-	size_t len[9], total = sizeof(struct imap_msg_sum);
+	enum { NSTR = 11 };
+	const char *src[NSTR] = { ss->subject, ss->from_mailbox, ss->to_mailbox, ss->cc_mailbox,
+				  ss->from_display, ss->to_display, ss->message_id,
+				  ss->in_reply_to, ss->references, ss->emailid, ss->threadid };
+	size_t len[NSTR], total = sizeof(struct imap_msg_sum);
 	struct imap_msg_sum *m;
-	const char **dst[9];
+	const char **dst[NSTR];
 	char *p;
 
-	for (size_t i = 0; i < 9; i++) {
+	for (size_t i = 0; i < NSTR; i++) {
 		len[i] = src[i] != NULL ? strlen(src[i]) : 0;
 		total += len[i] + 1;
 	}
 	m = xmalloc(total);
 	m->sent_date = ss->sent_date;
+	m->savedate = ss->savedate;
 	dst[0] = &m->subject; dst[1] = &m->from_mailbox; dst[2] = &m->to_mailbox;
 	dst[3] = &m->cc_mailbox; dst[4] = &m->from_display; dst[5] = &m->to_display;
 	dst[6] = &m->message_id; dst[7] = &m->in_reply_to; dst[8] = &m->references;
+	dst[9] = &m->emailid; dst[10] = &m->threadid;
 	p = (char *)(m + 1);
-	for (size_t i = 0; i < 9; i++) {
+	for (size_t i = 0; i < NSTR; i++) {
 		if (len[i] > 0)
 			memcpy(p, src[i], len[i]);
 		p[len[i]] = '\0';
@@ -596,9 +599,11 @@ int imap_view_summaries(struct imap_session *s, const uint32_t *seqs, size_t n,
 	struct imap_view *v = s->view;
 	uint32_t lo = 0, hi = 0;
 
+	if (seqs == NULL)
+		n = v->count;
 	for (size_t i = 0; i < n; i++) {
-		const struct imap_msg *m = &v->msgs[seqs[i] - 1];
-		if (m->sum != NULL)
+		const struct imap_msg *m = &v->msgs[seqs != NULL ? seqs[i] - 1 : i];
+		if (m->sum != NULL || m->expunged)
 			continue;
 		if (lo == 0 || m->uid < lo)
 			lo = m->uid;
