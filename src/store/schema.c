@@ -193,6 +193,97 @@ static const char *const migrations[] = {
 	"CREATE INDEX queue_rcpts_due ON queue_rcpts(state, next_attempt);"
 	"CREATE INDEX queue_rcpts_queue ON queue_rcpts(queue_id);"
 	"CREATE INDEX queue_rcpts_domain ON queue_rcpts(domain, state);",
+
+	/* version 6: email authentication and transport-security reporting.
+	 * dkim_keys: the signing keys of our domains (mailauth); algorithm is
+	 * the a= value ("rsa-sha256", "ed25519-sha256"), private_key a PKCS#8
+	 * PEM, public_key the base64 p= value; state 0 pending (created, its
+	 * DNS record not yet seen), 1 active (signing), 2 retiring (still
+	 * published, no longer signing, until retire_at), 3 retired.
+	 * domain_policy: per-domain settings the administrator overrides
+	 * (name/value pairs, e.g. a DMARC disposition for a sending domain).
+	 * dmarc_results: one row per inbound DMARC evaluation, kept for the
+	 * aggregate reports (RFC 7489 7.2) until reported.
+	 * dmarc_reports / dmarc_report_rows: aggregate reports others sent to
+	 * our domains' rua, as parsed.
+	 * mta_sts_policies: the MTA-STS policy cache (RFC 8461 5.1), so a
+	 * restart keeps enforcing what was fetched.
+	 * tls_results: outbound TLS session counts per UTC day, policy domain
+	 * and outcome, for TLS reports (RFC 8460); result_type "" is success. */
+	"CREATE TABLE dkim_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  selector TEXT NOT NULL COLLATE NOCASE,"
+	"  algorithm TEXT NOT NULL,"
+	"  private_key TEXT NOT NULL,"
+	"  public_key TEXT NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  activated INTEGER,"
+	"  retire_at INTEGER,"
+	"  UNIQUE(domain, selector));"
+	"CREATE TABLE domain_policy ("
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY(domain, name)) WITHOUT ROWID;"
+	"CREATE TABLE dmarc_results ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  policy_domain TEXT NOT NULL COLLATE NOCASE,"
+	"  header_from TEXT NOT NULL,"
+	"  envelope_from TEXT NOT NULL,"
+	"  source_ip TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  disposition TEXT NOT NULL,"
+	"  dkim_aligned INTEGER NOT NULL,"
+	"  spf_aligned INTEGER NOT NULL,"
+	"  spf_domain TEXT NOT NULL,"
+	"  spf_result TEXT NOT NULL,"
+	"  dkim TEXT NOT NULL,"
+	"  rua TEXT NOT NULL,"
+	"  reported INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX dmarc_results_due ON dmarc_results(reported, policy_domain, at);"
+	"CREATE TABLE dmarc_reports ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  org_name TEXT NOT NULL,"
+	"  report_id TEXT NOT NULL,"
+	"  begin INTEGER NOT NULL,"
+	"  end INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL,"
+	"  UNIQUE(org_name, report_id));"
+	"CREATE TABLE dmarc_report_rows ("
+	"  report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,"
+	"  source_ip TEXT NOT NULL,"
+	"  count INTEGER NOT NULL,"
+	"  disposition TEXT NOT NULL,"
+	"  dkim_aligned INTEGER NOT NULL,"
+	"  spf_aligned INTEGER NOT NULL,"
+	"  header_from TEXT NOT NULL,"
+	"  dkim TEXT NOT NULL,"
+	"  spf TEXT NOT NULL);"
+	"CREATE INDEX dmarc_report_rows_report ON dmarc_report_rows(report);"
+	"CREATE INDEX dmarc_reports_domain ON dmarc_reports(domain, end);"
+	"CREATE TABLE mta_sts_policies ("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  policy_id TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE tls_results ("
+	"  day INTEGER NOT NULL,"
+	"  policy_domain TEXT NOT NULL COLLATE NOCASE,"
+	"  policy_type TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  mx_host TEXT NOT NULL,"
+	"  receiving_ip TEXT NOT NULL,"
+	"  result_type TEXT NOT NULL,"
+	"  detail TEXT NOT NULL,"
+	"  count INTEGER NOT NULL,"
+	"  reported INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY(day, policy_domain, policy_type, mx_host, receiving_ip, result_type))"
+	"  WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,
