@@ -9,13 +9,10 @@ PKGS=(
   gcc make pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
   libunistring-dev zlib1g-dev libunbound-dev libcurl4-openssl-dev
-  # email authentication: DMARC organisational domains, aggregate reports
-  libpsl-dev publicsuffix libxml2-dev libzip-dev
   # the DNSSEC root trust anchor for the resolver's system mode
   dns-root-data
   # tests and tools the tests drive
   openssl ca-certificates curl python3 python3-pytest python3-yaml swaks libnet-ssleay-perl
-  python3-dkim python3-dnspython
   fail2ban procps iproute2
   fetchmail
   # the test DNS (tests/harness/testdns.py): an authoritative server and
