@@ -172,18 +172,19 @@ int unicode_casemap_key(const char *s, size_t len, struct buf *out)
 		const uint8_t *run = p;
 
 		if (*p < 0x80) {
-			size_t start = out->len;
-			while (p < end && *p < 0x80)
-				p++;
-			if (buf_append(out, run, (size_t)(p - run)) < 0)
-				return -1;
-			for (size_t i = start; i < out->len; i++) {
-				char c = out->data[i];
+			/* in chunks, so that a limited out keeps a prefix */
+			char tmp[256];
+			size_t n = 0;
+			while (p < end && *p < 0x80 && n < sizeof(tmp)) {
+				uint8_t c = *p++;
 				if (c >= 'A' && c <= 'Z')
-					out->data[i] = (char)(c + ('a' - 'A'));
+					c = (uint8_t)(c + ('a' - 'A'));
 				else if (c == 0)
-					out->data[i] = ' ';
+					c = ' ';
+				tmp[n++] = (char)c;
 			}
+			if (buf_append(out, tmp, n) < 0)
+				return -1;
 			continue;
 		}
 		while (p < end && *p >= 0x80)

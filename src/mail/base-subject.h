@@ -29,7 +29,9 @@ int base_subject(const char *subject, size_t len, struct buf *out, bool *is_refw
  * same folding the search index uses.  Invalid UTF-8 is replaced by
  * U+FFFD first and NUL by a space.  Two strings compare equal under the
  * collation when their keys are equal, and ordering the keys with
- * memcmp orders the strings.  Returns 0, or -1 past out's maximum. */
+ * memcmp orders the strings.  The search index folds its text and its
+ * keys with it too.  Returns 0, or -1 past out's maximum (out then holds
+ * a prefix). */
 int unicode_casemap_key(const char *s, size_t len, struct buf *out);
 
 #endif

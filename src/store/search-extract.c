@@ -26,9 +26,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unicase.h>
-#include <uninorm.h>
-#include <unistr.h>
 
 void search_doc_init(struct search_doc *d)
 {
@@ -50,64 +47,6 @@ void search_doc_free(struct search_doc *d)
 	buf_free(&d->subject);
 	buf_free(&d->headers);
 	buf_free(&d->body);
-}
-
-/* Fold one run of non-ASCII UTF-8 (valid or not). */
-static int fold_run(const uint8_t *s, size_t len, struct buf *out)
-{
-	size_t n = 0;
-	uint8_t *folded;
-	int ret;
-
-	if (u8_check(s, len) != NULL) {
-		/* invalid: make it valid first (U+FFFD), then fold that */
-		struct buf clean;
-		buf_init(&clean, BUF_UNLIMITED);
-		charset_utf8_sanitize((const char *)s, len, &clean);
-		ret = fold_run((const uint8_t *)buf_cstr(&clean), clean.len, out);
-		buf_free(&clean);
-		return ret;
-	}
-	folded = u8_casefold(s, len, NULL, UNINORM_NFKD, NULL, &n);
-	if (folded == NULL)     /* only on out of memory */
-		return buf_append(out, s, len);
-	ret = buf_append(out, folded, n);
-	free(folded);
-	return ret;
-}
-
-int search_fold(const char *s, size_t len, struct buf *out)
-{
-	const uint8_t *p = (const uint8_t *)s, *end = p + len;
-
-	/* Why runs: most mail text is ASCII, where folding is tolower and
-	 * NFKD the identity; u8_casefold costs far more per byte.  Splitting
-	 * at ASCII characters is exact: case folding is context-free without
-	 * a language, and NFKD only reorders combining marks, which never
-	 * cross an ASCII character (a starter). */
-	while (p < end) {
-		const uint8_t *run = p;
-		if (*p < 0x80) {
-			char tmp[256];
-			size_t n = 0;
-			while (p < end && *p < 0x80 && n < sizeof(tmp)) {
-				uint8_t c = *p++;
-				if (c >= 'A' && c <= 'Z')
-					c = (uint8_t)(c + ('a' - 'A'));
-				else if (c == 0)
-					c = ' ';
-				tmp[n++] = (char)c;
-			}
-			if (buf_append(out, tmp, n) < 0)
-				return -1;
-			continue;
-		}
-		while (p < end && *p >= 0x80)
-			p++;
-		if (fold_run(run, (size_t)(p - run), out) < 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* Decode a header value (RFC 2047), flatten it to one line and append it

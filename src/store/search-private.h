@@ -7,6 +7,7 @@
 
 #include "store/search.h"
 #include "lib/buf.h"
+#include "mail/base-subject.h"
 
 #include <stddef.h>
 
@@ -44,10 +45,13 @@ void search_doc_free(struct search_doc *d);
  * malformed input; text past the limits above is dropped. */
 void search_doc_extract(const char *msg, size_t len, struct search_doc *d);
 
-/* Append s[0..len) to out casefolded for matching: ASCII lowercased,
- * everything else through u8_casefold with NFKD (Unicode compatibility
- * caseless matching); invalid UTF-8 becomes U+FFFD, NUL a space.
- * 0, or -1 past out's maximum (out then holds a prefix). */
-int search_fold(const char *s, size_t len, struct buf *out);
+/* Append s[0..len) to out casefolded for matching: the i;unicode-casemap
+ * key (ASCII lowercased, everything else u8_casefold with NFKD; invalid
+ * UTF-8 becomes U+FFFD, NUL a space), so SEARCH, SORT and the index fold
+ * alike.  0, or -1 past out's maximum (out then holds a prefix). */
+static inline int search_fold(const char *s, size_t len, struct buf *out)
+{
+	return unicode_casemap_key(s, len, out);
+}
 
 #endif
