@@ -379,10 +379,7 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 	/* a sender of ours gets it in the INBOX; anyone else through the queue */
 	if (store_rcpt_resolve(q->d.store, to, "+", &owner, &error) == 0 &&
 	    owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
-		local = xcalloc(owner.user_count, sizeof(*local));
-		for (size_t i = 0; i < owner.user_count; i++)
-			local[i] = (struct store_delivery_rcpt){ .user_id = owner.users[i].user_id,
-								 .delivered_to = owner.users[i].address };
+		local = store_rcpt_deliveries(&owner);
 		d.rcpts = local;
 		d.rcpt_count = owner.user_count;
 	} else {

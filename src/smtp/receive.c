@@ -414,10 +414,7 @@ static void receive_send_dsn(struct smtp_session *s, struct delivery_wait *w)
 		return;
 	}
 	if (owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
-		local = xcalloc(owner.user_count, sizeof(*local));
-		for (size_t i = 0; i < owner.user_count; i++)
-			local[i] = (struct store_delivery_rcpt){ .user_id = owner.users[i].user_id,
-								 .delivered_to = owner.users[i].address };
+		local = store_rcpt_deliveries(&owner);
 		d.rcpts = local;
 		d.rcpt_count = owner.user_count;
 	} else if (owner.kind == STORE_RCPT_REMOTE && l->queue != NULL) {

@@ -911,6 +911,19 @@ void store_rcpt_clear(struct store_rcpt *rcpt)
 	memset(rcpt, 0, sizeof(*rcpt));
 }
 
+struct store_delivery_rcpt *store_rcpt_deliveries(const struct store_rcpt *rcpt)
+{
+	struct store_delivery_rcpt *d;
+
+	if (rcpt->user_count == 0)
+		return NULL;
+	d = xcalloc(rcpt->user_count, sizeof(*d));
+	for (size_t i = 0; i < rcpt->user_count; i++)
+		d[i] = (struct store_delivery_rcpt){ .user_id = rcpt->users[i].user_id,
+						     .delivered_to = rcpt->users[i].address };
+	return d;
+}
+
 /* ------------------------------------------------------ sender and quota */
 
 int store_sender_allowed(struct store *store, int64_t user_id, const char *address,

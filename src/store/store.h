@@ -166,6 +166,11 @@ struct store_rcpt {
 int store_rcpt_resolve(struct store *store, const char *address, const char *subaddress_sep,
 		       struct store_rcpt *rcpt_r, const char **error_r);
 void store_rcpt_clear(struct store_rcpt *rcpt);
+/* The local users of rcpt as recipients of one delivery (to INBOX, with
+ * Delivered-To their address), borrowing rcpt's strings: an array of
+ * rcpt->user_count entries for the caller to free, NULL when there are
+ * none. */
+struct store_delivery_rcpt *store_rcpt_deliveries(const struct store_rcpt *rcpt);
 
 /* May user_id use address as envelope sender / header From under its
  * domain's sender policy?  1 yes, 0 no, <0 error. */
