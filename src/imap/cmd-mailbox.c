@@ -138,6 +138,33 @@ static void write_begin(struct imap_session *s)
 	imap_session_ref(s);
 }
 
+char *imap_mailbox_existing(struct imap_session *s, struct slice wire, const char *what,
+			    int64_t *id_r)
+{
+	struct store_mailbox mb;
+	const char *error = NULL;
+	char *name = imap_mailbox_from_wire(s, wire);
+	int rc;
+
+	if (name == NULL) {
+		imap_tagged(s, "NO", "[NONEXISTENT] Invalid mailbox name");
+		return NULL;
+	}
+	memset(&mb, 0, sizeof(mb));
+	rc = store_mailbox_get(s->l->store, s->user_id, name, &mb, &error);
+	*id_r = mb.id;
+	store_mailbox_clear(&mb);
+	if (rc <= 0) {
+		free(name);
+		if (rc < 0)
+			imap_store_failed(s, what, NULL, error);
+		else
+			imap_tagged(s, "NO", "[NONEXISTENT] No such mailbox");
+		return NULL;
+	}
+	return name;
+}
+
 static char *mailbox_arg(struct imap_session *s, const struct imap_arg *arg, bool create)
 {
 	struct slice name;

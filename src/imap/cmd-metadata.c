@@ -36,34 +36,12 @@
 static bool metadata_mailbox(struct imap_session *s, struct slice wire, int64_t *id_r,
 			     char **name_r)
 {
-	struct store_mailbox mb;
-	const char *error = NULL;
-	char *name;
-	int rc;
-
 	*id_r = 0;
 	*name_r = NULL;
 	if (wire.len == 0)
 		return true;
-	name = imap_mailbox_from_wire(s, wire);
-	if (name == NULL) {
-		imap_tagged(s, "NO", "[NONEXISTENT] Invalid mailbox name");
-		return false;
-	}
-	memset(&mb, 0, sizeof(mb));
-	rc = store_mailbox_get(s->l->store, s->user_id, name, &mb, &error);
-	*id_r = mb.id;
-	store_mailbox_clear(&mb);
-	if (rc <= 0) {
-		free(name);
-		if (rc < 0)
-			imap_store_failed(s, "METADATA", NULL, error);
-		else
-			imap_tagged(s, "NO", "[NONEXISTENT] No such mailbox");
-		return false;
-	}
-	*name_r = name;
-	return true;
+	*name_r = imap_mailbox_existing(s, wire, "METADATA", id_r);
+	return *name_r != NULL;
 }
 
 /* ---- GETMETADATA ---- */

@@ -65,34 +65,19 @@ static void quota_send(struct imap_session *s, const struct store_user *u)
 
 void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_command *cmd)
 {
-	struct store_mailbox mb;
 	struct store_user u;
 	struct slice wire;
-	const char *error = NULL;
+	int64_t mailbox_id;
 	char *name;
 	struct buf b;
-	int rc;
 
 	if (cmd->nargs != 1 || !imap_arg_astring(&cmd->args[0], &wire)) {
 		imap_bad(s, "Syntax: GETQUOTAROOT mailbox");
 		return;
 	}
-	name = imap_mailbox_from_wire(s, wire);
-	if (name == NULL) {
-		imap_tagged(s, "NO", "[NONEXISTENT] Invalid mailbox name");
+	name = imap_mailbox_existing(s, wire, "GETQUOTAROOT", &mailbox_id);
+	if (name == NULL)
 		return;
-	}
-	memset(&mb, 0, sizeof(mb));
-	rc = store_mailbox_get(s->l->store, s->user_id, name, &mb, &error);
-	store_mailbox_clear(&mb);
-	if (rc <= 0) {
-		free(name);
-		if (rc < 0)
-			imap_store_failed(s, "GETQUOTAROOT", NULL, error);
-		else
-			imap_tagged(s, "NO", "[NONEXISTENT] No such mailbox");
-		return;
-	}
 	if (!quota_load(s, &u)) {
 		free(name);
 		return;

@@ -190,6 +190,11 @@ void imap_capabilities(struct imap_session *s, struct buf *out);
 /* Mailbox name from the wire (modified UTF-7, or UTF-8 after rev2) into a
  * malloc'd UTF-8 store name ("INBOX" normalised); NULL when invalid. */
 char *imap_mailbox_from_wire(struct imap_session *s, struct slice name);
+/* The existing mailbox named on the wire: its store name (malloc'd) and
+ * *id_r; NULL after a tagged NO ([NONEXISTENT] for a bad name or none
+ * such, or a store error reported for the command what). */
+char *imap_mailbox_existing(struct imap_session *s, struct slice wire, const char *what,
+			    int64_t *id_r);
 /* Append a store name as an IMAP astring for the client's encoding. */
 void imap_mailbox_to_wire(struct imap_session *s, struct buf *out, const char *name);
 /* "NO [CODE] text" reply for a failed store write. */
