@@ -101,7 +101,6 @@ struct fetch_ctx {
 static int load_file(struct fetch_msg *fm)
 {
 	int fd;
-	ssize_t n;
 	size_t want;
 
 	if (fm->loaded)
@@ -112,19 +111,8 @@ static int load_file(struct fetch_msg *fm)
 	want = fm->m->size > 0 ? (size_t)fm->m->size : 0;
 	buf_init(&fm->data, BUF_UNLIMITED);
 	/* read exactly the recorded size (RFC822.SIZE must match BODY[]) */
-	char *tmp = xmalloc(want > 0 ? want : 1);
-	size_t got = 0;
-	while (got < want) {
-		n = pread(fd, tmp + got, want - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	buf_append_file(&fm->data, fd, want);
 	close(fd);
-	buf_append(&fm->data, tmp, got);
-	free(tmp);
 	fm->loaded = true;
 	return 0;
 }

@@ -3,10 +3,12 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 void *xmalloc(size_t n)
 {
@@ -102,6 +104,25 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;
+}
+
+long buf_append_file(struct buf *b, int fd, size_t len)
+{
+	size_t got = 0;
+
+	if (buf_reserve(b, len) < 0)
+		return -1;
+	while (got < len) {
+		ssize_t n = pread(fd, b->data + b->len + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	b->len += got;
+	b->data[b->len] = '\0';
+	return (long)got;
 }
 
 int buf_append_str(struct buf *b, const char *s)

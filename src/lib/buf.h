@@ -43,6 +43,11 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+/* Append the first len bytes of the file fd (pread from offset 0, so the
+ * file position is untouched; EINTR and short reads retried).  Stops early
+ * at end of file or on a read error.  The count appended, or -1 (buffer
+ * unchanged) when len is past the maximum. */
+long buf_append_file(struct buf *b, int fd, size_t len);
 /* Remove the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* The contents as a C string ("" when empty). */

@@ -52,6 +52,7 @@ void log_set_syslog(bool on)
 	use_syslog = on;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_vmsg(enum log_level level, const char *mod, const char *fmt, va_list ap)
 {
 	char line[4096], ts[32];

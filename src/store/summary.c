@@ -376,29 +376,22 @@ static int read_message(struct store *store, const char *file, int64_t size, cha
 {
 	char *path = store_message_path(store, file);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t want = size > 0 ? (size_t)size : 0, got = 0;
-	char *data;
+	size_t want = size > 0 ? (size_t)size : 0;
+	struct buf data;
+	long got;
 
 	free(path);
 	if (fd < 0)
 		return -1;
-	data = xmalloc(want + 1);
-	while (got < want) {
-		ssize_t n = pread(fd, data + got, want - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	buf_init(&data, BUF_UNLIMITED);
+	got = buf_append_file(&data, fd, want);
 	close(fd);
-	if (got < want) {
-		free(data);
+	if (got < 0 || (size_t)got < want) {
+		buf_free(&data);
 		return -1;
 	}
-	data[got] = '\0';
-	*data_r = data;
-	*len_r = got;
+	*len_r = data.len;
+	*data_r = buf_steal(&data);
 	return 0;
 }
 

@@ -3,6 +3,11 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 static void test_buf_limit(void)
 {
 	struct buf b;
@@ -29,9 +34,36 @@ static void test_log_value(void)
 	CHECK_STR(log_quote("q\"\\"), "\"q\\\"\\\\\"");
 }
 
+/* buf_append_file: the first len bytes, fewer at end of file, nothing
+ * past the maximum, and the file position untouched. */
+static void test_buf_append_file(void)
+{
+	char path[] = "/tmp/tern-buf-XXXXXX";
+	int fd = mkstemp(path);
+	struct buf b;
+
+	CHECK(fd >= 0);
+	CHECK(write(fd, "hello, world", 12) == 12);
+	buf_init(&b, BUF_UNLIMITED);
+	buf_append_str(&b, ">");
+	CHECK(buf_append_file(&b, fd, 5) == 5);
+	CHECK_STR(buf_cstr(&b), ">hello");
+	CHECK(buf_append_file(&b, fd, 100) == 12);
+	CHECK_STR(buf_cstr(&b), ">hellohello, world");
+	CHECK(lseek(fd, 0, SEEK_CUR) == 12);
+	buf_free(&b);
+	buf_init(&b, 8);
+	CHECK(buf_append_file(&b, fd, 12) == -1);
+	CHECK(b.len == 0);
+	buf_free(&b);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	RUN(test_buf_limit);
 	RUN(test_log_value);
+	RUN(test_buf_append_file);
 	return unit_summary("buf");
 }
