@@ -26,61 +26,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-struct res {
-	bool done;
-	int status;
-	char code[32];
-	char error[256];
-	uint64_t modseq;
-	uint32_t uidvalidity;
-	uint32_t src[MAXU], dst[MAXU], modified[MAXU];
-	size_t count, modified_count;
-	int64_t mailbox_id;
-};
-
-static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wait_cond = PTHREAD_COND_INITIALIZER;
-
-/* Runs on the commit thread (base NULL): copy the result, wake the test. */
-static void res_cb(void *ctx, const struct store_write_result *r)
-{
-	struct res *out = ctx;
-
-	pthread_mutex_lock(&wait_lock);
-	out->status = r->status;
-	snprintf(out->code, sizeof(out->code), "%s", r->code ? r->code : "");
-	snprintf(out->error, sizeof(out->error), "%s", r->error ? r->error : "");
-	out->modseq = r->modseq;
-	out->uidvalidity = r->uidvalidity;
-	out->count = r->count < MAXU ? r->count : MAXU;
-	for (size_t i = 0; i < out->count; i++) {
-		out->src[i] = r->src_uids ? r->src_uids[i] : 0;
-		out->dst[i] = r->dst_uids ? r->dst_uids[i] : 0;
-	}
-	out->modified_count = r->modified_count < MAXU ? r->modified_count : MAXU;
-	for (size_t i = 0; i < out->modified_count; i++)
-		out->modified[i] = r->modified_uids[i];
-	out->mailbox_id = r->mailbox_id;
-	out->done = true;
-	pthread_cond_broadcast(&wait_cond);
-	pthread_mutex_unlock(&wait_lock);
-}
-
-/* Wait for a queued call (rc is its return value); the result in *r. */
-static int res_wait(int rc, struct res *r)
-{
-	if (rc < 0)
-		return -100;
-	pthread_mutex_lock(&wait_lock);
-	while (!r->done)
-		pthread_cond_wait(&wait_cond, &wait_lock);
-	pthread_mutex_unlock(&wait_lock);
-	if (r->status < 0 && r->code[0] == '\0')
-		fprintf(stderr, "  store error: %s\n", r->error);
-	return r->status;
-}
-
-#define RUNW(r, call) (memset(&(r), 0, sizeof(r)), res_wait((call), &(r)))
 
 static char *new_dir(void)
 {

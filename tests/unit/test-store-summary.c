@@ -29,44 +29,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-struct res {
-	bool done;
-	int status;
-	char code[32];
-	uint32_t dst[MAXS];
-	size_t count;
-};
-
-static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wait_cond = PTHREAD_COND_INITIALIZER;
-
-static void res_cb(void *ctx, const struct store_write_result *r)
-{
-	struct res *out = ctx;
-
-	pthread_mutex_lock(&wait_lock);
-	out->status = r->status;
-	snprintf(out->code, sizeof(out->code), "%s", r->code ? r->code : "");
-	out->count = r->count < MAXS ? r->count : MAXS;
-	for (size_t i = 0; i < out->count; i++)
-		out->dst[i] = r->dst_uids ? r->dst_uids[i] : 0;
-	out->done = true;
-	pthread_cond_broadcast(&wait_cond);
-	pthread_mutex_unlock(&wait_lock);
-}
-
-static int res_wait(int rc, struct res *r)
-{
-	if (rc < 0)
-		return -100;
-	pthread_mutex_lock(&wait_lock);
-	while (!r->done)
-		pthread_cond_wait(&wait_cond, &wait_lock);
-	pthread_mutex_unlock(&wait_lock);
-	return r->status;
-}
-
-#define RUNW(r, call) (memset(&(r), 0, sizeof(r)), res_wait((call), &(r)))
 
 static char dirbuf[64];
 
