@@ -473,6 +473,18 @@ def split_stored(data):
     return data[:pos], data[pos:]
 
 
+def wait_for(pred, timeout=30, interval=0.2):
+    """pred()'s first true value within timeout seconds (scaled under the
+    sanitizers), else its last value."""
+    end = time.time() + timeout * SCALE
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
 def find_stored(server, address, marker, mailbox="INBOX"):
     """Stored copies in address's mailbox whose bytes contain marker."""
     if isinstance(marker, str):

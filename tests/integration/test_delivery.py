@@ -16,7 +16,6 @@ Remote SMTP servers listen on high loopback ports (queue.remote_port and
 routes say where); the receiving Tern refuses unknown users like any MX."""
 import json
 import smtplib
-import time
 
 import pytest
 
@@ -49,13 +48,9 @@ def dns(receiver):
                        "live A 127.0.0.1"])
     d.zone("nullmx.test", ["@ MX 0 ."])
     d.zone("nothere.test", ["@ TXT \"no mail\""])
-    try:
+    with d:
         d.start()
-    except Exception:
-        d.cleanup()
-        raise
-    yield d
-    d.cleanup()
+        yield d
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +82,7 @@ def submit(srv, rcpts, subject, sender="alice@a.test"):
     assert refused == {}
 
 
-def wait_for(pred, timeout=30):
-    end = time.time() + timeout * tern_harness.SCALE
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return pred()
+wait_for = tern_harness.wait_for
 
 
 def find(srv, address, marker, mailbox="INBOX"):

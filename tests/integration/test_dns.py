@@ -45,13 +45,9 @@ def dns():
                           "_25._tcp.mx TLSA 3 1 1 %s" % TLSA_DATA], dnssec="wrong-key")
     d.responder("fail.test", "servfail")
     d.responder("silent.test", "silent")
-    try:
+    with d:
         d.start()
-    except Exception:
-        d.cleanup()
-        raise
-    yield d
-    d.cleanup()
+        yield d
 
 
 @pytest.fixture(scope="module")

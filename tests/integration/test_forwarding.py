@@ -13,7 +13,6 @@ instances on loopback (as in test_delivery.py, routes instead of MX).
   the sender gets a DSN with Status 5.2.2; alone, the full user is 452."""
 import re
 import smtplib
-import time
 
 import pytest
 
@@ -23,14 +22,7 @@ from conftest import finish
 PASSWORD = "fw-Secret-1"
 
 
-def wait_for(pred, timeout=30):
-    end = time.time() + timeout * tern_harness.SCALE
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return pred()
+wait_for = tern_harness.wait_for
 
 
 def find(srv, address, marker):

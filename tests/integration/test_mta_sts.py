@@ -123,13 +123,9 @@ def dns():
     for dom in POLICIES:
         d.zone(dom, ["@ MX 10 %s" % MX[dom], "mx A 127.0.0.1", "mta-sts A 127.0.0.1",
                      "_mta-sts TXT \"v=STSv1; id=20261128T1;\""])
-    try:
+    with d:
         d.start()
-    except Exception:
-        d.cleanup()
-        raise
-    yield d
-    d.cleanup()
+        yield d
 
 
 @pytest.fixture(scope="module")

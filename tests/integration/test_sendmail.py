@@ -90,13 +90,7 @@ def sendmail(s, args, message, user=USER, env=None):
 
 
 def wait_for(pred, timeout=20):
-    end = time.time() + timeout * tern_harness.SCALE
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
+    return tern_harness.wait_for(pred, timeout, 0.1)
 
 
 def stored(s, address, marker):

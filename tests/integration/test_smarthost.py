@@ -40,13 +40,9 @@ def smarthost():
 def dns():
     d = testdns.TestDNS()
     d.zone("example.test", ["mail A 127.0.0.1"])
-    try:
+    with d:
         d.start()
-    except Exception:
-        d.cleanup()
-        raise
-    yield d
-    d.cleanup()
+        yield d
 
 
 def make_sender(name, smarthost, dns, ca_file, password):

@@ -19,7 +19,6 @@ import os
 import smtplib
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
@@ -39,14 +38,7 @@ def spki_sha256(cert_path):
     return hashlib.sha256(der).hexdigest()
 
 
-def wait_for(pred, timeout=30):
-    end = time.time() + timeout * tern_harness.SCALE
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return pred()
+wait_for = tern_harness.wait_for
 
 
 def main():
