@@ -239,6 +239,22 @@ def prepare_dovecot(dc, srv, count, clients, fts=False, make=message, compress=F
     dc.write(clients, imap_avail=min(clients, 100), fts=fts, compress=compress)
 
 
+def cleanup(dc, srv, tmp):
+    """Stop the Dovecot and Tern still running; remove their folders unless
+    BENCH_KEEP is set."""
+    if dc:
+        dc.stop()
+    if srv is not None:
+        if srv.running():
+            srv.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            srv.cleanup()
+    if not os.environ.get("BENCH_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept %s %s" % (srv.dir if srv else "", tmp))
+
+
 def report(results):
     for r in results:
         print("%s: %d commands in %.2f s = %.0f commands/s; server CPU %.1f s%s" % (
@@ -328,17 +344,7 @@ def main():
         print("bench: %s" % e)
         failed = True
     finally:
-        if dc:
-            dc.stop()
-        if srv is not None:
-            if srv.running():
-                srv.stop()
-            if not os.environ.get("BENCH_KEEP"):
-                srv.cleanup()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("kept %s %s" % (srv.dir if srv else "", tmp))
+        cleanup(dc, srv, tmp)
     if not results:
         return 1
     report(results)

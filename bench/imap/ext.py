@@ -42,7 +42,6 @@ import calendar
 import multiprocessing
 import os
 import re
-import shutil
 import socket
 import statistics
 import sys
@@ -472,17 +471,7 @@ def main():
         print("ext bench: %s" % e)
         failed = True
     finally:
-        if dc:
-            dc.stop()
-        if srv is not None:
-            if srv.running():
-                srv.stop()
-            if not os.environ.get("BENCH_KEEP"):
-                srv.cleanup()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("kept %s %s" % (srv.dir if srv else "", tmp))
+        bench.cleanup(dc, srv, tmp)
     if results:
         report(results)
     return 1 if failed or not results or any(r["errors"] for r in results) else 0

@@ -41,15 +41,8 @@
 # ratio_tern_dovecot=R, then idle_push_ms_median=N idle_push_ms_max=N
 # tern_idle_conn_kib=N dovecot_idle_conn_kib=N ratio_idle_conn_dovecot_tern=R
 set -u
+. "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."
-QUICK=0
-for a in "$@"; do
-	case $a in
-	--quick) QUICK=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-	esac
-done
 export TERN_BIN=${TERN_BIN:-$PWD/build/tern}
 [ -x "$TERN_BIN" ] || make -s all >/dev/null || exit 1
 # outer bounds, above the scripts' own timeouts; SIGINT lets them stop

@@ -30,15 +30,8 @@
 # Output ends with machine-readable lines:
 #   tern_msgs_per_s=N  dovecot_msgs_per_s=N  ratio_tern_dovecot=R
 set -u
+. "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."
-QUICK=0
-for a in "$@"; do
-	case $a in
-	--quick) QUICK=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-	esac
-done
 if [ $QUICK = 1 ]; then
 	export BENCH_CLIENTS=${BENCH_CLIENTS:-3} BENCH_MESSAGES=${BENCH_MESSAGES:-20}
 	export BENCH_RUNS=${BENCH_RUNS:-1}

@@ -32,17 +32,9 @@
 # Postfix instance needs root; run as another user, the benchmark skips it
 # and says so.
 set -u
+. "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-
-QUICK=0
-for a in "$@"; do
-	case $a in
-	--quick) QUICK=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-	esac
-done
 # SEND_TIMEOUT bounds one smtp-source run and Postfix's queue drain;
 # COUNT_TIMEOUT the wait for a count that should already be complete.
 if [ $QUICK = 1 ]; then

@@ -16,15 +16,8 @@
 # queue_list_json_s=T.  Needs the Debian package postfix (smtp-sink) and,
 # for the private Postfix, root.
 set -u
+. "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."
-QUICK=0
-for a in "$@"; do
-	case $a in
-	--quick) QUICK=1 ;;
-	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-	esac
-done
 export TERN_BIN=${TERN_BIN:-$PWD/build/tern}
 [ -x "$TERN_BIN" ] || make -s all >/dev/null || exit 1
 # outer bound, above the script's own limits; SIGINT lets it stop the
