@@ -193,6 +193,49 @@ static const char *const migrations[] = {
 	"CREATE INDEX queue_rcpts_due ON queue_rcpts(state, next_attempt);"
 	"CREATE INDEX queue_rcpts_queue ON queue_rcpts(queue_id);"
 	"CREATE INDEX queue_rcpts_domain ON queue_rcpts(domain, state);",
+
+	/* version 6: transport security state and signing keys.
+	 * mta_sts_policies: the MTA-STS policy cache (RFC 8461 5.1), so a
+	 * restart keeps enforcing what was fetched.  tls_results: outbound TLS
+	 * session counts per UTC day (day = Unix time / 86400), policy domain
+	 * and outcome, for TLS reports (RFC 8460); result_type "" is a
+	 * success; reported is set once a report included the row.
+	 * dkim_keys: the DKIM signing keys of our domains; algorithm is the a=
+	 * value ("rsa-sha256", "ed25519-sha256"), private_key a PKCS#8 PEM,
+	 * public_key the base64 p= value; state 0 pending (its DNS record not
+	 * yet seen), 1 active (signing), 2 retiring (published, no longer
+	 * signing, until retire_at), 3 retired. */
+	"CREATE TABLE mta_sts_policies ("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  policy_id TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE tls_results ("
+	"  day INTEGER NOT NULL,"
+	"  policy_domain TEXT NOT NULL COLLATE NOCASE,"
+	"  policy_type TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  mx_host TEXT NOT NULL,"
+	"  receiving_ip TEXT NOT NULL,"
+	"  result_type TEXT NOT NULL,"
+	"  detail TEXT NOT NULL,"
+	"  count INTEGER NOT NULL,"
+	"  reported INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY(day, policy_domain, policy_type, mx_host, receiving_ip, result_type))"
+	"  WITHOUT ROWID;"
+	"CREATE TABLE dkim_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  selector TEXT NOT NULL COLLATE NOCASE,"
+	"  algorithm TEXT NOT NULL,"
+	"  private_key TEXT NOT NULL,"
+	"  public_key TEXT NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL,"
+	"  activated INTEGER,"
+	"  retire_at INTEGER,"
+	"  UNIQUE(domain, selector));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

@@ -53,8 +53,15 @@ static inline struct store *store_test_open(const char *dir, const struct store_
 	return s;
 }
 
-/* SQL that takes a schema-5 index back to schema 4. */
+/* SQL that takes a schema-6 index back to schema 5. */
+#define STORE_TEST_UNDO_V6							\
+	"DROP TABLE dkim_keys; DROP TABLE tls_results;"				\
+	"DROP TABLE mta_sts_policies;"						\
+	"DELETE FROM schema_version WHERE version = 6;"
+
+/* SQL that takes a current index back to schema 4. */
 #define STORE_TEST_UNDO_V5							\
+	STORE_TEST_UNDO_V6							\
 	"DROP TABLE queue_rcpts; DROP TABLE queue;"				\
 	"DELETE FROM schema_version WHERE version = 5;"
 
