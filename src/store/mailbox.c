@@ -2,7 +2,7 @@
  *
  * Every user gets the special-use set (INBOX plus RFC 6154 \Drafts \Sent
  * \Junk \Trash \Archive) on first use: the first delivery or the first
- * mailbox listing.  UIDVALIDITY (RFC 3501 2.3.1.1, RFC 9051 2.3.1.1) comes
+ * mailbox listing, each subscribed as it is created.  UIDVALIDITY (RFC 3501 2.3.1.1, RFC 9051 2.3.1.1) comes
  * from one store-wide counter in the meta table: max(now, last + 1), so a
  * value is never handed out twice, even to a mailbox deleted and created
  * again under the same name, nor by two processes (the counter is updated
@@ -37,6 +37,8 @@ static const char SQL_UIDV_SET[] =
 	" ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 static const char SQL_MB_CREATE[] =
 	"INSERT INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_MB_SUBSCRIBE[] =
+	"INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES (?1, ?2)";
 static const char SQL_USER_FILES[] =
 	"SELECT m.file FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id"
 	" WHERE b.user_id = ?1";
@@ -160,6 +162,17 @@ static int ensure(struct store *store, int64_t user_id, char **error_r)
 		sqlite3_bind_text(st, 2, special_names[i], -1, SQLITE_STATIC);
 		store_bind_text(st, 3, special_uses[i]);
 		sqlite3_bind_int64(st, 4, uidv);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		/* subscribed when created (never again: a user may unsubscribe),
+		 * since clients that show subscribed folders only, like
+		 * Roundcube, would hide Sent and Trash */
+		if ((st = store_stmt(c, SQL_MB_SUBSCRIBE, &err)) == NULL)
+			goto fail_msg;
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_text(st, 2, special_names[i], -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)

@@ -391,7 +391,12 @@ static void test_mailboxes(void)
 	/* the user's usage did not change by renaming */
 	CHECK(user_used(s, "a@example.test", &msgs) > 0 && msgs == 4);
 
-	/* SUBSCRIBE */
+	/* SUBSCRIBE: the special-use set was subscribed when it was created */
+	CHECK(store_subscription_list(s, user, names_cb, &nm, &err) == 0);
+	CHECK_STR(nm.buf, "Archive Drafts INBOX Junk Sent Trash");
+	CHECK(RUNW(r, store_subscribe(s, NULL, user, "Archive", false, res_cb, &r)) == 0);
+	CHECK(RUNW(r, store_subscribe(s, NULL, user, "Junk", false, res_cb, &r)) == 0);
+	nm.buf[0] = '\0';
 	CHECK(RUNW(r, store_subscribe(s, NULL, user, "b", true, res_cb, &r)) == 0);
 	CHECK(RUNW(r, store_subscribe(s, NULL, user, "inbox", true, res_cb, &r)) == 0);
 	CHECK(RUNW(r, store_subscribe(s, NULL, user, "a/not/there", true, res_cb, &r)) == 0);
@@ -399,11 +404,11 @@ static void test_mailboxes(void)
 	CHECK(RUNW(r, store_subscribe(s, NULL, user, "x//", true, res_cb, &r)) < 0);
 	CHECK_STR(r.code, "CANNOT");
 	CHECK(store_subscription_list(s, user, names_cb, &nm, &err) == 0);
-	CHECK_STR(nm.buf, "INBOX a/not/there b");
+	CHECK_STR(nm.buf, "Drafts INBOX Sent Trash a/not/there b");
 	CHECK(RUNW(r, store_subscribe(s, NULL, user, "a/not/there", false, res_cb, &r)) == 0);
 	nm.buf[0] = '\0';
 	CHECK(store_subscription_list(s, user, names_cb, &nm, &err) == 0);
-	CHECK_STR(nm.buf, "INBOX b");
+	CHECK_STR(nm.buf, "Drafts INBOX Sent Trash b");
 	nm.buf[0] = '\0';
 	CHECK(store_subscription_list(s, other, names_cb, &nm, &err) == 0);
 	CHECK_STR(nm.buf, "");

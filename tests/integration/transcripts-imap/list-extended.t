@@ -6,6 +6,28 @@
 S: * OK *
 C: a1 LOGIN @USER@ pw-Secret-1
 S: a1 OK *
+# the special-use set is subscribed when it is created (first use);
+# unsubscribed here so that what follows lists only this test's names
+C: a0 LIST (SUBSCRIBED) "" *
+S: * LIST (\HasNoChildren \Subscribed) "/" "INBOX"
+S: * LIST (\HasNoChildren \Archive \Subscribed) "/" "Archive"
+S: * LIST (\HasNoChildren \Drafts \Subscribed) "/" "Drafts"
+S: * LIST (\HasNoChildren \Junk \Subscribed) "/" "Junk"
+S: * LIST (\HasNoChildren \Sent \Subscribed) "/" "Sent"
+S: * LIST (\HasNoChildren \Trash \Subscribed) "/" "Trash"
+S: a0 OK LIST completed
+C: u1 UNSUBSCRIBE INBOX
+S: u1 OK UNSUBSCRIBE completed
+C: u2 UNSUBSCRIBE Archive
+S: u2 OK UNSUBSCRIBE completed
+C: u3 UNSUBSCRIBE Drafts
+S: u3 OK UNSUBSCRIBE completed
+C: u4 UNSUBSCRIBE Junk
+S: u4 OK UNSUBSCRIBE completed
+C: u5 UNSUBSCRIBE Sent
+S: u5 OK UNSUBSCRIBE completed
+C: u6 UNSUBSCRIBE Trash
+S: u6 OK UNSUBSCRIBE completed
 C: a2 CREATE Fruit/Apple
 S: a2 OK * CREATE completed
 C: a3 CREATE Fruit/Banana

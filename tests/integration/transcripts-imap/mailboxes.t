@@ -31,12 +31,12 @@ S: * LIST (\HasNoChildren \Trash) "/" "Trash"
 S: a10 OK LIST completed
 C: a11 SUBSCRIBE Work
 S: a11 OK SUBSCRIBE completed
-C: a12 LSUB "" *
+C: a12 LSUB "" W*
 S: * LSUB () "/" "Work"
 S: a12 OK LSUB completed
 C: a13 UNSUBSCRIBE Work
 S: a13 OK UNSUBSCRIBE completed
-C: a14 LSUB "" *
+C: a14 LSUB "" W*
 S: a14 OK LSUB completed
 C: a15 RENAME Work Play
 S: a15 OK RENAME completed
