@@ -321,6 +321,7 @@ def test_4xx_deferred_then_delivered_on_retry(sender, receiver):
     assert "452" in d[0]["last_error"] and "4.2.2" in d[0]["last_error"], d
     assert d[0]["attempts"] >= 1
     assert find(receiver, "full@b.test", b"body of over quota first") is None
+    assert "rcpt=full@b.test code=452" in receiver.log(), receiver.log_tail()
     # the administrator raises the quota; the next retry (retry_min 2 s) delivers
     p = receiver.tern("user", "quota", "full@b.test", "0")
     assert p.returncode == 0, p.stderr
