@@ -9,7 +9,8 @@ reads the message store read-only with sqlite3.
 
 Invariants: every wait is bounded; stop() always leaves no process of the
 instance running (SIGTERM, then SIGKILL of the whole process group); only
-127.0.0.0/8 is used.
+127.0.0.0/8 is used (127.0.0.1 unless the test gives another address, which
+it does only inside a network namespace of its own: tests/harness/netns.py).
 """
 import os
 import pwd
@@ -169,9 +170,11 @@ def proc_uid(pid):
 class TernServer:
     """One Tern instance in its own temporary folder."""
 
-    def __init__(self, config=None, name="tern", offset=None):
+    def __init__(self, config=None, name="tern", offset=None, host="127.0.0.1"):
         """offset: the port offset; None picks a free one (0, the standard
-        ports, only inside a network namespace of the test's own)."""
+        ports, only inside a network namespace of the test's own).  host:
+        the one address it listens on (another 127.x address only inside
+        such a namespace, where several instances then each have port 25)."""
         if not os.access(TERN_BIN, os.X_OK):
             raise TernError("tern binary not found at %s (set TERN_BIN)" % TERN_BIN)
         self.dir = tempfile.mkdtemp(prefix="tern-it-%s-" % name)
@@ -181,8 +184,9 @@ class TernServer:
         self.data = os.path.join(self.dir, "data")
         self.logfile = os.path.join(self.dir, "server.log")
         self.offset = free_port_offset() if offset is None else offset
+        self.host = host
         self.proc = None
-        p = run_tern(["init", self.dir, "--hostname", HOSTNAME, "--bind", "127.0.0.1",
+        p = run_tern(["init", self.dir, "--hostname", HOSTNAME, "--bind", host,
                       "--port-offset", str(self.offset)])
         if p.returncode != 0 or not os.path.exists(self.conf):
             raise TernError("tern init failed (exit %d): %s%s" % (p.returncode, p.stdout, p.stderr))
@@ -243,7 +247,7 @@ class TernServer:
                 raise TernError("tern serve exited with %s before ready; log:\n%s"
                                 % (self.proc.returncode, self.log_tail()))
             try:
-                with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=2) as s:
+                with socket.create_connection((self.host, self.port("smtp")), timeout=2) as s:
                     s.settimeout(2)
                     data = b""
                     while b"\n" not in data:

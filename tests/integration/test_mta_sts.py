@@ -9,100 +9,50 @@ mail.example.test.
 
 - enforce, MX mail.example.test (verifies): delivered; the policy is
   fetched once and then served from the cache;
-- enforce, MX mx.sts-enf.test (the certificate does not match the name):
-  deferred with the verification error, never sent in clear;
 - testing, the same kind of MX: delivered, and the failure reported in the
   log (event=mta_sts_report);
 - enforce, the MX not among the policy's mx patterns: deferred without a
-  connection to it."""
-import http.server
+  connection to it.
+Enforce with an MX certificate that does not match the MX name (deferred,
+nothing sent in clear) is in test_delivery_netns.py, with the policy on
+the real port 443."""
 import os
-import ssl
-import subprocess
-import tempfile
-import threading
 
 import pytest
 
+import mtasts
 import tern as tern_harness
 import testdns
 from conftest import finish
-from test_delivery import PASSWORD, find, queue_json, submit, wait_for
+from outbound import PASSWORD, deferred, find, submit, wait_for
 
 HOST = tern_harness.HOSTNAME   # mail.example.test, the receiver's certificate name
 
 POLICIES = {
     "sts-ok.test": "version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 86400\r\n" % HOST,
-    "sts-enf.test": "version: STSv1\nmode: enforce\nmx: mx.sts-enf.test\nmax_age: 86400\n",
     "sts-tst.test": "version: STSv1\nmode: testing\nmx: *.sts-tst.test\nmax_age: 86400\n",
     "sts-mis.test": "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n",
 }
 MX = {
     "sts-ok.test": HOST + ".",
-    "sts-enf.test": "mx",
     "sts-tst.test": "mx",
     "sts-mis.test": HOST + ".",
 }
 
 
-def run(args, cwd):
-    p = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, (args, p.stderr)
-
-
 @pytest.fixture(scope="module")
 def pki():
     """A test CA and a certificate for every mta-sts.DOMAIN it signs."""
-    d = tempfile.mkdtemp(prefix="tern-it-sts-pki-")
-    os.chmod(d, 0o755)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run(["openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-         "-subj", "/CN=Tern test STS CA", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
-    run(["openssl", "req", *ec, "-keyout", "srv.key", "-out", "srv.csr",
-         "-subj", "/CN=mta-sts"], d)
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-                % ",".join("DNS:mta-sts.%s" % dom for dom in POLICIES))
-    run(["openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf"], d)
-    os.chmod(os.path.join(d, "ca.pem"), 0o644)
+    d = mtasts.make_pki(POLICIES)
     yield d
-    subprocess.run(["rm", "-rf", d])
-
-
-class PolicyHandler(http.server.BaseHTTPRequestHandler):
-    fetches = []
-
-    def do_GET(self):
-        host = (self.headers.get("Host") or "").split(":")[0].lower()
-        dom = host[len("mta-sts."):] if host.startswith("mta-sts.") else ""
-        PolicyHandler.fetches.append(host)
-        if self.path != "/.well-known/mta-sts.txt" or dom not in POLICIES:
-            self.send_error(404)
-            return
-        body = POLICIES[dom].encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    mtasts.remove_pki(d)
 
 
 @pytest.fixture(scope="module")
 def https(pki):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PolicyHandler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(pki, "srv.pem"), os.path.join(pki, "srv.key"))
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
+    srv = mtasts.PolicyServer(pki, POLICIES)
     yield srv
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +89,13 @@ def sender(receiver, dns, https, pki):
                 "  remote_port = %d;\n  ca_file = \"%s\";\n"
                 "  mta_sts = { enabled = true; ca_file = \"%s\"; port = %d; timeout = 5; };\n"
                 "};\n" % (receiver.port("smtp"), os.path.join(receiver.dir, "tls", "cert.pem"),
-                          os.path.join(pki, "ca.pem"), https.server_address[1]))
+                          os.path.join(pki, "ca.pem"), https.port))
     s.start()
     yield s
     finish(s)
 
 
-def deferred(srv, rcpt):
-    return wait_for(lambda: [m for m in queue_json(srv)
-                             if m["recipients"][0]["address"] == rcpt
-                             and m["recipients"][0]["state"] == "deferred"])
-
-
-def test_enforce_valid_delivers_and_caches(sender, receiver):
+def test_enforce_valid_delivers_and_caches(sender, receiver, https):
     submit(sender, ["user@sts-ok.test"], "sts ok one")
     assert wait_for(lambda: find(receiver, "user@sts-ok.test", b"body of sts ok one")), \
         sender.log_tail()
@@ -161,18 +105,8 @@ def test_enforce_valid_delivers_and_caches(sender, receiver):
     assert "tls=verify" in log
     submit(sender, ["user@sts-ok.test"], "sts ok two")
     assert wait_for(lambda: find(receiver, "user@sts-ok.test", b"body of sts ok two"))
-    assert PolicyHandler.fetches.count("mta-sts.sts-ok.test") == 1
+    assert https.fetches.count("mta-sts.sts-ok.test") == 1
     assert "source=cache" in sender.log()
-
-
-def test_enforce_bad_certificate_defers(sender, receiver):
-    submit(sender, ["user@sts-enf.test"], "sts enforce bad cert")
-    q = deferred(sender, "user@sts-enf.test")
-    assert q, sender.log_tail()
-    err = q[0]["recipients"][0]["last_error"]
-    assert "certificate" in err, err
-    assert find(receiver, "user@sts-enf.test", b"body of sts enforce bad cert") is None
-    assert "result=certificate-not-valid" in sender.log()
 
 
 def test_testing_mode_delivers_and_reports(sender, receiver):
@@ -187,7 +121,7 @@ def test_enforce_mx_mismatch_defers(sender, receiver):
     submit(sender, ["user@sts-mis.test"], "sts mismatch")
     q = deferred(sender, "user@sts-mis.test")
     assert q, sender.log_tail()
-    err = q[0]["recipients"][0]["last_error"]
+    err = q[0]["last_error"]
     assert "does not match the MTA-STS policy" in err, err
     assert "result=mx-mismatch" in sender.log()
     assert find(receiver, "user@sts-mis.test", b"body of sts mismatch") is None
