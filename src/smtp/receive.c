@@ -11,7 +11,8 @@
  * and aliases (per-domain policy), both in MAIL FROM (553 5.7.1) and in the
  * From header (550 5.7.1 at end of data).  Its remote recipients enter the
  * outbound queue (queue/) in the same commit as the local copies, with
- * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8 flags.
+ * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8/REQUIRETLS
+ * flags (RFC 8689 4.1: the REQUIRETLS tag travels with the message).
  * Forwarding: an alias whose targets include remote addresses puts those
  * targets in the queue copy (ORCPT = the alias address), its envelope
  * sender rewritten with SRS (mail/srs.h, group srs of the config) when it
@@ -682,7 +683,8 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		.submit_user_id = smtp_session_user_id(s),
 		.queue_flags = (m->body != SMTP_BODY_7BIT || mail_has_8bit(buf_cstr(msg), msg->len) ?
 				STORE_QUEUE_F_8BIT : 0) |
-			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0),
+			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0) |
+			       (m->requiretls ? STORE_QUEUE_F_REQUIRETLS : 0),
 		.queue_sender = queue_sender,
 	};
 	if (queue_sender != NULL)
