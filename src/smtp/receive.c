@@ -458,9 +458,10 @@ static void receive_stored(void *ctx, int status, const char *error)
 	} else {
 		const struct smtp_mail_params *m = smtp_session_mail(s);
 		char *from = address_format(&m->from);
-		log_info("smtp", "sid=%s id=%s event=delivered ip=%s from=%s rcpts=%u copies=%u size=%zu",
+		log_info("smtp", "sid=%s id=%s event=delivered ip=%s from=%s rcpts=%u copies=%u size=%zu%s",
 			 smtp_session_id(s), smtp_session_msgid(s), smtp_session_ip(s), log_quote(from),
-			 smtp_session_rcpt_count(s), w->copies, w->size);
+			 smtp_session_rcpt_count(s), w->copies, w->size,
+			 m->requiretls ? " requiretls=yes" : "");
 		free(from);
 		if (w->dsn_to != NULL)
 			receive_send_dsn(s, w);
