@@ -513,16 +513,33 @@ static bool tls_optional_fallback(struct job *j, enum smtp_stage stage)
 	return true;
 }
 
-/* Every host of j was skipped because its TLS could not be authenticated:
- * the undecided recipients of a REQUIRETLS message fail for good. */
+/* The client refused to send a REQUIRETLS message on an authenticated
+ * session because the host does not offer REQUIRETLS (its local 5.7.30):
+ * like a host we cannot authenticate, the next one is tried (true). */
+static bool requiretls_refused(struct job *j, const struct smtp_client_result *r)
+{
+	if (!j->requiretls || !r->st.local || strcmp(r->st.enhanced, "5.7.30") != 0)
+		return false;
+	set_last_error(j, "5.7.30 %s: REQUIRETLS support required, and the host does not "
+		       "offer it", j->host);
+	log_info("queue", "event=requiretls_skip qid=%s host=%s reason=%s", j->qid,
+		 log_quote(j->host), "no REQUIRETLS");
+	j->rtls_skipped++;
+	return true;
+}
+
+/* Every host of j was skipped for REQUIRETLS (no authenticated TLS, or
+ * no REQUIRETLS offered): the undecided recipients fail for good, with
+ * the last such reason (5.7.10 or 5.7.30). */
 static void requiretls_unmet(struct job *j)
 {
 	if (j->nhosts == 0 || j->rtls_skipped < j->nhosts)
 		return;
 	for (size_t i = 0; i < j->nrcpts; i++)
-		decide(&j->rcpts[i], STORE_QUEUE_BOUNCED, NULL,
-		       "5.7.10 REQUIRETLS: no mail server of %s can be reached over "
-		       "authenticated TLS (DANE or MTA-STS)", j->domain);
+		decide(&j->rcpts[i], STORE_QUEUE_BOUNCED, NULL, "%s",
+		       j->last_error != NULL && strncmp(j->last_error, "5.7.", 4) == 0
+		       ? j->last_error
+		       : "5.7.10 REQUIRETLS: no mail server can be reached over authenticated TLS");
 }
 
 /* ---- finishing an attempt ---- */
@@ -616,6 +633,12 @@ static void client_sent(struct smtp_client *c, const struct smtp_client_result *
 	struct buf b;
 
 	(void)c;
+	if (requiretls_refused(j, r)) {
+		smtp_client_quit(&j->client);
+		j->addr_i = j->naddrs;     /* not another address of this host */
+		connect_next(j);
+		return;
+	}
 	buf_init(&b, 4096);
 	for (size_t k = 0; k < j->nsent && k < r->n_rcpts; k++) {
 		struct job_rcpt *rc = &j->rcpts[j->sent_index[k]];
@@ -753,8 +776,8 @@ static void connect_next(struct job *j)
 	p.helo_name = q->d.cfg->hostname;
 	if (job_tls_policy(j, &p.tls) < 0) {
 		/* RFC 8689 4.2.1: never to a host we cannot authenticate */
-		set_last_error(j, "5.7.10 %s: REQUIRETLS needs DANE or MTA-STS, which the host "
-			       "does not have", j->host);
+		set_last_error(j, "5.7.10 %s: REQUIRETLS needs TLS authenticated by DANE or "
+			       "MTA-STS, which this host does not have", j->host);
 		log_info("queue", "event=requiretls_skip qid=%s host=%s", j->qid, log_quote(j->host));
 		j->rtls_skipped++;
 		j->addr_i = j->naddrs;

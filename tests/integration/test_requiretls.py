@@ -11,9 +11,18 @@ loopback (queue.remote_port), the way test_mta_sts.py does.
 - sts-enf.test publishes an MTA-STS enforce policy whose MX certificate
   does not match: with "TLS-Required: No" the message is delivered over
   opportunistic TLS (test_mta_sts.py shows the same message without the
-  header deferred), and the sender logs that the sender asked for it."""
+  header deferred), and the sender logs that the sender asked for it;
+- nortls.test is routed (queue.routes) to mail.example.test, a small SMTP
+  peer written here that offers STARTTLS with a certificate the sender
+  trusts but not REQUIRETLS: the message is never offered to it (no MAIL
+  command) and bounces with 5.7.30.
+The submission port refuses the REQUIRETLS parameter without TLS (530
+5.7.10) and does not advertise it there."""
 import os
 import smtplib
+import socket
+import ssl
+import threading
 
 import pytest
 
@@ -47,6 +56,77 @@ def receiver():
     finish(s)
 
 
+class PlainPeer:
+    """An SMTP server that offers STARTTLS (the receiver's certificate) but
+    never REQUIRETLS; it records every command line it gets."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.commands = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.session(c)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                c.close()
+
+    def session(self, c):
+        c.settimeout(10)
+        f = c.makefile("rb")
+        c.sendall(b"220 peer ESMTP\r\n")
+        tls = False
+        for _ in range(50):
+            line = f.readline(1000)
+            if not line:
+                return
+            cmd = line.strip().decode("ascii", "replace")
+            self.commands.append(cmd)
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO":
+                c.sendall(b"250-peer\r\n250-8BITMIME\r\n" +
+                          (b"250 PIPELINING\r\n" if tls else b"250 STARTTLS\r\n"))
+            elif verb == "STARTTLS" and not tls:
+                c.sendall(b"220 go ahead\r\n")
+                c = self.ctx.wrap_socket(c, server_side=True)
+                f = c.makefile("rb")
+                tls = True
+            elif verb == "QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            elif verb in ("MAIL", "RCPT", "RSET", "NOOP"):
+                c.sendall(b"250 ok\r\n")
+            else:
+                c.sendall(b"502 not here\r\n")
+
+
+@pytest.fixture(scope="module")
+def peer(receiver):
+    tls = os.path.join(receiver.dir, "tls")
+    p = PlainPeer(os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem"))
+    yield p
+    p.stop = True
+    p.sock.close()
+    p.thread.join(5)
+
+
 @pytest.fixture(scope="module")
 def dns(receiver):
     key = spki_sha256(os.path.join(receiver.dir, "tls", "cert.pem"))
@@ -55,6 +135,7 @@ def dns(receiver):
     d.zone("dane.test", ["@ MX 10 mx", "mx A 127.0.0.1",
                          "_%d._tcp.mx TLSA 3 1 1 %s" % (port, key)], dnssec=True)
     d.zone("plain.test", ["@ MX 10 mx", "mx A 127.0.0.1"])
+    d.zone("example.test", ["mail A 127.0.0.1"])
     d.zone("sts-enf.test", ["@ MX 10 mx", "mx A 127.0.0.1", "mta-sts A 127.0.0.1",
                             "_mta-sts TXT \"v=STSv1; id=20261129T1;\""])
     with d:
@@ -63,7 +144,7 @@ def dns(receiver):
 
 
 @pytest.fixture(scope="module")
-def sender(receiver, dns, https, pki):  # noqa: F811
+def sender(receiver, dns, https, pki, peer):  # noqa: F811
     s = tern_harness.TernServer(name="rtls-send")
     s.add_domain("a.test")
     s.add_user("alice@a.test", PASSWORD)
@@ -72,8 +153,10 @@ def sender(receiver, dns, https, pki):  # noqa: F811
         f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
                 "  remote_port = %d;\n  ca_file = \"%s\";\n"
                 "  mta_sts = { enabled = true; ca_file = \"%s\"; port = %d; timeout = 5; };\n"
+                "  routes = ( { domain = \"nortls.test\"; host = \"%s\"; port = %d; } );\n"
                 "};\n" % (receiver.port("smtp"), os.path.join(receiver.dir, "tls", "cert.pem"),
-                          os.path.join(pki, "ca.pem"), https.server_address[1]))
+                          os.path.join(pki, "ca.pem"), https.server_address[1],
+                          tern_harness.HOSTNAME, peer.port))
     s.start()
     yield s
     finish(s)
@@ -137,4 +220,18 @@ def test_tls_required_no_ignores_mta_sts(sender, receiver):
     assert "event=tls_policy_ignored" in log, sender.log_tail()
     assert "event=mta_sts_policy domain=sts-enf.test" in log or \
         "event=mta_sts_policy domain=\"sts-enf.test\"" in log, sender.log_tail()
+    assert wait_for(lambda: queue_json(sender) == [])
+
+
+def test_requiretls_peer_without_it_bounces(sender, peer):
+    submit(sender, "nemo@nortls.test", "rtls no peer support", requiretls=True)
+    dsn = wait_for(lambda: find(sender, "alice@a.test",
+                                b"Final-Recipient: rfc822; nemo@nortls.test"))
+    assert dsn, sender.log_tail()
+    assert b"Status: 5.7.30" in dsn, dsn
+    # TLS was verified and the peer asked what it offers, but got no message
+    assert any(c.upper().startswith("EHLO") for c in peer.commands), peer.commands
+    assert "STARTTLS" in [c.upper() for c in peer.commands], peer.commands
+    assert not [c for c in peer.commands if c.upper().startswith("MAIL")], peer.commands
+    assert "tls=verify" in sender.log(), sender.log_tail()
     assert wait_for(lambda: queue_json(sender) == [])
