@@ -76,8 +76,10 @@ static void test_no_hook(void)
 	CHECK(sign_hook_resign("example.com", m, strlen(m), NULL, &out, &err) == 0);
 	CHECK(out.len == 0);
 	/* the downgrade still converts */
-	CHECK(sign_hook_downgrade("example.com", "A: b\r\n\r\ncaf\xc3\xa9\r\n", 17, NULL, &out,
-				  &err) == 0);
+	{
+		static const char m8[] = "A: b\r\n\r\ncaf\xc3\xa9\r\n";
+		CHECK(sign_hook_downgrade("example.com", m8, strlen(m8), NULL, &out, &err) == 0);
+	}
 	CHECK(!mail_has_8bit(out.data, out.len));
 	buf_free(&out);
 }
@@ -274,8 +276,10 @@ static void test_resign_after_downgrade(void)
 
 	/* an 8-bit header cannot be converted: an error, whatever the hook */
 	buf_reset(&sent);
-	CHECK(sign_hook_downgrade("example.com", "Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n", 21,
-				  "q3", &sent, &err) < 0);
+	{
+		static const char h8[] = "Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n";
+		CHECK(sign_hook_downgrade("example.com", h8, strlen(h8), "q3", &sent, &err) < 0);
+	}
 	buf_free(&signed_);
 	buf_free(&sent);
 	buf_free(&conv);
@@ -292,7 +296,10 @@ static void test_prefix_top_only(void)
 
 	reg(&s);
 	CHECK(sign_hook_signed_prefix(m, strlen(m)) == strlen("X-Test-Sig: ours\r\nX-Test-Seal: ours\r\n"));
-	CHECK(sign_hook_signed_prefix("Received: x\r\nX-Test-Sig: a\r\n\r\n", 31) == 0);
+	{
+		static const char r[] = "Received: x\r\nX-Test-Sig: a\r\n\r\n";
+		CHECK(sign_hook_signed_prefix(r, strlen(r)) == 0);
+	}
 	CHECK(sign_hook_signed_prefix("", 0) == 0);
 	sign_hook_set(NULL, NULL);
 }
