@@ -318,6 +318,101 @@ static void set_last_error(struct job *j, const char *fmt, ...)
 	j->last_error = buf_steal(&b);
 }
 
+/* ---- REQUIRETLS and TLS-Required (RFC 8689) ---- */
+
+/* Does the message carry "TLS-Required: No" (RFC 8689 3)?  Only the
+ * first such field counts; its value is compared without case and
+ * surrounding white space. */
+static bool tls_required_no(const char *data, size_t len)
+{
+	struct header_field f;
+	char *v;
+	bool no;
+
+	if (header_find(data, len, "TLS-Required", &f, NULL) != 1)
+		return false;
+	v = header_value_unfold(f.value);
+	no = strcasecmp(v, "No") == 0;
+	free(v);
+	return no;
+}
+
+/* What the sender asked for, once the message is read. */
+static void job_tls_request(struct job *j)
+{
+	j->requiretls = (j->flags & STORE_QUEUE_F_REQUIRETLS) != 0;
+	/* RFC 8689 4.1: with REQUIRETLS the header field is ignored */
+	j->tls_optional = !j->requiretls && tls_required_no(j->data, j->len);
+	if (j->requiretls)
+		log_info("queue", "event=requiretls qid=%s domain=%s", j->qid, log_quote(j->domain));
+	if (j->tls_optional)
+		log_info("queue", "event=tls_required_no qid=%s domain=%s reason=%s", j->qid,
+			 log_quote(j->domain), "the sender asked that DANE and MTA-STS failures "
+			 "not stop delivery (TLS-Required: No)");
+}
+
+/* The TLS policy for the next connection of j into *p; -1 when j needs
+ * REQUIRETLS and this host's TLS cannot be authenticated. */
+static int job_tls_policy(const struct job *j, enum smtp_tls_policy *p)
+{
+	if (j->sts_downgrade && !j->requiretls)
+		*p = SMTP_TLS_OPPORTUNISTIC;   /* MTA-STS testing, or TLS-Required: No */
+	else if (j->ntlsa > 0)
+		*p = SMTP_TLS_DANE;            /* DANE wins over MTA-STS (RFC 8461 2) */
+	else if (j->smarthost || j->sts.mode != MTA_STS_MODE_NONE)
+		*p = SMTP_TLS_REQUIRE_VERIFY;
+	else if (j->requiretls && (j->mx_secure || j->route))
+		*p = SMTP_TLS_REQUIRE_VERIFY;  /* RFC 8689 4.2.1: PKIX, name from DNSSEC or config */
+	else if (j->requiretls)
+		return -1;
+	else
+		*p = SMTP_TLS_OPPORTUNISTIC;
+	return 0;
+}
+
+/* A TLS failure on j's connection: with "TLS-Required: No", retry the
+ * same address with opportunistic TLS (true: the caller does it). */
+static bool tls_optional_fallback(struct job *j, enum smtp_stage stage)
+{
+	if (!j->tls_optional || j->smarthost || j->sts_downgrade ||
+	    (j->tls != SMTP_TLS_DANE && j->tls != SMTP_TLS_REQUIRE_VERIFY) ||
+	    (stage != SMTP_STAGE_STARTTLS && stage != SMTP_STAGE_TLS))
+		return false;
+	log_info("queue", "event=tls_policy_ignored qid=%s host=%s tls=%s reason=%s", j->qid,
+		 log_quote(j->host), j->tls == SMTP_TLS_DANE ? "dane" : "verify",
+		 "TLS-Required: No");
+	return true;
+}
+
+/* The client refused to send a REQUIRETLS message on an authenticated
+ * session because the host does not offer REQUIRETLS (its local 5.7.30):
+ * like a host we cannot authenticate, the next one is tried (true). */
+static bool requiretls_refused(struct job *j, const struct smtp_client_result *r)
+{
+	if (!j->requiretls || !r->st.local || strcmp(r->st.enhanced, "5.7.30") != 0)
+		return false;
+	set_last_error(j, "5.7.30 %s: REQUIRETLS support required, and the host does not "
+		       "offer it", j->host);
+	log_info("queue", "event=requiretls_skip qid=%s host=%s reason=%s", j->qid,
+		 log_quote(j->host), "no REQUIRETLS");
+	j->rtls_skipped++;
+	return true;
+}
+
+/* Every host of j was skipped for REQUIRETLS (no authenticated TLS, or
+ * no REQUIRETLS offered): the undecided recipients fail for good, with
+ * the last such reason (5.7.10 or 5.7.30). */
+static void requiretls_unmet(struct job *j)
+{
+	if (j->nhosts == 0 || j->rtls_skipped < j->nhosts)
+		return;
+	for (size_t i = 0; i < j->nrcpts; i++)
+		decide(&j->rcpts[i], STORE_QUEUE_BOUNCED, NULL, "%s",
+		       j->last_error != NULL && strncmp(j->last_error, "5.7.", 4) == 0
+		       ? j->last_error
+		       : "5.7.10 REQUIRETLS: no mail server can be reached over authenticated TLS");
+}
+
 /* ---- DSNs ---- */
 
 static void dsn_stored(void *ctx, int status, const char *error)
@@ -431,6 +526,8 @@ out:
 	free(dr);
 }
 
+/* ---- finishing an attempt ---- */
+
 static void scan_soon(struct queue *q);
 
 static void update_done(void *ctx, const struct store_write_result *r)
@@ -446,103 +543,6 @@ static void update_done(void *ctx, const struct store_write_result *r)
 	if (!q->stopped)
 		scan_soon(q);
 }
-
-/* ---- REQUIRETLS and TLS-Required (RFC 8689) ---- */
-
-/* Does the message carry "TLS-Required: No" (RFC 8689 3)?  Only the
- * first such field counts; its value is compared without case and
- * surrounding white space. */
-static bool tls_required_no(const char *data, size_t len)
-{
-	struct header_field f;
-	char *v;
-	bool no;
-
-	if (header_find(data, len, "TLS-Required", &f, NULL) != 1)
-		return false;
-	v = header_value_unfold(f.value);
-	no = strcasecmp(v, "No") == 0;
-	free(v);
-	return no;
-}
-
-/* What the sender asked for, once the message is read. */
-static void job_tls_request(struct job *j)
-{
-	j->requiretls = (j->flags & STORE_QUEUE_F_REQUIRETLS) != 0;
-	/* RFC 8689 4.1: with REQUIRETLS the header field is ignored */
-	j->tls_optional = !j->requiretls && tls_required_no(j->data, j->len);
-	if (j->requiretls)
-		log_info("queue", "event=requiretls qid=%s domain=%s", j->qid, log_quote(j->domain));
-	if (j->tls_optional)
-		log_info("queue", "event=tls_required_no qid=%s domain=%s reason=%s", j->qid,
-			 log_quote(j->domain), "the sender asked that DANE and MTA-STS failures "
-			 "not stop delivery (TLS-Required: No)");
-}
-
-/* The TLS policy for the next connection of j into *p; -1 when j needs
- * REQUIRETLS and this host's TLS cannot be authenticated. */
-static int job_tls_policy(const struct job *j, enum smtp_tls_policy *p)
-{
-	if (j->sts_downgrade && !j->requiretls)
-		*p = SMTP_TLS_OPPORTUNISTIC;   /* MTA-STS testing, or TLS-Required: No */
-	else if (j->ntlsa > 0)
-		*p = SMTP_TLS_DANE;            /* DANE wins over MTA-STS (RFC 8461 2) */
-	else if (j->smarthost || j->sts.mode != MTA_STS_MODE_NONE)
-		*p = SMTP_TLS_REQUIRE_VERIFY;
-	else if (j->requiretls && (j->mx_secure || j->route))
-		*p = SMTP_TLS_REQUIRE_VERIFY;  /* RFC 8689 4.2.1: PKIX, name from DNSSEC or config */
-	else if (j->requiretls)
-		return -1;
-	else
-		*p = SMTP_TLS_OPPORTUNISTIC;
-	return 0;
-}
-
-/* A TLS failure on j's connection: with "TLS-Required: No", retry the
- * same address with opportunistic TLS (true: the caller does it). */
-static bool tls_optional_fallback(struct job *j, enum smtp_stage stage)
-{
-	if (!j->tls_optional || j->smarthost || j->sts_downgrade ||
-	    (j->tls != SMTP_TLS_DANE && j->tls != SMTP_TLS_REQUIRE_VERIFY) ||
-	    (stage != SMTP_STAGE_STARTTLS && stage != SMTP_STAGE_TLS))
-		return false;
-	log_info("queue", "event=tls_policy_ignored qid=%s host=%s tls=%s reason=%s", j->qid,
-		 log_quote(j->host), j->tls == SMTP_TLS_DANE ? "dane" : "verify",
-		 "TLS-Required: No");
-	return true;
-}
-
-/* The client refused to send a REQUIRETLS message on an authenticated
- * session because the host does not offer REQUIRETLS (its local 5.7.30):
- * like a host we cannot authenticate, the next one is tried (true). */
-static bool requiretls_refused(struct job *j, const struct smtp_client_result *r)
-{
-	if (!j->requiretls || !r->st.local || strcmp(r->st.enhanced, "5.7.30") != 0)
-		return false;
-	set_last_error(j, "5.7.30 %s: REQUIRETLS support required, and the host does not "
-		       "offer it", j->host);
-	log_info("queue", "event=requiretls_skip qid=%s host=%s reason=%s", j->qid,
-		 log_quote(j->host), "no REQUIRETLS");
-	j->rtls_skipped++;
-	return true;
-}
-
-/* Every host of j was skipped for REQUIRETLS (no authenticated TLS, or
- * no REQUIRETLS offered): the undecided recipients fail for good, with
- * the last such reason (5.7.10 or 5.7.30). */
-static void requiretls_unmet(struct job *j)
-{
-	if (j->nhosts == 0 || j->rtls_skipped < j->nhosts)
-		return;
-	for (size_t i = 0; i < j->nrcpts; i++)
-		decide(&j->rcpts[i], STORE_QUEUE_BOUNCED, NULL, "%s",
-		       j->last_error != NULL && strncmp(j->last_error, "5.7.", 4) == 0
-		       ? j->last_error
-		       : "5.7.10 REQUIRETLS: no mail server can be reached over authenticated TLS");
-}
-
-/* ---- finishing an attempt ---- */
 
 static void job_finish(struct job *j)
 {
