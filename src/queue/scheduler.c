@@ -23,6 +23,25 @@
  * event=mta_sts_report line and delivery goes on (a failed verified TLS
  * is retried with opportunistic TLS).
  *
+ * REQUIRETLS (RFC 8689 4.2.1): a message received with the REQUIRETLS
+ * MAIL parameter goes only to a host whose TLS is authenticated: DANE
+ * when it has TLSA records, else PKIX (queue.ca_file) against the host
+ * name when the MX answer was DNSSEC-validated, an MTA-STS policy
+ * applies, or the host is a configured route or the smarthost; the
+ * peer must offer REQUIRETLS (the client refuses with 5.7.30 otherwise)
+ * and gets the parameter passed on.  A host that cannot be
+ * authenticated is never contacted; when no host can be, the recipients
+ * bounce with 5.7.10 (encryption needed).  Its DSN returns headers only
+ * and, when it goes through the queue, is itself REQUIRETLS (RFC 8689 5).
+ * A message with "TLS-Required: No" (RFC 8689 3, 4.3) and without
+ * REQUIRETLS still tries the same TLS first, but a DANE or MTA-STS
+ * failure (or an MTA-STS MX mismatch) no longer stops it: the same
+ * address is retried with opportunistic TLS, and the log says the
+ * sender asked for it.
+ *
+ * Signing (queue/sign-hook.h): a message converted for a peer without
+ * 8BITMIME is signed again when it carried the hook's signature.
+ *
  * Outcomes per recipient: accepted -> DELIVERED; 5xx -> BOUNCED; 4xx, or
  * no host reachable -> DEFERRED until now + queue_retry_delay(), BOUNCED
  * once the message is older than queue.max_age.  NXDOMAIN and null MX
@@ -48,9 +67,11 @@
 #include "lib/log.h"
 #include "mail/downgrade.h"
 #include "mail/dsn.h"
+#include "mail/header.h"
 #include "mail/srs.h"
 #include "queue/mta-sts-fetch.h"
 #include "queue/mta-sts.h"
+#include "queue/sign-hook.h"
 #include "smtp/client.h"
 #include "store/store.h"
 
@@ -119,6 +140,11 @@ struct job {
 	struct mta_sts_record sts_txt;
 	bool has_sts_txt;
 	struct mta_sts_fetch *fetch;
+	/* RFC 8689 */
+	bool requiretls;            /* REQUIRETLS: only authenticated TLS, peer with REQUIRETLS */
+	bool tls_optional;          /* "TLS-Required: No": DANE/MTA-STS failures fall back */
+	bool route;                 /* a configured next hop (queue.routes) */
+	size_t rtls_skipped;        /* hosts skipped: their TLS could not be authenticated */
 };
 
 /* A fetched MTA-STS policy, kept until it expires (RFC 8461 5.1). */
@@ -292,6 +318,101 @@ static void set_last_error(struct job *j, const char *fmt, ...)
 	j->last_error = buf_steal(&b);
 }
 
+/* ---- REQUIRETLS and TLS-Required (RFC 8689) ---- */
+
+/* Does the message carry "TLS-Required: No" (RFC 8689 3)?  Only the
+ * first such field counts; its value is compared without case and
+ * surrounding white space. */
+static bool tls_required_no(const char *data, size_t len)
+{
+	struct header_field f;
+	char *v;
+	bool no;
+
+	if (header_find(data, len, "TLS-Required", &f, NULL) != 1)
+		return false;
+	v = header_value_unfold(f.value);
+	no = strcasecmp(v, "No") == 0;
+	free(v);
+	return no;
+}
+
+/* What the sender asked for, once the message is read. */
+static void job_tls_request(struct job *j)
+{
+	j->requiretls = (j->flags & STORE_QUEUE_F_REQUIRETLS) != 0;
+	/* RFC 8689 4.1: with REQUIRETLS the header field is ignored */
+	j->tls_optional = !j->requiretls && tls_required_no(j->data, j->len);
+	if (j->requiretls)
+		log_info("queue", "event=requiretls qid=%s domain=%s", j->qid, log_quote(j->domain));
+	if (j->tls_optional)
+		log_info("queue", "event=tls_required_no qid=%s domain=%s reason=%s", j->qid,
+			 log_quote(j->domain), "the sender asked that DANE and MTA-STS failures "
+			 "not stop delivery (TLS-Required: No)");
+}
+
+/* The TLS policy for the next connection of j into *p; -1 when j needs
+ * REQUIRETLS and this host's TLS cannot be authenticated. */
+static int job_tls_policy(const struct job *j, enum smtp_tls_policy *p)
+{
+	if (j->sts_downgrade && !j->requiretls)
+		*p = SMTP_TLS_OPPORTUNISTIC;   /* MTA-STS testing, or TLS-Required: No */
+	else if (j->ntlsa > 0)
+		*p = SMTP_TLS_DANE;            /* DANE wins over MTA-STS (RFC 8461 2) */
+	else if (j->smarthost || j->sts.mode != MTA_STS_MODE_NONE)
+		*p = SMTP_TLS_REQUIRE_VERIFY;
+	else if (j->requiretls && (j->mx_secure || j->route))
+		*p = SMTP_TLS_REQUIRE_VERIFY;  /* RFC 8689 4.2.1: PKIX, name from DNSSEC or config */
+	else if (j->requiretls)
+		return -1;
+	else
+		*p = SMTP_TLS_OPPORTUNISTIC;
+	return 0;
+}
+
+/* A TLS failure on j's connection: with "TLS-Required: No", retry the
+ * same address with opportunistic TLS (true: the caller does it). */
+static bool tls_optional_fallback(struct job *j, enum smtp_stage stage)
+{
+	if (!j->tls_optional || j->smarthost || j->sts_downgrade ||
+	    (j->tls != SMTP_TLS_DANE && j->tls != SMTP_TLS_REQUIRE_VERIFY) ||
+	    (stage != SMTP_STAGE_STARTTLS && stage != SMTP_STAGE_TLS))
+		return false;
+	log_info("queue", "event=tls_policy_ignored qid=%s host=%s tls=%s reason=%s", j->qid,
+		 log_quote(j->host), j->tls == SMTP_TLS_DANE ? "dane" : "verify",
+		 "TLS-Required: No");
+	return true;
+}
+
+/* The client refused to send a REQUIRETLS message on an authenticated
+ * session because the host does not offer REQUIRETLS (its local 5.7.30):
+ * like a host we cannot authenticate, the next one is tried (true). */
+static bool requiretls_refused(struct job *j, const struct smtp_client_result *r)
+{
+	if (!j->requiretls || !r->st.local || strcmp(r->st.enhanced, "5.7.30") != 0)
+		return false;
+	set_last_error(j, "5.7.30 %s: REQUIRETLS support required, and the host does not "
+		       "offer it", j->host);
+	log_info("queue", "event=requiretls_skip qid=%s host=%s reason=%s", j->qid,
+		 log_quote(j->host), "no REQUIRETLS");
+	j->rtls_skipped++;
+	return true;
+}
+
+/* Every host of j was skipped for REQUIRETLS (no authenticated TLS, or
+ * no REQUIRETLS offered): the undecided recipients fail for good, with
+ * the last such reason (5.7.10 or 5.7.30). */
+static void requiretls_unmet(struct job *j)
+{
+	if (j->nhosts == 0 || j->rtls_skipped < j->nhosts)
+		return;
+	for (size_t i = 0; i < j->nrcpts; i++)
+		decide(&j->rcpts[i], STORE_QUEUE_BOUNCED, NULL, "%s",
+		       j->last_error != NULL && strncmp(j->last_error, "5.7.", 4) == 0
+		       ? j->last_error
+		       : "5.7.10 REQUIRETLS: no mail server can be reached over authenticated TLS");
+}
+
 /* ---- DSNs ---- */
 
 static void dsn_stored(void *ctx, int status, const char *error)
@@ -363,7 +484,9 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 	buf_init(&msg, BUF_UNLIMITED);
 	struct dsn_params p = {
 		.hostname = q->d.cfg->hostname, .sender = to, .envid = j->envid,
-		.ret = j->ret, .arrival = j->created, .rcpts = dr, .rcpt_count = n,
+		/* RFC 8689 5: the content of a REQUIRETLS message is not returned */
+		.ret = j->requiretls ? DSN_RET_HDRS : j->ret,
+		.arrival = j->created, .rcpts = dr, .rcpt_count = n,
 		.original = j->data, .original_len = j->len,
 		.smtputf8 = (j->flags & STORE_QUEUE_F_SMTPUTF8) != 0,
 	};
@@ -375,6 +498,7 @@ static void send_dsn(struct job *j, const bool *which, enum dsn_action action)
 	struct store_delivery d = {
 		.return_path = "", .body = msg.data, .body_len = msg.len,
 		.internal_date = now,
+		.queue_flags = j->requiretls ? STORE_QUEUE_F_REQUIRETLS : 0,
 	};
 	/* a sender of ours gets it in the INBOX; anyone else through the queue */
 	if (store_rcpt_resolve(q->d.store, to, "+", &owner, &error) == 0 &&
@@ -431,6 +555,8 @@ static void job_finish(struct job *j)
 
 	smtp_client_free(&j->client);
 	dns_cancel(&j->query);
+	if (j->requiretls)
+		requiretls_unmet(j);
 	for (size_t i = 0; i < j->nrcpts; i++) {
 		struct job_rcpt *r = &j->rcpts[i];
 		if (!r->decided)
@@ -507,6 +633,12 @@ static void client_sent(struct smtp_client *c, const struct smtp_client_result *
 	struct buf b;
 
 	(void)c;
+	if (requiretls_refused(j, r)) {
+		smtp_client_quit(&j->client);
+		j->addr_i = j->naddrs;     /* not another address of this host */
+		connect_next(j);
+		return;
+	}
 	buf_init(&b, 4096);
 	for (size_t k = 0; k < j->nsent && k < r->n_rcpts; k++) {
 		struct job_rcpt *rc = &j->rcpts[j->sent_index[k]];
@@ -549,21 +681,27 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 				 r->stage == SMTP_STAGE_STARTTLS ? "starttls-not-supported"
 								 : "certificate-not-valid",
 				 log_quote(buf_cstr(&b)));
-			if (j->sts.mode == MTA_STS_MODE_TESTING) {
+			if (j->sts.mode == MTA_STS_MODE_TESTING && !j->requiretls) {
 				/* testing mode: report, then deliver the way we would
 				 * without a policy, on the same address */
 				j->sts_downgrade = true;
 				j->addr_i--;
 			}
 		}
+		if (!j->sts_downgrade && tls_optional_fallback(j, r->stage)) {
+			j->sts_downgrade = true;
+			j->addr_i--;
+		}
 		buf_free(&b);
 		connect_next(j);
 		return;
 	}
 	if ((j->flags & STORE_QUEUE_F_8BIT) && !smtp_client_has(c, SMTP_EXT_8BITMIME)) {
-		/* RFC 6152 3: convert for a peer without 8BITMIME */
-		buf_reset(&j->converted);
-		if (mail_downgrade_7bit(j->data, j->len, &j->converted, &error) < 0) {
+		/* RFC 6152 3: convert for a peer without 8BITMIME, signed again
+		 * when it was signed (sign-hook.h) */
+		const char *at = strrchr(j->sender, '@');
+		if (sign_hook_downgrade(at != NULL ? at + 1 : "", j->data, j->len, j->qid,
+					&j->converted, &error) < 0) {
 			decide_all(j, STORE_QUEUE_BOUNCED,
 				   xasprintf("5.6.3 the message has 8-bit headers and the receiving "
 					     "server does not accept 8-bit data (%s)", error));
@@ -636,12 +774,16 @@ static void connect_next(struct job *j)
 	p.addr = (const struct sockaddr *)&ss;
 	p.host = j->host;
 	p.helo_name = q->d.cfg->hostname;
-	if (j->ntlsa > 0)
-		p.tls = SMTP_TLS_DANE;   /* DANE wins over MTA-STS (RFC 8461 2) */
-	else if (j->smarthost || (j->sts.mode != MTA_STS_MODE_NONE && !j->sts_downgrade))
-		p.tls = SMTP_TLS_REQUIRE_VERIFY;
-	else
-		p.tls = SMTP_TLS_OPPORTUNISTIC;
+	if (job_tls_policy(j, &p.tls) < 0) {
+		/* RFC 8689 4.2.1: never to a host we cannot authenticate */
+		set_last_error(j, "5.7.10 %s: REQUIRETLS needs TLS authenticated by DANE or "
+			       "MTA-STS, which this host does not have", j->host);
+		log_info("queue", "event=requiretls_skip qid=%s host=%s", j->qid, log_quote(j->host));
+		j->rtls_skipped++;
+		j->addr_i = j->naddrs;
+		next_host(j);
+		return;
+	}
 	j->sts_downgrade = false;
 	j->tls = p.tls;
 	p.tls_ctx = q->d.tls;
@@ -670,10 +812,15 @@ static void tlsa_done(const struct dns_tlsa_result *res, void *ctx)
 
 	j->query = NULL;
 	if (res->status == DNS_BOGUS || res->status == DNS_TEMPFAIL) {
-		/* RFC 7672 2.1.1: TLSA we cannot trust or read: not this host */
+		/* RFC 7672 2.1.1: TLSA we cannot trust or read: not this host
+		 * (unless the sender asked to go on: TLS-Required: No) */
 		set_last_error(j, "%s: TLSA lookup %s", j->host, dns_status_name(res->status));
-		next_host(j);
-		return;
+		if (!j->tls_optional) {
+			next_host(j);
+			return;
+		}
+		log_info("queue", "event=tls_policy_ignored qid=%s host=%s tls=dane reason=%s",
+			 j->qid, log_quote(j->host), "TLS-Required: No");
 	}
 	if (res->status == DNS_OK && res->secure) {
 		j->tlsa = xcalloc(res->count ? res->count : 1, sizeof(*j->tlsa));
@@ -786,7 +933,7 @@ static void mx_done(const struct dns_mx_result *res, void *ctx)
 			log_info("queue", "event=mta_sts_report qid=%s domain=%s mode=%s host=%s "
 				 "result=mx-mismatch", j->qid, log_quote(j->domain),
 				 mta_sts_mode_name(j->sts.mode), log_quote(name));
-			if (j->sts.mode == MTA_STS_MODE_ENFORCE) {
+			if (j->sts.mode == MTA_STS_MODE_ENFORCE && !j->tls_optional) {
 				set_last_error(j, "4.7.5 MX host %s does not match the MTA-STS "
 					       "policy of %s", name, j->domain);
 				continue;
@@ -1104,12 +1251,14 @@ static void job_start(struct queue *q, const struct store_queue_msg *m, const ch
 		job_finish(j);
 		return;
 	}
+	job_tls_request(j);
 	if (!pending) {
 		job_finish(j);
 		return;
 	}
 	const struct config_route *route = route_for(cfg, domain);
 	if (route != NULL) {
+		j->route = true;
 		j->hosts = xcalloc(1, sizeof(*j->hosts));
 		j->hosts[j->nhosts++] = xstrdup(route->host);
 		j->port = route->port;

@@ -203,7 +203,7 @@ static bool parse_size(struct slice v, int64_t *size_r)
 
 enum {
 	MP_SIZE = 1 << 0, MP_BODY = 1 << 1, MP_SMTPUTF8 = 1 << 2, MP_RET = 1 << 3,
-	MP_ENVID = 1 << 4, MP_AUTH = 1 << 5,
+	MP_ENVID = 1 << 4, MP_AUTH = 1 << 5, MP_REQUIRETLS = 1 << 6,
 };
 
 static int mail_param(const struct esmtp_param *pr, const struct smtp_param_ext *ext,
@@ -273,6 +273,20 @@ static int mail_param(const struct esmtp_param *pr, const struct smtp_param_ext 
 		if (!pr->has_value || (p->auth = smtp_xtext_decode(pr->value)) == NULL ||
 		    p->auth[0] == '\0')
 			return param_error(err, "Bad AUTH parameter value");
+	} else if (slice_eq_ci(pr->key, "REQUIRETLS")) {
+		/* RFC 8689 4.1: only on a session protected by TLS; the
+		 * session has no TLS, so no onward hop could honour it */
+		if (!ext->requiretls) {
+			*err = (struct smtp_parse_error){ 530, "5.7.10",
+							  "REQUIRETLS needs a TLS session" };
+			return -1;
+		}
+		bit = MP_REQUIRETLS;
+		if (*seen & bit)
+			return param_error(err, "Duplicate REQUIRETLS parameter");
+		if (pr->has_value)
+			return param_error(err, "REQUIRETLS parameter takes no value");
+		p->requiretls = true;
 	} else {
 		return param_error(err, "Unknown MAIL parameter");
 	}

@@ -75,6 +75,7 @@ struct smtp_mail_params {
 	enum smtp_ret ret;
 	char *envid;                 /* ENVID= decoded from xtext, printable ASCII only; NULL */
 	char *auth;                  /* AUTH= decoded mailbox or "<>"; NULL */
+	bool requiretls;             /* REQUIRETLS (RFC 8689): onward hops need verified TLS */
 };
 
 enum smtp_notify_flags {
@@ -91,9 +92,10 @@ struct smtp_rcpt_params {
 };
 
 /* Which extensions the server offered; parameters of extensions not
- * offered are refused with 555 5.5.4. */
+ * offered are refused with 555 5.5.4, except REQUIRETLS (offered only on
+ * a TLS session): 530 5.7.10 (RFC 8689 4.1). */
 struct smtp_param_ext {
-	bool size, eightbitmime, binarymime, smtputf8, dsn, auth;
+	bool size, eightbitmime, binarymime, smtputf8, dsn, auth, requiretls;
 };
 
 /* Parse the argument of MAIL ("FROM:<path> params").  0, or -1 with *err.

@@ -11,7 +11,11 @@
  * and aliases (per-domain policy), both in MAIL FROM (553 5.7.1) and in the
  * From header (550 5.7.1 at end of data).  Its remote recipients enter the
  * outbound queue (queue/) in the same commit as the local copies, with
- * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8 flags.
+ * their DSN NOTIFY/ORCPT and the message's 8-bit/SMTPUTF8/REQUIRETLS
+ * flags (RFC 8689 4.1: the REQUIRETLS tag travels with the message).
+ * A message from one of our senders passes through the signing hook
+ * (queue/sign-hook.h) as it enters the queue; with no hook registered
+ * that costs nothing.
  * Forwarding: an alias whose targets include remote addresses puts those
  * targets in the queue copy (ORCPT = the alias address), its envelope
  * sender rewritten with SRS (mail/srs.h, group srs of the config) when it
@@ -41,6 +45,7 @@
 #include "mail/srs.h"
 #include "mail/header.h"
 #include "queue/queue.h"
+#include "queue/sign-hook.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -453,9 +458,10 @@ static void receive_stored(void *ctx, int status, const char *error)
 	} else {
 		const struct smtp_mail_params *m = smtp_session_mail(s);
 		char *from = address_format(&m->from);
-		log_info("smtp", "sid=%s id=%s event=delivered ip=%s from=%s rcpts=%u copies=%u size=%zu",
+		log_info("smtp", "sid=%s id=%s event=delivered ip=%s from=%s rcpts=%u copies=%u size=%zu%s",
 			 smtp_session_id(s), smtp_session_msgid(s), smtp_session_ip(s), log_quote(from),
-			 smtp_session_rcpt_count(s), w->copies, w->size);
+			 smtp_session_rcpt_count(s), w->copies, w->size,
+			 m->requiretls ? " requiretls=yes" : "");
 		free(from);
 		if (w->dsn_to != NULL)
 			receive_send_dsn(s, w);
@@ -534,6 +540,30 @@ static bool receive_sender_is_ours(struct smtp_session *s, const char *sender)
 	return ours;
 }
 
+/* The signing hook (queue/sign-hook.h) for a message entering the queue
+ * from one of our senders (submission and `tern sendmail`, or forwarded
+ * mail whose sender is ours): on success *out holds the signed message.
+ * A failing signer is logged and the message queued unsigned, so a key
+ * problem never stops mail.  Returns true when *out is to be stored. */
+static bool receive_sign(struct smtp_session *s, const struct buf *msg, const char *sender,
+			 struct buf *out)
+{
+	const char *at = strrchr(sender, '@'), *error = NULL;
+	int ret;
+
+	if (at == NULL || at[1] == '\0')
+		return false;   /* the null sender: a DSN, nobody's domain */
+	if (smtp_session_listener(s)->role != SMTP_ROLE_SUBMISSION &&
+	    !receive_sender_is_ours(s, sender))
+		return false;
+	ret = sign_hook_sign(at + 1, buf_cstr(msg), msg->len, smtp_session_msgid(s), out, &error);
+	if (ret < 0)
+		log_error("smtp", "sid=%s id=%s event=sign_failed domain=%s error=%s",
+			  smtp_session_id(s), smtp_session_msgid(s), log_quote(at + 1),
+			  log_quote(error));
+	return ret == 1;
+}
+
 static void receive_data(struct smtp_session *s, const struct buf *msg)
 {
 	const struct smtp_listener *l = smtp_session_listener(s);
@@ -549,6 +579,9 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 	char *return_path = NULL, *dsn = NULL, *queue_sender = NULL;
 	bool forwarded = false;
 	struct delivery_wait *w = NULL;
+	struct buf signed_msg;
+
+	buf_init(&signed_msg, BUF_UNLIMITED);
 
 	if (l->role == SMTP_ROLE_SUBMISSION && !receive_check_from(s, msg, &reply))
 		goto reply;
@@ -660,6 +693,10 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		}
 		buf_free(&srs);
 	}
+	/* no hook registered: one load, no copy */
+	if (nremote > 0 && queue_sender == NULL && sign_hook_active() &&
+	    receive_sign(s, msg, return_path, &signed_msg))
+		msg = &signed_msg;
 	dsn = receive_dsn_string(s);
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
@@ -682,7 +719,8 @@ static void receive_data(struct smtp_session *s, const struct buf *msg)
 		.submit_user_id = smtp_session_user_id(s),
 		.queue_flags = (m->body != SMTP_BODY_7BIT || mail_has_8bit(buf_cstr(msg), msg->len) ?
 				STORE_QUEUE_F_8BIT : 0) |
-			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0),
+			       (m->smtputf8 ? STORE_QUEUE_F_SMTPUTF8 : 0) |
+			       (m->requiretls ? STORE_QUEUE_F_REQUIRETLS : 0),
 		.queue_sender = queue_sender,
 	};
 	if (queue_sender != NULL)
@@ -709,6 +747,7 @@ reply:
 	free(return_path);
 	free(queue_sender);
 	free(dsn);
+	buf_free(&signed_msg);
 	if (reply.code != 0)
 		smtp_session_data_done(s, &reply);
 }

@@ -49,6 +49,8 @@ void smtp_cmd_helo(struct smtp_session *s, struct slice arg, bool ehlo)
 	buf_printf(&r, "CHUNKING\nDSN\n");
 	if (s->l->tls != NULL && s->c.ssl == NULL)
 		buf_printf(&r, "STARTTLS\n");
+	if (s->c.tls_active)
+		buf_printf(&r, "REQUIRETLS\n");   /* RFC 8689 2: only on a TLS session */
 	if (smtp_auth_allowed(s) && s->user == NULL)
 		buf_printf(&r, "AUTH %s\n", auth_sasl_mechanisms());
 	/* drop the last newline: the last line gets "250 " */

@@ -158,6 +158,7 @@ void smtp_param_ext(struct smtp_session *s, struct smtp_param_ext *ext)
 	ext->smtputf8 = true;
 	ext->dsn = true;
 	ext->auth = s->l->role == SMTP_ROLE_SUBMISSION;
+	ext->requiretls = s->c.tls_active;   /* RFC 8689 2: only over TLS */
 }
 
 bool smtp_auth_allowed(struct smtp_session *s)

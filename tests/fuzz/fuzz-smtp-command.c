@@ -4,8 +4,9 @@
  * with extension flags chosen by the first byte.
  *
  * Input layout: byte 0 = flags (bit 0-5: SIZE, 8BITMIME, BINARYMIME,
- * SMTPUTF8, DSN, AUTH offered; bit 6: MAIL had SMTPUTF8 for RCPT; bit 7:
- * small line limit), bytes 1.. = the command stream.
+ * SMTPUTF8, DSN, AUTH offered; bits 0 and 5 both set: REQUIRETLS offered
+ * too (a TLS session); bit 6: MAIL had SMTPUTF8 for RCPT; bit 7: small
+ * line limit), bytes 1.. = the command stream.
  *
  * Invariants checked: consumed byte counts stay within the input and make
  * progress; no accepted line or argument has a control character other
@@ -59,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct smtp_param_ext ext = {
 		.size = flags & 1, .eightbitmime = flags & 2, .binarymime = flags & 4,
 		.smtputf8 = flags & 8, .dsn = flags & 16, .auth = flags & 32,
+		.requiretls = (flags & 33) == 33,
 	};
 	bool rcpt_utf8 = flags & 64;
 	size_t max = flags & 128 ? 16 : 2048;

@@ -14,8 +14,9 @@
 #define S(lit) ((struct slice){ (lit), sizeof(lit) - 1 })
 #define BYTES(lit) (lit), sizeof(lit) - 1
 
-static const struct smtp_param_ext ext_all = { true, true, true, true, true, true };
-static const struct smtp_param_ext ext_none = { false, false, false, false, false, false };
+static const struct smtp_param_ext ext_all = { true, true, true, true, true, true, true };
+static const struct smtp_param_ext ext_none = { false, false, false, false, false, false,
+						    false };
 
 /* ---- smtp_line_find ---- */
 
@@ -444,6 +445,39 @@ static void test_mail_param_errors(void)
 	CHECK(err.code == 555 && p.envid == NULL);
 	CHECK(smtp_mail_parse(S("FROM:<a\0@example.com>"), &ext_all, &p, &err) == -1);
 	CHECK(err.code == 501);
+}
+
+/* RFC 8689: REQUIRETLS only where offered (a TLS session), no value,
+ * once; without TLS the RFC's 530 5.7.10, not the generic 555. */
+static void test_mail_requiretls(void)
+{
+	struct smtp_mail_params p;
+	struct smtp_parse_error err;
+	struct smtp_param_ext notls = ext_all;
+
+	CHECK(mail("FROM:<a@example.com> REQUIRETLS", &ext_all, &p, &err) == 0);
+	CHECK(p.requiretls);
+	smtp_mail_params_clear(&p);
+	CHECK(mail("FROM:<a@example.com> requiretls SIZE=10", &ext_all, &p, &err) == 0);
+	CHECK(p.requiretls && p.size == 10);
+	smtp_mail_params_clear(&p);
+	CHECK(mail("FROM:<a@example.com>", &ext_all, &p, &err) == 0);
+	CHECK(!p.requiretls);
+	smtp_mail_params_clear(&p);
+	notls.requiretls = false;
+	mail_err("FROM:<a@example.com> REQUIRETLS", &notls, 530, "5.7.10");
+	mail_err("FROM:<> REQUIRETLS", &ext_none, 530, "5.7.10");
+	mail_err("FROM:<> REQUIRETLS REQUIRETLS", &ext_all, 555, "5.5.4");
+	mail_err("FROM:<> REQUIRETLS=yes", &ext_all, 555, "5.5.4");
+	mail_err("FROM:<> REQUIRETLS=", &ext_all, 555, "5.5.4");
+	mail_err("FROM:<> REQUIRETLSX", &ext_all, 555, "5.5.4");
+	/* CR, LF or NUL glued to the keyword is never taken as it */
+	CHECK(smtp_mail_parse(S("FROM:<> REQUIRETLS\r"), &ext_all, &p, &err) == -1);
+	CHECK(!p.requiretls);
+	CHECK(smtp_mail_parse(S("FROM:<> REQUIRETLS\0"), &ext_all, &p, &err) == -1);
+	CHECK(!p.requiretls);
+	CHECK(smtp_mail_parse(S("FROM:<> REQUIRETLS\nRCPT TO:<a@b>"), &ext_all, &p, &err) == -1);
+	CHECK(!p.requiretls);
 }
 
 /* ---- RCPT ---- */
@@ -920,6 +954,7 @@ int main(void)
 	RUN(test_mail_path);
 	RUN(test_mail_params);
 	RUN(test_mail_param_errors);
+	RUN(test_mail_requiretls);
 	RUN(test_rcpt);
 	RUN(test_body_basic);
 	RUN(test_body_dots);

@@ -1,0 +1,236 @@
+/* The signing hook's plumbing (sign-hook.h): registration, the checks on
+ * what a hook returns, and the removal of its old fields before a
+ * converted message is signed again.
+ *
+ * Invariants: a message leaves here either unchanged or with well-formed
+ * header fields prepended (RFC 5322 2.2: a name of printable ASCII
+ * without ':', CRLF line ends, continuation lines starting with WSP, no
+ * NUL, no bare CR or LF), all named in the hook's declared list, so
+ * sign_hook_signed_prefix finds exactly them again; the fields are
+ * prepended, as DKIM (RFC 6376 5.6) and trace fields are.  With no hook
+ * registered every entry point returns before touching the message. */
+#include "queue/sign-hook.h"
+
+#include "lib/log.h"
+#include "mail/downgrade.h"
+#include "mail/header.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct sign_hook_reg {
+	sign_hook_fn *sign;
+	void *ctx;
+	char *fields[SIGN_HOOK_FIELDS_MAX + 1];
+};
+
+/* Set at worker start before threads run, read-only afterwards. */
+static struct sign_hook_reg hook;
+
+static void hook_clear(void)
+{
+	for (size_t i = 0; hook.fields[i] != NULL; i++)
+		free(hook.fields[i]);
+	memset(&hook, 0, sizeof(hook));
+}
+
+static bool field_name_ok(const char *n, size_t len)
+{
+	if (len == 0 || len > 200)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)n[i];
+		if (c < 33 || c > 126 || c == ':')
+			return false;
+	}
+	return true;
+}
+
+int sign_hook_set(const struct sign_hook *h, const char **error_r)
+{
+	size_t n = 0;
+
+	if (h == NULL) {
+		hook_clear();
+		return 0;
+	}
+	if (h->sign == NULL || h->fields == NULL || h->fields[0] == NULL) {
+		*error_r = "a signing hook needs a function and at least one field name";
+		return -1;
+	}
+	while (h->fields[n] != NULL) {
+		if (n == SIGN_HOOK_FIELDS_MAX || !field_name_ok(h->fields[n], strlen(h->fields[n]))) {
+			*error_r = "a signing hook declares a bad field name or too many";
+			return -1;
+		}
+		n++;
+	}
+	hook_clear();
+	hook.sign = h->sign;
+	hook.ctx = h->ctx;
+	for (size_t i = 0; i < n; i++)
+		hook.fields[i] = xstrdup(h->fields[i]);
+	return 0;
+}
+
+bool sign_hook_active(void)
+{
+	return hook.sign != NULL;
+}
+
+static bool declared(const char *name, size_t len)
+{
+	for (size_t i = 0; hook.fields[i] != NULL; i++)
+		if (strlen(hook.fields[i]) == len && strncasecmp(hook.fields[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Is h[0..len) a run of well-formed header fields, each with a declared
+ * name?  (See the invariants at the top.) */
+static bool output_ok(const char *h, size_t len)
+{
+	size_t i = 0;
+
+	if (len > SIGN_HOOK_MAX || len < 2 || h[len - 2] != '\r' || h[len - 1] != '\n')
+		return false;
+	while (i < len) {
+		const char *line = h + i;
+		const char *lf = memchr(line, '\n', len - i);
+		size_t n;
+		if (lf == NULL || lf == line || lf[-1] != '\r')
+			return false;
+		n = (size_t)(lf - line) - 1;    /* without CRLF */
+		if (memchr(line, '\0', n) != NULL || memchr(line, '\r', n) != NULL)
+			return false;
+		if (line[0] == ' ' || line[0] == '\t') {
+			if (i == 0)
+				return false;   /* a continuation needs a field before it */
+		} else {
+			const char *colon = memchr(line, ':', n);
+			size_t nl;
+			if (colon == NULL)
+				return false;
+			nl = (size_t)(colon - line);
+			while (nl > 0 && (line[nl - 1] == ' ' || line[nl - 1] == '\t'))
+				nl--;
+			if (!field_name_ok(line, nl) || !declared(line, nl))
+				return false;
+		}
+		i += n + 2;
+	}
+	return true;
+}
+
+/* Call the hook; on 1 out = fields + data. */
+static int call_hook(const char *domain, const char *data, size_t len, bool resign,
+		     const char *log_id, struct buf *out, const char **error_r)
+{
+	struct sign_hook_request req = {
+		.domain = domain, .data = data, .len = len, .resign = resign, .log_id = log_id,
+	};
+	struct buf fields;
+	int ret;
+
+	buf_init(&fields, SIGN_HOOK_MAX + 1);
+	ret = hook.sign(hook.ctx, &req, &fields, error_r);
+	if (ret < 0) {
+		buf_free(&fields);
+		return -1;
+	}
+	if (fields.len == 0) {
+		buf_free(&fields);
+		return 0;
+	}
+	if (!output_ok(fields.data, fields.len)) {
+		buf_free(&fields);
+		*error_r = "the signing hook returned malformed header fields";
+		return -1;
+	}
+	buf_reset(out);
+	if (buf_append(out, fields.data, fields.len) < 0 || buf_append(out, data, len) < 0) {
+		buf_free(&fields);
+		buf_reset(out);
+		*error_r = "the signed message is too large";
+		return -1;
+	}
+	buf_free(&fields);
+	return 1;
+}
+
+int sign_hook_sign(const char *domain, const char *data, size_t len, const char *log_id,
+		   struct buf *out, const char **error_r)
+{
+	if (hook.sign == NULL)
+		return 0;
+	return call_hook(domain, data, len, false, log_id, out, error_r);
+}
+
+size_t sign_hook_signed_prefix(const char *data, size_t len)
+{
+	struct header_iter it;
+	struct header_field f;
+	size_t end = 0;
+
+	if (hook.sign == NULL)
+		return 0;
+	header_iter_init(&it, data, len);
+	while (header_iter_next(&it, &f) == 1 && declared(f.name.p, f.name.len)) {
+		size_t off = (size_t)(f.raw.p - data);
+		if (off != end)
+			break;      /* not contiguous from the top */
+		end = off + f.raw.len;
+	}
+	return end;
+}
+
+int sign_hook_resign(const char *domain, const char *data, size_t len, const char *log_id,
+		     struct buf *out, const char **error_r)
+{
+	size_t skip = sign_hook_signed_prefix(data, len);
+	int ret;
+
+	if (skip == 0)
+		return 0;
+	ret = call_hook(domain, data + skip, len - skip, true, log_id, out, error_r);
+	if (ret == 1)
+		return 1;
+	/* unsigned rather than carrying a signature that no longer verifies */
+	buf_reset(out);
+	if (buf_append(out, data + skip, len - skip) < 0)
+		*error_r = "the message is too large";
+	return ret < 0 || out->len != len - skip ? -1 : 2;
+}
+
+int sign_hook_downgrade(const char *domain, const char *data, size_t len, const char *log_id,
+			struct buf *out, const char **error_r)
+{
+	struct buf conv;
+	const char *error = NULL;
+	int ret;
+
+	buf_init(&conv, out->max);
+	if (mail_downgrade_7bit(data, len, &conv, error_r) < 0) {
+		buf_free(&conv);
+		return -1;
+	}
+	ret = hook.sign != NULL ? sign_hook_resign(domain, conv.data != NULL ? conv.data : "",
+						   conv.len, log_id, out, &error) : 0;
+	if (ret == 0) {
+		buf_reset(out);
+		if (buf_append(out, buf_cstr(&conv), conv.len) < 0) {
+			buf_free(&conv);
+			*error_r = "the converted message is too large";
+			return -1;
+		}
+	} else if (ret < 0) {
+		log_error("queue", "event=resign_failed id=%s domain=%s error=%s",
+			  log_id != NULL ? log_id : "", log_quote(domain), log_quote(error));
+	} else {
+		log_info("queue", "event=resigned id=%s domain=%s signed=%s",
+			 log_id != NULL ? log_id : "", log_quote(domain), ret == 1 ? "yes" : "no");
+	}
+	buf_free(&conv);
+	return 0;
+}
