@@ -31,7 +31,7 @@ import testdns
 from conftest import finish
 from imapc import tls_ctx
 from test_delivery import PASSWORD, find, queue_json, wait_for
-from test_mta_sts import https, pki  # noqa: F401 (fixtures)
+import mtasts
 
 
 
@@ -127,6 +127,27 @@ def peer(receiver):
     p.thread.join(5)
 
 
+# an MTA-STS enforce policy whose MX certificate (the receiver's
+# self-signed one) the sender cannot verify
+POLICIES = {
+    "sts-enf.test": "version: STSv1\nmode: enforce\nmx: mx.sts-enf.test\nmax_age: 86400\n",
+}
+
+
+@pytest.fixture(scope="module")
+def pki():
+    d = mtasts.make_pki(POLICIES)
+    yield d
+    mtasts.remove_pki(d)
+
+
+@pytest.fixture(scope="module")
+def https(pki):
+    srv = mtasts.PolicyServer(pki, POLICIES)
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(scope="module")
 def dns(receiver):
     key = spki_sha256(os.path.join(receiver.dir, "tls", "cert.pem"))
@@ -144,7 +165,7 @@ def dns(receiver):
 
 
 @pytest.fixture(scope="module")
-def sender(receiver, dns, https, pki, peer):  # noqa: F811
+def sender(receiver, dns, https, pki, peer):
     s = tern_harness.TernServer(name="rtls-send")
     s.add_domain("a.test")
     s.add_user("alice@a.test", PASSWORD)
@@ -155,7 +176,7 @@ def sender(receiver, dns, https, pki, peer):  # noqa: F811
                 "  mta_sts = { enabled = true; ca_file = \"%s\"; port = %d; timeout = 5; };\n"
                 "  routes = ( { domain = \"nortls.test\"; host = \"%s\"; port = %d; } );\n"
                 "};\n" % (receiver.port("smtp"), os.path.join(receiver.dir, "tls", "cert.pem"),
-                          os.path.join(pki, "ca.pem"), https.server_address[1],
+                          os.path.join(pki, "ca.pem"), https.port,
                           tern_harness.HOSTNAME, peer.port))
     s.start()
     yield s
