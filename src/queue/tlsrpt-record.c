@@ -118,7 +118,7 @@ static char *https_uri(const char *s, size_t n, const char **error_r)
 {
 	const char *h = s + 8, *end = s + n, *p;   /* after "https://" */
 
-	if (n < 9 || strncmp(s + 5, "//", 2) != 0) {
+	if (n < 9 || strncmp(s + 6, "//", 2) != 0) {
 		*error_r = "an https: URI without a host";
 		return NULL;
 	}
@@ -148,7 +148,10 @@ static char *https_uri(const char *s, size_t n, const char **error_r)
 		*error_r = "an https: URI without a path";
 		return NULL;
 	}
-	return xstrndup(s, n);
+	/* the scheme is case-insensitive (RFC 3986 3.1): keep it lowercase */
+	char *v = xstrndup(s, n);
+	memcpy(v, "https", 5);
+	return v;
 }
 
 /* One URI of the rua list: kept (1), skipped (0, another scheme) or -1. */
