@@ -13,12 +13,18 @@ sends the reports to the rua of each domain's `_smtp._tls` record.
 - plain.test: no policy (STARTTLS, opportunistic), rua=https:...: the
   report is POSTed (application/tlsrpt+gzip) to a small Python HTTPS
   server, with a "no-policy-found" success;
+- dane.test: DNSSEC-signed, a TLSA record matching the receiver's key:
+  delivered, a "tlsa" success; badtlsa.test: a TLSA record matching
+  nothing: deferred, "tlsa-invalid" failures (both rua=mailto:);
 - nope.test: results but no _smtp._tls record: nothing is sent, the rows
   are marked reported.
+(The TLSA records sit at _PORT._tcp.mx: the sender's queue.remote_port is
+the receiver's high SMTP port.)
 The MTA-STS policies and the HTTPS rua are served by one Python HTTPS
 server whose certificate comes from a test CA made here with openssl."""
 import email
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -42,6 +48,14 @@ POLICIES = {
     "sts-bad.test": "version: STSv1\nmode: enforce\nmx: mx.sts-bad.test\nmax_age: 86400\n",
 }
 RUA_MAIL = "\"v=TLSRPTv1; rua=mailto:tlsrpt@b.test\""
+
+
+def spki_sha256(cert_path):
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey", "-noout"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
 
 
 def run(args, cwd):
@@ -114,7 +128,7 @@ def https(pki):
 @pytest.fixture(scope="module")
 def receiver():
     s = tern_harness.TernServer(name="tlsrpt-recv")
-    for d in ("b.test", "plain.test", "nope.test", *POLICIES):
+    for d in ("b.test", "plain.test", "nope.test", "dane.test", "badtlsa.test", *POLICIES):
         s.add_domain(d)
         s.add_user("user@" + d, PASSWORD)
     s.add_user("tlsrpt@b.test", PASSWORD)
@@ -124,8 +138,16 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-def dns(https):
+def dns(https, receiver):
     d = testdns.TestDNS()
+    key = spki_sha256(os.path.join(receiver.dir, "tls", "cert.pem"))
+    port = receiver.port("smtp")
+    d.zone("dane.test", ["@ MX 10 mx", "mx A 127.0.0.1",
+                         "_%d._tcp.mx TLSA 3 1 1 %s" % (port, key),
+                         "_smtp._tls TXT " + RUA_MAIL], dnssec=True)
+    d.zone("badtlsa.test", ["@ MX 10 mx", "mx A 127.0.0.1",
+                            "_%d._tcp.mx TLSA 3 1 1 %s" % (port, "00" * 32),
+                            "_smtp._tls TXT " + RUA_MAIL], dnssec=True)
     d.zone("example.test", ["mail A 127.0.0.1"])
     d.zone("b.test", ["@ MX 10 %s." % HOST])
     d.zone("sts-ok.test", ["@ MX 10 %s." % HOST, "mta-sts A 127.0.0.1",
@@ -149,7 +171,7 @@ def sender(receiver, dns, https, pki):
     s.add_domain("a.test")
     s.add_user("alice@a.test", PASSWORD)
     with open(s.conf, "a") as f:
-        f.write("\n" + dns.tern_config(timeout=3, dnssec=False))
+        f.write("\n" + dns.tern_config(timeout=3, dnssec=True))
         f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
                 "  remote_port = %d;\n  ca_file = \"%s\";\n"
                 "  mta_sts = { enabled = true; ca_file = \"%s\"; port = %d; timeout = 5; };\n"
@@ -203,15 +225,20 @@ def test_reports_by_mail_and_https(sender, receiver):
     submit(sender, ["user@sts-bad.test"], "tlsrpt bad")
     submit(sender, ["user@plain.test"], "tlsrpt plain")
     submit(sender, ["user@nope.test"], "tlsrpt nope")
-    for dom in ("sts-ok.test", "plain.test", "nope.test"):
+    submit(sender, ["user@dane.test"], "tlsrpt dane")
+    submit(sender, ["user@badtlsa.test"], "tlsrpt badtlsa")
+    for dom in ("sts-ok.test", "plain.test", "nope.test", "dane.test"):
         assert wait_for(lambda: find(receiver, "user@" + dom, b"body of tlsrpt")), \
             sender.log_tail()
-    assert wait_for(lambda: [m for m in queue_json(sender)
-                             if m["recipients"][0]["address"] == "user@sts-bad.test"
-                             and m["recipients"][0]["state"] == "deferred"]), sender.log_tail()
+    for rcpt in ("user@sts-bad.test", "user@badtlsa.test"):
+        assert wait_for(lambda: [m for m in queue_json(sender)
+                                 if m["recipients"][0]["address"] == rcpt
+                                 and m["recipients"][0]["state"] == "deferred"]), \
+            sender.log_tail()
     # the collector writes every few seconds
     assert wait_for(lambda: rows_for(sender, "sts-ok.test") and rows_for(sender, "sts-bad.test")
-                    and rows_for(sender, "plain.test") and rows_for(sender, "nope.test")), \
+                    and rows_for(sender, "plain.test") and rows_for(sender, "nope.test")
+                    and rows_for(sender, "dane.test") and rows_for(sender, "badtlsa.test")), \
         (results(sender), sender.log_tail())
     ok = rows_for(sender, "sts-ok.test")
     assert ok[0]["policy_type"] == "sts" and ok[0]["result_type"] == "success"
@@ -219,14 +246,16 @@ def test_reports_by_mail_and_https(sender, receiver):
     bad = rows_for(sender, "sts-bad.test")
     assert any(r["result_type"] == "certificate-host-mismatch" for r in bad), bad
     # the deferred message's retries stop adding while we report: hold it
-    qid = [m for m in queue_json(sender)
-           if m["recipients"][0]["address"] == "user@sts-bad.test"][0]["id"]
-    assert sender.tern("queue", "hold", qid).returncode == 0
+    for m in queue_json(sender):
+        assert sender.tern("queue", "hold", m["id"]).returncode == 0
     time.sleep(6)    # a last flush of what the held message's attempts added
     before = {r["policy_domain"]: r for r in results(sender)}
-    bad_count = sum(r["count"] for r in results(sender)
-                    if r["policy_domain"] == "sts-bad.test"
-                    and r["result_type"] == "certificate-host-mismatch")
+    def count(domain, result):
+        return sum(r["count"] for r in results(sender)
+                   if r["policy_domain"] == domain and r["result_type"] == result)
+    bad_count = count("sts-bad.test", "certificate-host-mismatch")
+    tlsa_bad = count("badtlsa.test", "tlsa-invalid")
+    assert tlsa_bad >= 1, rows_for(sender, "badtlsa.test")
 
     # without --now, today's results are not due yet
     p = sender.tern("tlsrpt", "send")
@@ -234,7 +263,7 @@ def test_reports_by_mail_and_https(sender, receiver):
 
     p = sender.tern("tlsrpt", "send", "--now", timeout=60)
     assert p.returncode == 0, (p.stdout, p.stderr)
-    assert "4 domains, 3 reports sent, 1 without a TLS-RPT record" in p.stdout, p.stdout
+    assert "6 domains, 5 reports sent, 1 without a TLS-RPT record" in p.stdout, p.stdout
 
     # the mail reports reach the receiver's tlsrpt@b.test
     raw = wait_for(lambda: find(receiver, "tlsrpt@b.test", b"TLS-Report-Domain: sts-ok.test"))
@@ -265,6 +294,24 @@ def test_reports_by_mail_and_https(sender, receiver):
     assert mism[0]["failed-session-count"] == bad_count
     assert pol[0]["summary"]["total-failure-session-count"] >= bad_count
     assert pol[0]["summary"]["total-successful-session-count"] == 0
+
+    # DANE: a tlsa policy with the MX host, success and tlsa-invalid
+    raw = wait_for(lambda: find(receiver, "tlsrpt@b.test", b"TLS-Report-Domain: dane.test"))
+    assert raw, sender.log_tail()
+    _, rep = report_of(raw)
+    pol = rep["policies"]
+    assert len(pol) == 1 and pol[0]["policy"]["policy-type"] == "tlsa", rep
+    assert pol[0]["policy"]["policy-string"][0].startswith("3 1 1 ")
+    assert pol[0]["policy"]["mx-host"] == ["mx.dane.test"]
+    assert pol[0]["summary"] == {"total-successful-session-count": 1,
+                                 "total-failure-session-count": 0}
+    raw = wait_for(lambda: find(receiver, "tlsrpt@b.test", b"TLS-Report-Domain: badtlsa.test"))
+    assert raw, sender.log_tail()
+    _, rep = report_of(raw)
+    pol = rep["policies"]
+    assert len(pol) == 1 and pol[0]["policy"]["policy-type"] == "tlsa", rep
+    assert pol[0]["summary"]["total-failure-session-count"] == tlsa_bad
+    assert [f["result-type"] for f in pol[0]["failure-details"]] == ["tlsa-invalid"]
 
     # the https: rua got a POST
     posts = [p for p in Handler.posts if p[0] == "/tlsrpt"]
