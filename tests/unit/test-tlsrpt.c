@@ -6,6 +6,7 @@
 #include "unit.h"
 #include "store-test-util.h"
 
+#include "lib/config.h"
 #include "queue/tlsrpt.h"
 #include "store/tlsrpt.h"
 
@@ -368,6 +369,54 @@ static void test_store(void)
 	store_test_rm_rf(dir);
 }
 
+/* ---- the tlsrpt config group ---- */
+
+static void test_config(void)
+{
+	char *error = NULL;
+	struct config *cfg = config_parse_string("hostname = \"mail.a.test\";\n", "/tmp/t.conf",
+						 &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->tlsrpt.enabled);
+		CHECK(cfg->tlsrpt.send_hour == 1 && cfg->tlsrpt.keep_days == 14);
+		CHECK(cfg->tlsrpt.sender == NULL && cfg->tlsrpt.organization == NULL);
+		config_free(&cfg);
+	}
+	cfg = config_parse_string("hostname = \"mail.a.test\";\n"
+				  "tlsrpt = { enabled = false; organization = \"Org\";\n"
+				  "  sender = \"r@a.test\"; send_hour = 23; ca_file = \"ca.pem\"; };\n",
+				  "/tmp/t.conf", &error);
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(!cfg->tlsrpt.enabled && cfg->tlsrpt.send_hour == 23);
+		CHECK_STR(cfg->tlsrpt.organization, "Org");
+		CHECK_STR(cfg->tlsrpt.sender, "r@a.test");
+		CHECK_STR(cfg->tlsrpt.ca_file, "/tmp/ca.pem");
+		config_free(&cfg);
+	}
+	const char *bad[] = {
+		"tlsrpt = { send_hour = 24; };",
+		"tlsrpt = { sender = \"nobody\"; };",
+		"tlsrpt = { contact = \"a\\nb\"; };",
+		"tlsrpt = { keep_days = 0; };",
+		"tlsrpt = { colour = 1; };",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = xasprintf("hostname = \"mail.a.test\";\n%s\n", bad[i]);
+		error = NULL;
+		cfg = config_parse_string(text, "/tmp/t.conf", &error);
+		CHECK(cfg == NULL);
+		CHECK(error != NULL && strncmp(error, "/tmp/t.conf:2:", 14) == 0);
+		if (cfg == NULL && (error == NULL || strncmp(error, "/tmp/t.conf:2:", 14) != 0))
+			fprintf(stderr, "  %s -> %s\n", bad[i], error ? error : "(none)");
+		config_free(&cfg);
+		free(error);
+		free(text);
+	}
+}
+
 int main(void)
 {
 	RUN(test_record_valid);
@@ -380,5 +429,6 @@ int main(void)
 	RUN(test_mail);
 	RUN(test_classify);
 	RUN(test_store);
+	RUN(test_config);
 	return unit_summary("tlsrpt");
 }
