@@ -1312,9 +1312,9 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 		}
 		q->own_tls = true;
 	}
-	tlsrpt_begin(q);
 	q->timer = event_new(d->base, -1, EV_PERSIST, scan, q);
 	q->kick = event_new(d->base, -1, 0, scan, q);
+	tlsrpt_begin(q);   /* after q->kick: the daily run may kick the queue */
 	event_add(q->timer, &tv);
 	scan_soon(q);
 	log_info("queue", "event=started scan_interval=%u connections=%u", d->cfg->queue.scan_interval,

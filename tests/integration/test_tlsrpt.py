@@ -17,7 +17,10 @@ sends the reports to the rua of each domain's `_smtp._tls` record.
   delivered, a "tlsa" success; badtlsa.test: a TLSA record matching
   nothing: deferred, "tlsa-invalid" failures (both rua=mailto:);
 - nope.test: results but no _smtp._tls record: nothing is sent, the rows
-  are marked reported.
+  are marked reported;
+- the daily run: results collected "yesterday" (the sender started with
+  TERN_CLOCK_OFFSET=-86400) are reported by the server itself after a
+  restart at today's send_hour, without `tern tlsrpt send`.
 (The TLSA records sit at _PORT._tcp.mx: the sender's queue.remote_port is
 the receiver's high SMTP port.)
 The MTA-STS policies and the HTTPS rua are served by one Python HTTPS
@@ -179,7 +182,8 @@ def sender(receiver, dns, https, pki):
                           os.path.join(pki, "ca.pem"), https.server_address[1]))
         f.write("tlsrpt = {\n  organization = \"Tern Test Org\";\n"
                 "  contact = \"tls-admin@a.test\";\n  sender = \"noreply-tlsrpt@a.test\";\n"
-                "  ca_file = \"%s\";\n  timeout = 10;\n};\n" % os.path.join(pki, "ca.pem"))
+                "  ca_file = \"%s\";\n  timeout = 10;\n  send_hour = 0;\n};\n"
+                % os.path.join(pki, "ca.pem"))
     s.start()
     yield s
     finish(s)
@@ -215,7 +219,7 @@ def test_config_errors_name_the_line(sender):
     assert p.returncode != 0 and "tlsrpt.sender" in p.stderr and "bad-tlsrpt.conf:" in p.stderr, \
         p.stderr
     with open(bad, "w") as f:
-        f.write(text.replace("timeout = 10;\n};", "timeout = 10;\n  send_hour = 24;\n};"))
+        f.write(text.replace("send_hour = 0;", "send_hour = 24;"))
     p = tern_harness.run_tern(["config", "check"], conf=bad)
     assert p.returncode != 0 and "send_hour" in p.stderr, p.stderr
 
@@ -332,3 +336,25 @@ def test_reports_by_mail_and_https(sender, receiver):
     assert p.returncode == 0
     assert "0 reports sent" in p.stdout, p.stdout
     assert len([p for p in Handler.posts if p[0] == "/tlsrpt"]) == 1
+
+
+def test_daily_run_reports_yesterday(sender, receiver):
+    day = int(time.time()) // 86400
+    sender.stop()
+    sender.start(env={"TERN_CLOCK_OFFSET": "-86400"})
+    submit(sender, ["user@sts-ok.test"], "tlsrpt yesterday")
+    assert wait_for(lambda: find(receiver, "user@sts-ok.test", b"body of tlsrpt yesterday")), \
+        sender.log_tail()
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime((day - 1) * 86400))
+    assert wait_for(lambda: [r for r in rows_for(sender, "sts-ok.test")
+                             if r["day"] == yesterday and not r["reported"]]), results(sender)
+    # back to today: the daily run (send_hour 0) reports yesterday by itself
+    sender.stop()
+    sender.start()
+    name = b"!sts-ok.test!%d!%d.json.gz" % ((day - 1) * 86400, day * 86400 - 1)
+    raw = wait_for(lambda: find(receiver, "tlsrpt@b.test", name), timeout=60)
+    assert raw, sender.log_tail()
+    _, rep = report_of(raw)
+    assert rep["date-range"]["end-datetime"] == yesterday + "T23:59:59Z"
+    assert rep["policies"][0]["summary"]["total-successful-session-count"] == 1
+    assert wait_for(lambda: all(r["reported"] for r in rows_for(sender, "sts-ok.test")))
