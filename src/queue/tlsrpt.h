@@ -54,6 +54,7 @@ struct tlsrpt_record {
  * field but no mailto: or https: URI is valid with rua_count 0. */
 int tlsrpt_record_parse(const char *text, size_t len, struct tlsrpt_record *r,
 			const char **error_r);
+/* Free r's URIs and zero it (a zeroed record is fine). */
 void tlsrpt_record_clear(struct tlsrpt_record *r);
 
 /* ---- the report (RFC 8460 4) ---- */
