@@ -63,7 +63,11 @@ void cli_usage(FILE *f)
 "\n"
 "DNS (through the configured resolver, with DNSSEC status):\n"
 "  tern dns lookup MX|A|AAAA|ADDR|TLSA|TXT NAME [--port N]\n"
-"                               TLSA looks up _N._tcp.NAME (N = 25)\n", f);
+"                               TLSA looks up _N._tcp.NAME (N = 25)\n"
+"\n"
+"TLS reporting (RFC 8460):\n"
+"  tern tlsrpt list [--domain D] [--json]   outbound TLS results collected\n"
+"  tern tlsrpt send [--now]     send the due reports now (--now: today's too)\n", f);
 }
 
 static int run(const char *config_path, int argc, char **argv)
@@ -99,6 +103,8 @@ static int run(const char *config_path, int argc, char **argv)
 		fn = cli_dns;
 	else if (strcmp(cmd, "queue") == 0)
 		fn = cli_queue;
+	else if (strcmp(cmd, "tlsrpt") == 0)
+		fn = cli_tlsrpt;
 	else
 		return cli_usage_error("unknown command '%s'", cmd);
 

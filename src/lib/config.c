@@ -1067,6 +1067,53 @@ static const struct key sendmail_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* tlsrpt.organization / contact: one line of printable text */
+static int h_tlsrpt_text(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	char **dst;
+
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	for (const char *c = v; *c != '\0'; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			return fail(p, s, "tlsrpt.%s must be one line of text", k->name);
+	if (strlen(v) > 256)
+		return fail(p, s, "tlsrpt.%s is longer than 256 bytes", k->name);
+	dst = target(p, k);
+	free(*dst);
+	*dst = *v == '\0' ? NULL : xstrdup(v);
+	return 0;
+}
+
+static int h_tlsrpt_sender(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	free(p->cfg->tlsrpt.sender);
+	p->cfg->tlsrpt.sender = NULL;
+	if (*v == '\0')
+		return 0;   /* "" = noreply-tlsrpt@hostname */
+	if (!sendmail_address_valid(v) || strlen(v) > 254)
+		return fail(p, s, "tlsrpt.sender \"%s\" is not an address like user@example.com", v);
+	p->cfg->tlsrpt.sender = xstrdup(v);
+	return 0;
+}
+
+static const struct key tlsrpt_keys[] = {
+	{ "enabled", h_bool, OFF(tlsrpt.enabled), 0, 0, NULL, 0 },
+	{ "organization", h_tlsrpt_text, OFF(tlsrpt.organization), 0, 0, NULL, 0 },
+	{ "contact", h_tlsrpt_text, OFF(tlsrpt.contact), 0, 0, NULL, 0 },
+	{ "sender", h_tlsrpt_sender, 0, 0, 0, NULL, 0 },
+	{ "send_hour", h_unsigned, OFF(tlsrpt.send_hour), 0, 23, NULL, 0 },
+	{ "keep_days", h_unsigned, OFF(tlsrpt.keep_days), 1, 3650, NULL, 0 },
+	{ "ca_file", h_opt_string, OFF(tlsrpt.ca_file), 0, 0, NULL, 0 },
+	{ "timeout", h_unsigned, OFF(tlsrpt.timeout), 1, 600, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key root_keys[] = {
 	{ "hostname", h_hostname, 0, 1, 0, NULL, 0 },
 	{ "user", h_user, 0, 1, 0, NULL, 0 },
@@ -1084,6 +1131,7 @@ static const struct key root_keys[] = {
 	{ "queue", h_group, 0, 0, 0, queue_keys, 0 },
 	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
 	{ "sendmail", h_group, 0, 0, 0, sendmail_keys, 0 },
+	{ "tlsrpt", h_group, 0, 0, 0, tlsrpt_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1165,6 +1213,10 @@ static void config_set_defaults(struct config *cfg)
 	cfg->queue.mta_sts.enabled = true;
 	cfg->queue.mta_sts.port = 443;
 	cfg->queue.mta_sts.timeout = 10;
+	cfg->tlsrpt.enabled = true;
+	cfg->tlsrpt.send_hour = 1;
+	cfg->tlsrpt.keep_days = 14;
+	cfg->tlsrpt.timeout = 30;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -1246,6 +1298,8 @@ static struct config *config_finish(config_t *lc, const char *name, int read_ret
 		resolve_path(cfg->dir, &cfg->dns.trust_anchor_file);
 	if (cfg->srs.secrets_file != NULL)
 		resolve_path(cfg->dir, &cfg->srs.secrets_file);
+	if (cfg->tlsrpt.ca_file != NULL)
+		resolve_path(cfg->dir, &cfg->tlsrpt.ca_file);
 	if (cfg->sendmail.socket == NULL) {
 		/* beside the data folder, which only the service user may enter */
 		char *parent = config_dir_of(cfg->data_dir);
@@ -1346,6 +1400,10 @@ void config_free(struct config **cfgp)
 	free(cfg->queue.smarthost.user);
 	free(cfg->queue.smarthost.password_file);
 	free(cfg->queue.mta_sts.ca_file);
+	free(cfg->tlsrpt.organization);
+	free(cfg->tlsrpt.contact);
+	free(cfg->tlsrpt.sender);
+	free(cfg->tlsrpt.ca_file);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -145,6 +145,19 @@ struct config {
 		char *domain;                   /* domain of SRS addresses; NULL = hostname */
 		unsigned max_age;               /* days an SRS address is honoured (21) */
 	} srs;
+	/* SMTP TLS reporting, RFC 8460 (group tlsrpt = { ... };
+	   docs/delivery.md "TLS reporting") */
+	struct {
+		bool enabled;                   /* collect and send (true) */
+		char *organization;             /* organization-name; NULL = hostname */
+		char *contact;                  /* contact-info; NULL = postmaster@hostname */
+		char *sender;                   /* From of report mails; NULL =
+						   noreply-tlsrpt@hostname */
+		unsigned send_hour;             /* UTC hour of the daily reports (1) */
+		unsigned keep_days;             /* results kept this many days (14) */
+		char *ca_file;                  /* CA bundle for https: reports; NULL: system */
+		unsigned timeout;               /* seconds per HTTPS POST (30) */
+	} tlsrpt;
 	/* local submission, `tern sendmail` (group sendmail = { ... };
 	   docs/delivery.md "Local submission") */
 	struct {

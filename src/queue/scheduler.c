@@ -72,6 +72,7 @@
 #include "queue/mta-sts-fetch.h"
 #include "queue/mta-sts.h"
 #include "queue/sign-hook.h"
+#include "queue/tlsrpt.h"
 #include "smtp/client.h"
 #include "store/store.h"
 
@@ -145,6 +146,7 @@ struct job {
 	bool tls_optional;          /* "TLS-Required: No": DANE/MTA-STS failures fall back */
 	bool route;                 /* a configured next hop (queue.routes) */
 	size_t rtls_skipped;        /* hosts skipped: their TLS could not be authenticated */
+	char ip[INET6_ADDRSTRLEN];  /* the address being tried, for TLS reports */
 };
 
 /* A fetched MTA-STS policy, kept until it expires (RFC 8461 5.1). */
@@ -168,6 +170,8 @@ struct queue {
 	bool stopped;
 	struct sts_entry *sts_cache;
 	char *smarthost_pass;       /* from queue.smarthost.password_file */
+	struct tlsrpt_collector *tlsrpt;     /* TLS results (RFC 8460), NULL when off */
+	struct tlsrpt_service *tlsrpt_daily; /* the daily reports */
 };
 
 time_t queue_retry_delay(unsigned retry_min, unsigned retry_max, int attempts)
@@ -612,6 +616,53 @@ static void job_finish(struct job *j)
 	free(delayed);
 }
 
+/* ---- TLS reporting (RFC 8460) ---- */
+
+static const struct config_route *route_for(const struct config *cfg, const char *domain);
+
+/* The policy j delivers under (RFC 8460 4.3) and its strings, one per
+ * line, into pol: DANE when the host has usable TLSA records, else
+ * MTA-STS when a policy is in force, else none. */
+static const char *tls_policy(const struct job *j, struct buf *pol)
+{
+	if (j->ntlsa > 0) {
+		for (size_t i = 0; i < j->ntlsa; i++) {
+			const struct smtp_tlsa *t = &j->tlsa[i];
+			buf_printf(pol, "%s%u %u %u ", i ? "\n" : "", t->usage, t->selector, t->mtype);
+			for (size_t k = 0; k < t->len; k++)
+				buf_printf(pol, "%02x", t->data[k]);
+		}
+		return "tlsa";
+	}
+	if (j->sts.mode != MTA_STS_MODE_NONE) {
+		buf_printf(pol, "version: STSv1\nmode: %s", mta_sts_mode_name(j->sts.mode));
+		for (size_t i = 0; i < j->sts.mx_count; i++)
+			buf_printf(pol, "\nmx: %s", j->sts.mx[i]);
+		buf_printf(pol, "\nmax_age: %u", (unsigned)j->sts.max_age);
+		return "sts";
+	}
+	return "no-policy-found";
+}
+
+/* Note one TLS outcome of j for the recipient domain's report: type NULL
+ * for j's policy (tls_policy), result NULL for a success.  Smarthost and
+ * routed mail have no policy domain to report to. */
+static void tls_note(struct job *j, const char *type, const char *mx, const char *ip,
+		     const char *result, const char *detail)
+{
+	struct queue *q = j->q;
+	struct buf pol;
+
+	if (q->tlsrpt == NULL || j->smarthost || j->domain[0] == '[' ||
+	    route_for(q->d.cfg, j->domain) != NULL)
+		return;
+	buf_init(&pol, STORE_TLSRPT_TEXT_MAX);
+	if (type == NULL)
+		type = tls_policy(j, &pol);
+	tlsrpt_note(q->tlsrpt, j->domain, type, buf_cstr(&pol), mx, ip, result, detail);
+	buf_free(&pol);
+}
+
 /* ---- talking SMTP ---- */
 
 static void next_host(struct job *j);
@@ -671,6 +722,14 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 		buf_init(&b, 4096);
 		format_status(&b, &r->st);
 		set_last_error(j, "%s: %s", j->host, buf_cstr(&b));
+		if (r->stage == SMTP_STAGE_STARTTLS)
+			tls_note(j, NULL, j->host, j->ip, TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
+		else if (r->stage == SMTP_STAGE_TLS)
+			tls_note(j, NULL, j->host, j->ip,
+				 tlsrpt_classify_tls_failure(r->tls.failure ? r->tls.failure
+									   : r->st.text,
+							     j->tls == SMTP_TLS_DANE),
+				 r->tls.failure ? r->tls.failure : r->st.text);
 		smtp_client_free(&j->client);
 		if (j->sts.mode != MTA_STS_MODE_NONE && j->tls == SMTP_TLS_REQUIRE_VERIFY &&
 		    (r->stage == SMTP_STAGE_STARTTLS || r->stage == SMTP_STAGE_TLS)) {
@@ -696,6 +755,11 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 		connect_next(j);
 		return;
 	}
+	/* a session under its policy (a testing-mode downgrade was noted
+	 * when the policy's TLS failed) */
+	if (!(j->tls == SMTP_TLS_OPPORTUNISTIC && j->sts.mode != MTA_STS_MODE_NONE))
+		tls_note(j, NULL, j->host, j->ip,
+			 r->tls.active ? NULL : TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 	if ((j->flags & STORE_QUEUE_F_8BIT) && !smtp_client_has(c, SMTP_EXT_8BITMIME)) {
 		/* RFC 6152 3: convert for a peer without 8BITMIME, signed again
 		 * when it was signed (sign-hook.h) */
@@ -772,6 +836,7 @@ static void connect_next(struct job *j)
 		inet_ntop(AF_INET, &a->addr.v4, ip, sizeof(ip));
 	}
 	p.addr = (const struct sockaddr *)&ss;
+	memcpy(j->ip, ip, sizeof(j->ip));
 	p.host = j->host;
 	p.helo_name = q->d.cfg->hostname;
 	if (job_tls_policy(j, &p.tls) < 0) {
@@ -815,6 +880,8 @@ static void tlsa_done(const struct dns_tlsa_result *res, void *ctx)
 		/* RFC 7672 2.1.1: TLSA we cannot trust or read: not this host
 		 * (unless the sender asked to go on: TLS-Required: No) */
 		set_last_error(j, "%s: TLSA lookup %s", j->host, dns_status_name(res->status));
+		if (res->status == DNS_BOGUS)
+			tls_note(j, "tlsa", j->host, "", TLSRPT_DNSSEC_INVALID, "TLSA lookup bogus");
 		if (!j->tls_optional) {
 			next_host(j);
 			return;
@@ -933,6 +1000,7 @@ static void mx_done(const struct dns_mx_result *res, void *ctx)
 			log_info("queue", "event=mta_sts_report qid=%s domain=%s mode=%s host=%s "
 				 "result=mx-mismatch", j->qid, log_quote(j->domain),
 				 mta_sts_mode_name(j->sts.mode), log_quote(name));
+			tls_note(j, NULL, name, "", TLSRPT_VALIDATION_FAILURE, "mx-mismatch");
 			if (j->sts.mode == MTA_STS_MODE_ENFORCE && !j->tls_optional) {
 				set_last_error(j, "4.7.5 MX host %s does not match the MTA-STS "
 					       "policy of %s", name, j->domain);
@@ -1028,6 +1096,11 @@ static void sts_fail(struct job *j, const char *reason)
 
 	log_info("queue", "event=mta_sts_fetch_failed qid=%s domain=%s reason=%s", j->qid,
 		 log_quote(j->domain), log_quote(reason));
+	/* RFC 8460 4.3.2: the policy could not be fetched, read or trusted */
+	tls_note(j, "sts", "", "",
+		 strncmp(reason, "policy: ", 8) == 0 ? TLSRPT_STS_INVALID :
+		 strstr(reason, "SSL") != NULL || strstr(reason, "certificate") != NULL
+			? TLSRPT_STS_WEBPKI_INVALID : TLSRPT_STS_FETCH_ERROR, reason);
 	sts_use(j, e != NULL ? &e->policy : NULL, "cache");
 }
 
@@ -1334,6 +1407,20 @@ void queue_kick(struct queue *q)
 		scan_soon(q);
 }
 
+static void tlsrpt_kick(void *ctx)
+{
+	queue_kick(ctx);
+}
+
+/* TLS reporting: the collector of results and the daily reports. */
+static void tlsrpt_begin(struct queue *q)
+{
+	if (!q->d.cfg->tlsrpt.enabled)
+		return;
+	q->tlsrpt = tlsrpt_collector_new(q->d.base, q->d.store, 5);
+	q->tlsrpt_daily = tlsrpt_service_start(q->d.base, q->d.store, q->d.cfg, tlsrpt_kick, q);
+}
+
 struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 {
 	struct queue *q;
@@ -1376,6 +1463,7 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 	}
 	q->timer = event_new(d->base, -1, EV_PERSIST, scan, q);
 	q->kick = event_new(d->base, -1, 0, scan, q);
+	tlsrpt_begin(q);   /* after q->kick: the daily run may kick the queue */
 	event_add(q->timer, &tv);
 	scan_soon(q);
 	log_info("queue", "event=started scan_interval=%u connections=%u", d->cfg->queue.scan_interval,
@@ -1417,6 +1505,8 @@ void queue_stop(struct queue **qp)
 		q->jobs = j->next;
 		job_free(j);
 	}
+	tlsrpt_service_stop(&q->tlsrpt_daily);
+	tlsrpt_collector_free(&q->tlsrpt);
 	event_free(q->timer);
 	event_free(q->kick);
 	if (q->own_tls)
