@@ -787,6 +787,128 @@ static int h_routes(struct parse_ctx *p, const config_setting_t *s, const struct
 	return 0;
 }
 
+static void rate_limits_clear(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->queue.rate_limit_count; i++) {
+		free(cfg->queue.rate_limit[i].domain);
+		free(cfg->queue.rate_limit[i].mx);
+	}
+	memset(cfg->queue.rate_limit, 0, sizeof(cfg->queue.rate_limit));
+	cfg->queue.rate_limit_count = 0;
+}
+
+/* A whole number member of a queue.rate_limits entry within [min, max]. */
+static int rate_limit_number(struct parse_ctx *p, const config_setting_t *v, long long min,
+			     long long max, unsigned *dst)
+{
+	long long n;
+
+	if (config_setting_type(v) != CONFIG_TYPE_INT && config_setting_type(v) != CONFIG_TYPE_INT64)
+		return fail_type(p, v, "a whole number");
+	n = config_setting_get_int64(v);
+	if (n < min || n > max)
+		return fail(p, v, "queue.rate_limits %s = %lld is out of range (expected %lld to "
+			    "%lld)", config_setting_name(v), n, min, max);
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* rate_limits = ( { domain = "gmail.com"; messages = 100; seconds = 60; },
+ *                 { mx = "*.outlook.com"; messages = 50; seconds = 60; } ); */
+static int h_rate_limits(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	int type = config_setting_type(s);
+	unsigned n;
+
+	(void)k;
+	if (type != CONFIG_TYPE_LIST && !(type == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+		return fail(p, s, "queue.rate_limits must be a list of groups like ( { domain = "
+			    "\"gmail.com\"; messages = 100; seconds = 60; } ), not %s", type_name(s));
+	n = (unsigned)config_setting_length(s);
+	if (n > CONFIG_MAX_RATE_LIMITS)
+		return fail(p, s, "queue.rate_limits has %u entries (at most %u allowed)", n,
+			    CONFIG_MAX_RATE_LIMITS);
+	rate_limits_clear(p->cfg);
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		struct config_rate_limit *r = &p->cfg->queue.rate_limit[i];
+		const config_setting_t *domain, *mx, *messages, *seconds;
+		const char *name;
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(p, e, "queue.rate_limits entries must be groups { domain = ...; "
+				    "messages = ...; seconds = ...; }, not %s", type_name(e));
+		for (int j = 0; j < config_setting_length(e); j++) {
+			name = config_setting_name(config_setting_get_elem(e, (unsigned)j));
+			if (name == NULL || (strcmp(name, "domain") != 0 && strcmp(name, "mx") != 0 &&
+					     strcmp(name, "messages") != 0 &&
+					     strcmp(name, "seconds") != 0))
+				return fail(p, config_setting_get_elem(e, (unsigned)j),
+					    "unknown setting '%s' in a queue.rate_limits entry "
+					    "(expected domain or mx, messages and seconds)",
+					    name != NULL ? name : "");
+		}
+		domain = config_setting_get_member(e, "domain");
+		mx = config_setting_get_member(e, "mx");
+		messages = config_setting_get_member(e, "messages");
+		seconds = config_setting_get_member(e, "seconds");
+		if ((domain == NULL) == (mx == NULL))
+			return fail(p, e, "a queue.rate_limits entry needs either domain = \"...\"; "
+				    "or mx = \"...\"; (one of them)");
+		if (messages == NULL || seconds == NULL)
+			return fail(p, e, "a queue.rate_limits entry needs messages = N; and "
+				    "seconds = N;");
+		p->cfg->queue.rate_limit_count = i + 1;
+		if (domain != NULL) {
+			if (config_setting_type(domain) != CONFIG_TYPE_STRING)
+				return fail_type(p, domain, "a string");
+			name = config_setting_get_string(domain);
+			if (!dns_zone_valid(name) || strcmp(name, ".") == 0)
+				return fail(p, domain, "queue.rate_limits domain \"%s\" is not a "
+					    "domain name", name);
+			r->domain = xstrdup(name);
+		} else {
+			if (config_setting_type(mx) != CONFIG_TYPE_STRING)
+				return fail_type(p, mx, "a string");
+			name = config_setting_get_string(mx);
+			/* "*.suffix" or a host name */
+			if (!dns_zone_valid(strncmp(name, "*.", 2) == 0 ? name + 2 : name) ||
+			    strcmp(name, ".") == 0 || strcmp(name, "*..") == 0)
+				return fail(p, mx, "queue.rate_limits mx \"%s\" is not a host name "
+					    "or a pattern like \"*.outlook.com\"", name);
+			r->mx = xstrdup(name);
+		}
+		for (char *c = r->domain != NULL ? r->domain : r->mx; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (rate_limit_number(p, messages, 1, 1000000, &r->messages) < 0 ||
+		    rate_limit_number(p, seconds, 1, 86400, &r->seconds) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The smarthost group; then tls not set means implicit TLS on port 465
+ * (RFC 8314 3.3: the submissions port), STARTTLS otherwise. */
+static int h_smarthost(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *tls;
+
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return fail_type(p, s, "a group { ... }");
+	if (parse_group(p, s, k->group) < 0)
+		return -1;
+	tls = p->cfg->queue.smarthost.tls;
+	p->cfg->queue.smarthost.implicit_tls = tls != NULL ? strcmp(tls, "implicit") == 0
+							   : p->cfg->queue.smarthost.port == 465;
+	return 0;
+}
+
+static int h_smarthost_tls(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const choices[] = { "starttls", "implicit", NULL };
+	return h_choice(p, s, k, choices, &p->cfg->queue.smarthost.tls);
+}
+
 /* queue.smarthost.host: a host name (what its certificate names) or an address */
 static int h_smarthost_host(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
 {
@@ -903,6 +1025,7 @@ static const struct key smarthost_keys[] = {
 	{ "port", h_unsigned, OFF(queue.smarthost.port), 1, 65535, NULL, 0 },
 	{ "user", h_opt_string, OFF(queue.smarthost.user), 0, 0, NULL, 0 },
 	{ "password_file", h_opt_string, OFF(queue.smarthost.password_file), 0, 0, NULL, 0 },
+	{ "tls", h_smarthost_tls, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -926,7 +1049,8 @@ static const struct key queue_keys[] = {
 	{ "remote_port", h_unsigned, OFF(queue.remote_port), 1, 65535, NULL, 0 },
 	{ "routes", h_routes, 0, 0, 0, NULL, 0 },
 	{ "ca_file", h_opt_string, OFF(queue.ca_file), 0, 0, NULL, 0 },
-	{ "smarthost", h_group, 0, 0, 0, smarthost_keys, 0 },
+	{ "smarthost", h_smarthost, 0, 0, 0, smarthost_keys, 0 },
+	{ "rate_limits", h_rate_limits, 0, 0, 0, NULL, 0 },
 	{ "mta_sts", h_group, 0, 0, 0, mta_sts_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
@@ -1399,6 +1523,8 @@ void config_free(struct config **cfgp)
 	free(cfg->queue.smarthost.host);
 	free(cfg->queue.smarthost.user);
 	free(cfg->queue.smarthost.password_file);
+	free(cfg->queue.smarthost.tls);
+	rate_limits_clear(cfg);
 	free(cfg->queue.mta_sts.ca_file);
 	free(cfg->tlsrpt.organization);
 	free(cfg->tlsrpt.contact);

@@ -35,6 +35,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_DNS_SERVERS 8
 #define CONFIG_MAX_DNS_STUBS 32
 #define CONFIG_MAX_ROUTES 64
+#define CONFIG_MAX_RATE_LIMITS 64
 #define CONFIG_MAX_SENDMAIL_USERS 256
 
 struct config_limits {
@@ -128,7 +129,20 @@ struct config {
 			unsigned port;          /* 587; STARTTLS required and verified */
 			char *user;             /* AUTH user; NULL: no AUTH */
 			char *password_file;    /* first line is the password */
+			char *tls;              /* "starttls" or "implicit"; NULL: not set */
+			bool implicit_tls;      /* TLS from the first byte (RFC 8314 3): tls =
+						   "implicit", or port 465 with tls not set */
 		} smarthost;
+		/* per-destination rate limits (queue.rate_limits); an entry names
+		   a recipient domain or an MX host pattern, never both */
+		struct config_rate_limit {
+			char *domain;           /* recipient domain (lowercase), or NULL */
+			char *mx;               /* "*.outlook.com" or a host name (lowercase),
+						   or NULL */
+			unsigned messages;      /* at most this many messages ... */
+			unsigned seconds;       /* ... per window of this many seconds */
+		} rate_limit[CONFIG_MAX_RATE_LIMITS];
+		unsigned rate_limit_count;
 		/* MTA-STS, RFC 8461 (group mta_sts) */
 		struct {
 			bool enabled;           /* true */

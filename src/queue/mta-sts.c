@@ -35,6 +35,14 @@ static bool is_wsp(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
+void mta_sts_policy_format(const struct mta_sts_policy *policy, struct buf *out)
+{
+	buf_printf(out, "version: STSv1\nmode: %s\n", mta_sts_mode_name(policy->mode));
+	for (size_t i = 0; i < policy->mx_count; i++)
+		buf_printf(out, "mx: %s\n", policy->mx[i]);
+	buf_printf(out, "max_age: %u\n", policy->max_age);
+}
+
 const char *mta_sts_mode_name(enum mta_sts_mode mode)
 {
 	switch (mode) {

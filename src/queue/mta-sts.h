@@ -63,6 +63,13 @@ bool mta_sts_mx_matches(const struct mta_sts_policy *policy, const char *hostnam
 int mta_sts_txt_parse(const char *txt, size_t len, struct mta_sts_record *record_r,
 		      const char **error_r);
 
+struct buf;
+
+/* Append policy as a policy file text (RFC 8461 3.2, LF line ends) that
+ * mta_sts_policy_parse reads back to the same policy: what the queue
+ * keeps in the store's policy cache (store/mta-sts.h). */
+void mta_sts_policy_format(const struct mta_sts_policy *policy, struct buf *out);
+
 /* "none", "testing" or "enforce". */
 const char *mta_sts_mode_name(enum mta_sts_mode mode);
 

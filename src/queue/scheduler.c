@@ -11,12 +11,15 @@
  * get opportunistic STARTTLS.
  *
  * A smarthost (queue.smarthost) takes every domain without a route: TLS
- * is required and verified against queue.ca_file, then AUTH.  MTA-STS
+ * is required and verified against queue.ca_file (STARTTLS, or implicit
+ * TLS from the first byte, RFC 8314 3, with tls = "implicit" or port 465),
+ * then AUTH.  MTA-STS
  * (RFC 8461) applies to MX delivery: the _mta-sts TXT record (3.1) says
  * whether a policy exists and its id; the policy is fetched over HTTPS
  * (mta-sts-fetch.c, 3.3) when the cache has none with that id, and cached
- * in memory for its max_age (RFC 8461 5.1: a restart fetches again, which
- * costs one HTTPS request per domain and keeps the store schema alone).  In
+ * for its max_age, in memory and in the store (store/mta-sts.h), so a
+ * restart keeps enforcing it (RFC 8461 5.1); a failed refresh keeps the
+ * cached policy until it expires.  In
  * enforce mode (5) MX hosts that do not match the policy are skipped and
  * TLS must verify (DANE, when TLSA records exist, takes precedence, RFC
  * 8461 2); in testing mode the same checks only log an
@@ -53,6 +56,12 @@
  * a forwarded copy's SRS sender is reversed first, so its DSN reaches the
  * original sender.
  *
+ * Per-destination rate limits (queue.rate_limits, rate-limit.h): a job
+ * takes one message from the budget of the rule matching its domain
+ * (before any lookup) or one of its next hops (after the MX lookup); when
+ * the budget is spent the domain is parked until the window ends and the
+ * job dropped without an outcome: no attempt counted, no error, no DSN.
+ *
  * Invariants: a message is in at most one job at a time per domain and
  * queue.connections jobs run at once (queue.connections_per_domain per
  * domain); every outcome goes through store_queue_update, so a recipient
@@ -73,7 +82,9 @@
 #include "queue/mta-sts.h"
 #include "queue/sign-hook.h"
 #include "queue/tlsrpt.h"
+#include "queue/rate-limit.h"
 #include "smtp/client.h"
+#include "store/mta-sts.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -147,6 +158,7 @@ struct job {
 	bool route;                 /* a configured next hop (queue.routes) */
 	size_t rtls_skipped;        /* hosts skipped: their TLS could not be authenticated */
 	char ip[INET6_ADDRSTRLEN];  /* the address being tried, for TLS reports */
+	bool rate_taken;            /* a rate limit admitted it (rate_admit) */
 };
 
 /* A fetched MTA-STS policy, kept until it expires (RFC 8461 5.1). */
@@ -172,6 +184,8 @@ struct queue {
 	char *smarthost_pass;       /* from queue.smarthost.password_file */
 	struct tlsrpt_collector *tlsrpt;     /* TLS results (RFC 8460), NULL when off */
 	struct tlsrpt_service *tlsrpt_daily; /* the daily reports */
+	struct queue_rate *rate;    /* queue.rate_limits */
+	struct event *rate_timer;   /* a scan when the earliest parked window ends */
 };
 
 time_t queue_retry_delay(unsigned retry_min, unsigned retry_max, int attempts)
@@ -852,6 +866,7 @@ static void connect_next(struct job *j)
 	j->sts_downgrade = false;
 	j->tls = p.tls;
 	p.tls_ctx = q->d.tls;
+	p.implicit_tls = j->smarthost && q->d.cfg->queue.smarthost.implicit_tls;
 	p.tlsa = j->tlsa;
 	p.n_tlsa = j->ntlsa;
 	p.log_id = j->qid;
@@ -859,11 +874,11 @@ static void connect_next(struct job *j)
 		p.auth_user = q->d.cfg->queue.smarthost.user;
 		p.auth_pass = q->smarthost_pass != NULL ? q->smarthost_pass : "";
 	}
-	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s%s", j->qid,
+	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s%s%s", j->qid,
 		 log_quote(j->host), ip, j->port,
 		 p.tls == SMTP_TLS_DANE ? "dane" : p.tls == SMTP_TLS_REQUIRE_VERIFY ? "verify"
 										: "opportunistic",
-		 j->smarthost ? " smarthost=yes" : "");
+		 p.implicit_tls ? " implicit_tls=yes" : "", j->smarthost ? " smarthost=yes" : "");
 	j->client = smtp_client_connect(q->d.base, &p, client_ready, j, &error);
 	if (j->client == NULL) {
 		set_last_error(j, "%s [%s]: %s", j->host, ip, error);
@@ -962,6 +977,59 @@ static void next_host(struct job *j)
 	connect_next(j);
 }
 
+/* ---- per-destination rate limits (rate-limit.h) ---- */
+
+static void rate_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	(void)fd; (void)what;
+	if (!q->stopped)
+		scan_soon(q);
+}
+
+/* Arm the wake-up for the earliest end of a parked window. */
+static void rate_arm(struct queue *q)
+{
+	time_t now = clock_now(), wake = queue_rate_next_wake(q->rate, now);
+	struct timeval tv = { wake > now ? wake - now : 1, 0 };
+
+	if (wake != 0)
+		evtimer_add(q->rate_timer, &tv);
+}
+
+/* May j go to its next hops hosts[0..n) now?  Takes one message from
+ * the budget of the rule that applies (the first time for j).  When the
+ * budget is spent, j's domain is parked until the window ends and j is
+ * dropped without an outcome: its recipients stay due, no attempt is
+ * counted, no DSN goes out.  false when j was dropped (freed). */
+static bool rate_admit(struct job *j, const char *const *hosts, size_t n)
+{
+	struct queue *q = j->q;
+	time_t now = clock_now(), until;
+	bool first;
+	int rule;
+
+	if (j->rate_taken || q->rate == NULL ||
+	    (rule = queue_rate_match(q->rate, j->domain, hosts, n)) < 0)
+		return true;
+	if (queue_rate_take(q->rate, rule, now, &until, &first) == 0) {
+		j->rate_taken = true;
+		return true;
+	}
+	const struct config_rate_limit *c = &q->d.cfg->queue.rate_limit[rule];
+	if (first)
+		log_info("queue", "event=rate_limited %s=%s domain=%s messages=%u seconds=%u "
+			 "until=%lld", c->domain != NULL ? "rule_domain" : "rule_mx",
+			 log_quote(c->domain != NULL ? c->domain : c->mx), log_quote(j->domain),
+			 c->messages, c->seconds, (long long)until);
+	queue_rate_park(q->rate, j->domain, now, until);
+	rate_arm(q);
+	job_unlink(j);
+	job_free(j);
+	return false;
+}
+
 static void mx_done(const struct dns_mx_result *res, void *ctx)
 {
 	struct job *j = ctx;
@@ -1010,6 +1078,8 @@ static void mx_done(const struct dns_mx_result *res, void *ctx)
 		j->hosts[j->nhosts++] = xstrdup(name);
 	}
 	j->mx_secure = res->secure;
+	if (!rate_admit(j, (const char *const *)j->hosts, j->nhosts))
+		return;   /* parked: j is gone */
 	next_host(j);
 }
 
@@ -1035,7 +1105,47 @@ static void sts_policy_copy(struct mta_sts_policy *dst, const struct mta_sts_pol
 	dst->mx_count = src->mx_count;
 }
 
-/* The unexpired cached policy of domain, or NULL. */
+static void sts_cache_prune(struct queue *q);
+
+/* The unexpired policy of domain in the store's cache (store/mta-sts.h),
+ * put in the memory cache; NULL when there is none (or it is unreadable). */
+static struct sts_entry *sts_store_load(struct queue *q, const char *domain, time_t now)
+{
+	struct store_mta_sts row;
+	struct mta_sts_policy pol = { 0 };
+	const char *error = NULL;
+	struct sts_entry *e;
+	int rc = store_mta_sts_get(q->d.store, domain, now, &row, &error);
+
+	if (rc <= 0) {
+		if (rc < 0)
+			log_error("queue", "event=mta_sts_cache_failed domain=%s error=%s",
+				  log_quote(domain), log_quote(error));
+		return NULL;
+	}
+	if (strlen(row.policy_id) > MTA_STS_ID_MAX ||
+	    mta_sts_policy_parse(row.policy, strlen(row.policy), &pol, &error) < 0) {
+		log_error("queue", "event=mta_sts_cache_failed domain=%s error=%s",
+			  log_quote(domain), log_quote(error != NULL ? error : "bad policy id"));
+		store_mta_sts_clear(&row);
+		return NULL;
+	}
+	sts_cache_prune(q);
+	e = xcalloc(1, sizeof(*e));
+	e->domain = xstrdup(domain);
+	e->policy = pol;
+	snprintf(e->id, sizeof(e->id), "%s", row.policy_id);
+	e->expires = row.expires;
+	e->next = q->sts_cache;
+	q->sts_cache = e;
+	log_info("queue", "event=mta_sts_cache_loaded domain=%s id=%s mode=%s expires=%lld",
+		 log_quote(domain), e->id, mta_sts_mode_name(pol.mode), (long long)e->expires);
+	store_mta_sts_clear(&row);
+	return e;
+}
+
+/* The unexpired cached policy of domain: from memory, else from the
+ * store (a policy fetched before a restart, RFC 8461 5.1); or NULL. */
 static struct sts_entry *sts_cache_find(struct queue *q, const char *domain)
 {
 	time_t now = clock_now();
@@ -1043,7 +1153,43 @@ static struct sts_entry *sts_cache_find(struct queue *q, const char *domain)
 	for (struct sts_entry *e = q->sts_cache; e != NULL; e = e->next)
 		if (strcasecmp(e->domain, domain) == 0)
 			return e->expires > now ? e : NULL;
-	return NULL;
+	return sts_store_load(q, domain, now);
+}
+
+static void sts_stored(void *ctx, const struct store_write_result *r)
+{
+	(void)ctx;
+	if (r->status < 0)
+		log_error("queue", "event=mta_sts_cache_failed error=%s",
+			  log_quote(r->error ? r->error : ""));
+	else if (r->count > 0)
+		log_info("queue", "event=mta_sts_cache_pruned expired=%zu", r->count);
+}
+
+/* Keep e (just fetched) in the store's cache, replacing the domain's
+ * previous policy; expired ones go in the same transaction. */
+static void sts_store_save(struct queue *q, const struct sts_entry *e, time_t fetched)
+{
+	struct buf text;
+
+	buf_init(&text, BUF_UNLIMITED);
+	mta_sts_policy_format(&e->policy, &text);
+	struct store_mta_sts row = {
+		.domain = e->domain, .policy_id = e->id, .policy = buf_cstr(&text),
+		.fetched = fetched, .expires = e->expires,
+	};
+	if (store_mta_sts_put(q->d.store, q->d.base, &row, sts_stored, NULL) < 0)
+		log_error("queue", "event=mta_sts_cache_failed domain=%s error=%s",
+			  log_quote(e->domain), "the store refused the policy");
+	buf_free(&text);
+}
+
+/* Drop the store's expired policies (at start). */
+static void sts_store_prune(struct queue *q)
+{
+	if (store_mta_sts_prune(q->d.store, q->d.base, clock_now(), sts_stored, NULL) < 0)
+		log_error("queue", "event=mta_sts_cache_failed error=%s",
+			  "the store refused the prune");
 }
 
 /* Drop expired policies, and the oldest ones past STS_CACHE_MAX (the
@@ -1142,6 +1288,8 @@ static void sts_fetched(int status, const char *body, size_t len, const char *er
 	e->policy = pol;
 	memcpy(e->id, j->sts_txt.id, sizeof(e->id));
 	e->expires = clock_now() + (time_t)pol.max_age;
+	if (pol.max_age > 0)
+		sts_store_save(q, e, clock_now());
 	sts_use(j, &e->policy, "fetched");
 }
 
@@ -1335,7 +1483,8 @@ static void job_start(struct queue *q, const struct store_queue_msg *m, const ch
 		j->hosts = xcalloc(1, sizeof(*j->hosts));
 		j->hosts[j->nhosts++] = xstrdup(route->host);
 		j->port = route->port;
-		next_host(j);
+		if (rate_admit(j, (const char *const *)j->hosts, j->nhosts))
+			next_host(j);
 		return;
 	}
 	if (cfg->queue.smarthost.host != NULL) {
@@ -1343,11 +1492,14 @@ static void job_start(struct queue *q, const struct store_queue_msg *m, const ch
 		j->hosts[j->nhosts++] = xstrdup(cfg->queue.smarthost.host);
 		j->port = cfg->queue.smarthost.port;
 		j->smarthost = true;
-		next_host(j);
+		if (rate_admit(j, (const char *const *)j->hosts, j->nhosts))
+			next_host(j);
 		return;
 	}
 	j->port = cfg->queue.remote_port;
-	sts_begin(j);
+	/* a domain rule applies before any lookup; mx rules after the MX lookup */
+	if (rate_admit(j, NULL, 0))
+		sts_begin(j);
 }
 
 struct scan_ctx {
@@ -1373,7 +1525,8 @@ static int scan_message(void *ctx, const struct store_queue_msg *m)
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = strcasecmp(m->rcpts[k].domain, domain) == 0;
 		if (seen || job_busy(q, m->qid, domain, &per_domain) ||
-		    per_domain >= cfg->queue.connections_per_domain)
+		    per_domain >= cfg->queue.connections_per_domain ||
+		    queue_rate_parked(q->rate, domain, now))
 			continue;
 		job_start(q, m, domain);
 	}
@@ -1464,6 +1617,9 @@ struct queue *queue_start(const struct queue_deps *d, const char **error_r)
 	q->timer = event_new(d->base, -1, EV_PERSIST, scan, q);
 	q->kick = event_new(d->base, -1, 0, scan, q);
 	tlsrpt_begin(q);   /* after q->kick: the daily run may kick the queue */
+	q->rate = queue_rate_create(d->cfg->queue.rate_limit, d->cfg->queue.rate_limit_count);
+	q->rate_timer = evtimer_new(d->base, rate_wake, q);
+	sts_store_prune(q);
 	event_add(q->timer, &tv);
 	scan_soon(q);
 	log_info("queue", "event=started scan_interval=%u connections=%u", d->cfg->queue.scan_interval,
@@ -1477,6 +1633,7 @@ void queue_pause(struct queue *q)
 		return;
 	q->stopped = true;
 	event_del(q->timer);
+	event_del(q->rate_timer);
 	/* abandon every attempt; one whose outcome the store is recording is
 	 * freed by update_done when that commit completes */
 	for (struct job **p = &q->jobs; *p != NULL;) {
@@ -1509,6 +1666,8 @@ void queue_stop(struct queue **qp)
 	tlsrpt_collector_free(&q->tlsrpt);
 	event_free(q->timer);
 	event_free(q->kick);
+	event_free(q->rate_timer);
+	queue_rate_free(&q->rate);
 	if (q->own_tls)
 		SSL_CTX_free(q->d.tls);
 	config_srs_secrets_free(&q->srs);

@@ -19,7 +19,8 @@
  * NOTIFY, ORCPT, RET, ENVID; 4 xtext), RFC 3207 (STARTTLS; 4.2 discard
  * knowledge from before TLS), RFC 4954 and RFC 4616 (AUTH PLAIN), RFC
  * 7672 (DANE for SMTP: usages 2 and 3 only, no name checks for DANE-EE),
- * RFC 8689 (REQUIRETLS). */
+ * RFC 8689 (REQUIRETLS), RFC 8314 3 (implicit TLS: the handshake right
+ * after the TCP connect, the greeting inside TLS). */
 #include "smtp/client.h"
 #include "lib/base64.h"
 #include "lib/log.h"
@@ -77,6 +78,8 @@ struct smtp_client {
 	bool tls_active, tls_verified, tls_dane;
 	char *tls_failure;
 	bool tried_plain;
+	bool implicit_tls;       /* RFC 8314: the handshake before the greeting */
+	bool greeted;            /* implicit_tls: the handshake is done */
 	bool need_rset;
 	unsigned busy;
 	bool free_pending;
@@ -624,6 +627,13 @@ static void tls_done(struct smtp_client *c)
 		 c->log_id, log_quote(c->host), SSL_get_version(c->ssl),
 		 SSL_get_cipher_name(c->ssl), c->tls_verified ? "yes" : "no",
 		 c->tls_dane ? "yes" : "no");
+	if (c->implicit_tls && c->state == ST_TLS && !c->greeted) {
+		/* RFC 8314 3.3: the greeting comes inside TLS */
+		c->greeted = true;
+		c->state = ST_GREETING;
+		arm_timer(c, c->to.greeting);
+		return;
+	}
 	/* RFC 3207 4.2: forget what the server said before TLS */
 	c->ext = 0;
 	c->state = ST_EHLO;
@@ -1170,7 +1180,11 @@ static void client_event_cb(struct bufferevent *bev, short what, void *ctx)
 
 	enter(c);
 	if (what & BEV_EVENT_CONNECTED) {
-		if (c->state == ST_CONNECTING) {
+		if (c->state == ST_CONNECTING && c->implicit_tls) {
+			const char *err = NULL;
+			if (start_tls(c, &err) < 0)
+				fail_temp(c, SMTP_STAGE_TLS, err);
+		} else if (c->state == ST_CONNECTING) {
 			c->state = ST_GREETING;
 			arm_timer(c, c->to.greeting);
 		} else if (c->state == ST_TLS) {
@@ -1270,6 +1284,10 @@ struct smtp_client *smtp_client_connect(struct event_base *base,
 		*error_r = "bad address or HELO name";
 		return NULL;
 	}
+	if (p->implicit_tls && p->tls == SMTP_TLS_NONE) {
+		*error_r = "implicit TLS with TLS policy none";
+		return NULL;
+	}
 	if (p->auth_user != NULL && (p->auth_pass == NULL)) {
 		*error_r = "AUTH user without password";
 		return NULL;
@@ -1284,6 +1302,7 @@ struct smtp_client *smtp_client_connect(struct event_base *base,
 	c->auth_pass = p->auth_pass != NULL ? xstrdup(p->auth_pass) : NULL;
 	c->log_id = xstrdup(p->log_id != NULL ? p->log_id : "-");
 	c->policy = p->tls;
+	c->implicit_tls = p->implicit_tls;
 	if (p->n_tlsa > 0) {
 		c->tlsa = xcalloc(p->n_tlsa, sizeof(*c->tlsa));
 		for (size_t i = 0; i < p->n_tlsa; i++) {

@@ -5,7 +5,8 @@
  *   c = smtp_client_connect(base, &params, cb, ctx);
  *     -> cb(c, result with stage SMTP_STAGE_READY or a failure): after the
  *        greeting, EHLO (HELO if EHLO gets 500/502), STARTTLS per policy,
- *        EHLO again and AUTH when credentials are given;
+ *        EHLO again and AUTH when credentials are given (with implicit_tls
+ *        the TLS handshake comes first, then the greeting, EHLO, AUTH);
  *   smtp_client_send(c, &msg, cb, ctx);   (only after a READY result)
  *     -> cb(c, result with per-recipient outcomes);
  *   smtp_client_send(...) again while smtp_client_usable(c) (RSET is sent
@@ -75,6 +76,9 @@ struct smtp_client_params {
 	SSL_CTX *tls_ctx;
 	const struct smtp_tlsa *tlsa;    /* SMTP_TLS_DANE: the TLSA RRset */
 	size_t n_tlsa;
+	bool implicit_tls;               /* TLS from the first byte, before the greeting
+					    (RFC 8314 3, port 465); needs a tls policy of
+					    REQUIRE_VERIFY or DANE (OPPORTUNISTIC: not checked) */
 	const char *auth_user;           /* AUTH PLAIN (LOGIN fallback) after TLS; NULL: none */
 	const char *auth_pass;
 	struct smtp_client_timeouts timeouts;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/buf.h"
 #include "queue/mta-sts.h"
 #include "unit.h"
 
@@ -215,8 +216,32 @@ static void test_txt(void)
 #undef TXT
 }
 
+/* mta_sts_policy_format gives a text that parses back to the same policy
+ * (what the store's policy cache keeps). */
+static void test_format_round_trip(void)
+{
+	static const char text[] = "version: STSv1\r\nmode: testing\r\nmx: *.A.example\r\n"
+				   "mx: mx2.a.example\r\nmax_age: 99999999\r\nextra: x\r\n";
+	struct mta_sts_policy p = { 0 }, q = { 0 };
+	const char *err = NULL;
+	struct buf b;
+
+	buf_init(&b, BUF_UNLIMITED);
+	CHECK(mta_sts_policy_parse(text, sizeof(text) - 1, &p, &err) == 0);
+	mta_sts_policy_format(&p, &b);
+	CHECK_STR(buf_cstr(&b), "version: STSv1\nmode: testing\nmx: *.a.example\n"
+		  "mx: mx2.a.example\nmax_age: 31557600\n");
+	CHECK(mta_sts_policy_parse(b.data, b.len, &q, &err) == 0);
+	CHECK(q.mode == p.mode && q.max_age == p.max_age && q.mx_count == 2);
+	CHECK(q.mx_count == 2 && strcmp(q.mx[1], "mx2.a.example") == 0);
+	mta_sts_policy_clear(&p);
+	mta_sts_policy_clear(&q);
+	buf_free(&b);
+}
+
 int main(void)
 {
+	RUN(test_format_round_trip);
 	RUN(test_rfc_example);
 	RUN(test_variants);
 	RUN(test_errors);

@@ -6,7 +6,7 @@
  * Covers PIPELINING (the peer reads the whole group before replying, so a
  * client that waited would time out), per-recipient 4xx/5xx, SIZE
  * refusal, BDAT vs DATA, dot-stuffing, STARTTLS opportunistic, DANE-EE
- * match and mismatch, AUTH PLAIN, HELO fallback, RSET between messages,
+ * match and mismatch, implicit TLS (RFC 8314), AUTH PLAIN, HELO fallback, RSET between messages,
  * a multi-line greeting sent byte by byte, replies with CR/NUL/overlong
  * text, STARTTLS response injection, and timeouts. */
 #include "unit.h"
@@ -881,6 +881,55 @@ static void test_verify_ok_and_name_mismatch(void)
 	SSL_CTX_free(ctx);
 }
 
+/* Implicit TLS (RFC 8314 3): the handshake right after the connect, the
+ * greeting inside TLS, no STARTTLS even when offered, AUTH after it; a
+ * certificate that does not verify ends the session before any byte in
+ * clear; implicit TLS without a TLS policy is refused. */
+static void test_implicit_tls(void)
+{
+	static const struct smtp_client_rcpt rc[] = { { "bob@example.org", 0, NULL } };
+	struct smtp_client_message m = {
+		.sender = "a@b.example", .rcpts = rc, .n_rcpts = 1, .data = "x\r\n", .len = 3,
+	};
+	const char *const ok[] = {
+		"T", "S:220 hi", "C:EHLO tern.test",
+		"S:250-hi\r\n250-STARTTLS\r\n250 AUTH PLAIN",
+		"C:AUTH PLAIN AHVzZXIAc2VjcmV0", "S:235 2.7.0 ok",
+		"C:MAIL FROM:<a@b.example>", "S:250 ok", "C:RCPT TO:<bob@example.org>", "S:250 ok",
+		"C:DATA", "S:354 go", "D:x\r\n", "S:250 ok", "C:QUIT", "S:221 bye", NULL,
+	};
+	const char *const bad[] = { "t", NULL };
+	struct smtp_client_params p = default_params();
+	struct run r;
+	const char *err = NULL;
+	SSL_CTX *ctx = smtp_client_tls_ctx_create(cert_path, NULL, &err);
+
+	CHECK(ctx != NULL);
+	p.tls = SMTP_TLS_REQUIRE_VERIFY;
+	p.tls_ctx = ctx;
+	p.implicit_tls = true;
+	p.auth_user = "user";
+	p.auth_pass = "secret";
+	CHECK(run_script(ok, &p, &m, 1, &r));
+	CHECK(r.conn.status == SMTP_STATUS_OK && r.conn.tls && r.conn.verified);
+	CHECK(r.msg[0].status == SMTP_STATUS_OK);
+
+	p.host = "other.test.example";
+	CHECK(run_script(bad, &p, NULL, 0, &r));
+	CHECK(r.conn.status == SMTP_STATUS_TEMP && r.conn.stage == SMTP_STAGE_TLS);
+	CHECK(strstr(r.conn.text, "verif") != NULL);
+
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(9) };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	p.addr = (const struct sockaddr *)&sin;
+	p.addrlen = sizeof(sin);
+	p.tls = SMTP_TLS_NONE;
+	struct event_base *base = event_base_new();
+	CHECK(smtp_client_connect(base, &p, conn_cb, NULL, &err) == NULL);
+	event_base_free(base);
+	SSL_CTX_free(ctx);
+}
+
 static void test_tls_required_not_offered(void)
 {
 	const char *const script[] = { "S:220 hi", "C:EHLO tern.test", "S:250 hi", NULL };
@@ -994,6 +1043,7 @@ int main(void)
 		RUN(test_dane_mismatch);
 		RUN(test_verify_fails_self_signed);
 		RUN(test_verify_ok_and_name_mismatch);
+		RUN(test_implicit_tls);
 		unlink(cert_path);
 		*strrchr(cert_path, '/') = '\0';
 		rmdir(cert_path);
