@@ -138,9 +138,11 @@ void dns_resolver_set_random(struct dns_resolver *r, dns_random_fn *rnd, void *c
 struct dns_query *dns_mx(struct dns_resolver *r, const char *domain, dns_mx_cb *cb, void *ctx);
 /* MX hosts of domain as published, without implicit MX: for SPF's mx
  * mechanism (RFC 7208 5.4), which never falls back to the domain's own
- * address.  Same result as dns_mx() except that a domain without MX
- * records gives DNS_NODATA (implicit is never set); a null MX gives
- * DNS_NULL_MX with no hosts. */
+ * address.  Like dns_mx() except that a domain without MX records gives
+ * DNS_NODATA (implicit is never set) and that hosts are the records as
+ * published, in preference order without shuffling and without merging a
+ * host listed twice (RFC 7208 4.6.4 counts records); "." entries are left
+ * out, and only "." is a null MX: DNS_NULL_MX with no hosts. */
 struct dns_query *dns_mx_explicit(struct dns_resolver *r, const char *domain, dns_mx_cb *cb,
 				  void *ctx);
 /* PTR records of the reverse-mapping name of addr (in-addr.arpa or

@@ -563,6 +563,34 @@ static void finish_mx(struct dns_query *q, struct dns_mx_result *out, struct dns
 		dns_mx_hosts_free(hosts, out->count);
 }
 
+/* dns_mx_explicit(): every record counts (RFC 7208 4.6.4 limits MX
+ * records, not distinct hosts), so none is merged; preference order
+ * (stable, no shuffle) for repeatable evaluations; "." entries dropped,
+ * only "." a null MX. */
+static enum dns_mx_order_result mx_as_published(struct dns_mx_host *hosts, size_t *count)
+{
+	size_t n = 0, total = *count;
+
+	for (size_t i = 0; i < total; i++) {
+		if (strcmp(hosts[i].name, ".") == 0) {
+			free(hosts[i].name);
+			continue;
+		}
+		struct dns_mx_host h = hosts[i];
+		size_t j = n;
+		while (j > 0 && hosts[j - 1].pref > h.pref) {
+			hosts[j] = hosts[j - 1];
+			j--;
+		}
+		hosts[j] = h;
+		n++;
+	}
+	*count = n;
+	if (n > 0)
+		return DNS_MX_ORDER_HOSTS;
+	return total > 0 ? DNS_MX_ORDER_NULL : DNS_MX_ORDER_EMPTY;
+}
+
 static void step_mx(struct dns_query *q)
 {
 	struct dns_mx_result out = { 0 };
@@ -595,7 +623,10 @@ static void step_mx(struct dns_query *q)
 			if (bad > 0)
 				log_warn("dns", "event=malformed-mx name=%s records=%zu",
 					 log_quote(q->name), bad);
-			switch (dns_mx_order(hosts, &count, q->r->rnd, q->r->rnd_ctx)) {
+			enum dns_mx_order_result order = q->mx_explicit
+				? mx_as_published(hosts, &count)
+				: dns_mx_order(hosts, &count, q->r->rnd, q->r->rnd_ctx);
+			switch (order) {
 			case DNS_MX_ORDER_HOSTS:
 				break;
 			case DNS_MX_ORDER_NULL:

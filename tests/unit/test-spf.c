@@ -596,7 +596,10 @@ static int driver_dns(const char *conf, const char *ip, const char *sender, cons
 	dns_resolver_free(&r);
 	event_base_free(base);
 	config_free(&cfg);
-	return ld.d.called && ld.inside == 0 ? 0 : 1;
+	/* a callback inside spf_check() is fine when no DNS was needed (a
+	 * malformed domain gives none at once); the unit test checks that the
+	 * adapter itself never answers inside */
+	return ld.d.called ? 0 : 1;
 }
 
 static void raw_answer(void *qctx, const struct spf_dns_answer *ans)
