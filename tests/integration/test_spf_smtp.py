@@ -11,6 +11,7 @@ Authentication-Results field (RFC 8601) below its Received field:
   one with another authserv-id kept;
 - with mailauth.spf = false nothing is added (and the forged field stays:
   nothing claims to check);
+- BDAT, pipelined, with a second transaction deferred (451);
 - submission (authenticated) mail is not checked.
 The stored bytes are read from the store's message files."""
 import smtplib
@@ -21,6 +22,7 @@ import tern as tern_harness
 import testdns
 from conftest import finish
 from imapc import tls_ctx
+from smtpc import SmtpConn
 
 PASSWORD = "spf-Secret-1"
 HOST = tern_harness.HOSTNAME
@@ -136,6 +138,26 @@ def test_forged_results_removed(srv):
         "Authentication-Results: %s; spf=fail smtp.mailfrom=mallory@fail.test" % HOST,
         "Authentication-Results: other.example; spf=pass smtp.mailfrom=x@fail.test"]
     assert b"dkim=pass header.d=fail.test" not in data
+
+
+def test_bdat_pipelined(srv):
+    """CHUNKING, pipelined (raw transcript: smtplib has no BDAT): the check
+    waits at the last chunk and the next transaction keeps its order."""
+    body = b"From: alice@pass.test\r\nSubject: spf bdat\r\n\r\nchunked\r\n"
+    body2 = b"From: x@silent.test\r\nSubject: spf bdat2\r\n\r\nchunked\r\n"
+    with SmtpConn(srv.port("smtp")) as c:
+        c.expect(None, 220)
+        c.expect("EHLO client.pass.test", 250)
+        c.send(b"MAIL FROM:<alice@pass.test>\r\nRCPT TO:<bob@local.test>\r\n"
+               b"BDAT %d LAST\r\n%s" % (len(body), body) +
+               b"MAIL FROM:<x@silent.test>\r\nRCPT TO:<bob@local.test>\r\n"
+               b"BDAT %d LAST\r\n%s" % (len(body2), body2) + b"QUIT\r\n")
+        codes = [c.reply(timeout=30).code for _ in range(7)]
+    assert codes == [250, 250, 250, 250, 250, 451, 221], codes
+    data = stored(srv, "spf bdat")
+    assert auth_results(data) == ["Authentication-Results: %s; spf=pass smtp.mailfrom=alice@pass.test"
+                                  % HOST]
+    assert tern_harness.find_stored(srv, "bob@local.test", "Subject: spf bdat2\r\n") == []
 
 
 def test_submission_not_checked(srv):
