@@ -9,6 +9,8 @@
  * temperror, which defers the message (451 4.4.3, RFC 7208 8.6 leaves the
  * choice to the receiver; a retry is safer than a wrong verdict).  A fail
  * is left to DMARC and local policy, as RFC 7489 10.1 recommends.
+ * A check ends with temperror after RECEIVE_SPF_TIME_LIMIT seconds in all
+ * (RFC 7208 4.6.4), however quickly each lookup answers.
  * Invariants: each loop uses only its own resolver (the registry maps an
  * event_base to its adapter and is written before the loops start);
  * exactly one of deliver() and smtp_session_data_done() ends each check.
@@ -16,6 +18,7 @@
  * smtp.helo, where the field goes, removal of forged fields). */
 #include "smtp/receive-spf.h"
 
+#include <event2/event.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,9 @@
 #include "mailauth/spf-dns.h"
 #include "mailauth/spf.h"
 #include "smtp/parse.h"
+
+/* seconds for a whole check (RFC 7208 4.6.4: at least 20) */
+#define RECEIVE_SPF_TIME_LIMIT 20
 
 struct registration {
 	struct event_base *base;
@@ -73,6 +79,10 @@ struct spf_wait {
 	receive_spf_deliver_fn *deliver;
 	char *sender;           /* the MAIL FROM address, "" for the null path */
 	bool helo_identity;
+	struct spf_eval *ev;    /* in flight, or NULL */
+	struct event *deadline; /* the overall time limit */
+	bool in_check;          /* inside spf_check(): the caller frees */
+	bool finished;
 };
 
 static void spf_defer(struct spf_wait *w, const char *why)
@@ -86,14 +96,16 @@ static void spf_defer(struct spf_wait *w, const char *why)
 
 static void spf_wait_free(struct spf_wait *w)
 {
+	if (w->deadline != NULL)
+		event_free(w->deadline);
 	buf_free(&w->msg);
 	free(w->sender);
 	free(w);
 }
 
-static void on_spf_done(void *ctx, const struct spf_outcome *o)
+/* Record the outcome and end the data hook: deliver() or a reply. */
+static void spf_finish(struct spf_wait *w, const struct spf_outcome *o)
 {
-	struct spf_wait *w = ctx;
 	struct smtp_session *s = w->s;
 	const struct config *cfg = smtp_session_listener(s)->cfg;
 	const char *helo = smtp_session_helo(s);
@@ -108,7 +120,6 @@ static void on_spf_done(void *ctx, const struct spf_outcome *o)
 		 log_quote(o->reason != NULL ? o->reason : ""));
 	if (o->result == SPF_RESULT_TEMPERROR) {
 		spf_defer(w, "DNS");
-		spf_wait_free(w);
 		return;
 	}
 	buf_init(&resinfo, 4096);
@@ -135,6 +146,32 @@ static void on_spf_done(void *ctx, const struct spf_outcome *o)
 	}
 	buf_free(&out);
 	buf_free(&resinfo);
+}
+
+static void on_spf_done(void *ctx, const struct spf_outcome *o)
+{
+	struct spf_wait *w = ctx;
+
+	w->ev = NULL;           /* the handle is invalid from here on */
+	spf_finish(w, o);
+	if (w->in_check)
+		w->finished = true;
+	else
+		spf_wait_free(w);
+}
+
+/* RFC 7208 4.6.4: an overall limit (at least 20 s) whose end is a
+ * temperror; each lookup is also bounded by dns.timeout. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct spf_wait *w = arg;
+	struct spf_outcome o = { .result = SPF_RESULT_TEMPERROR,
+				 .reason = "the SPF check took too long" };
+
+	(void)fd;
+	(void)what;
+	spf_cancel(&w->ev);
+	spf_finish(w, &o);
 	spf_wait_free(w);
 }
 
@@ -164,7 +201,8 @@ void receive_spf_check(struct smtp_session *s, const struct buf *message,
 	if (spf_ip_parse(smtp_session_ip(s), &req.ip) < 0) {
 		/* not an IP client (cannot happen on a TCP listener): nothing to check */
 		struct spf_outcome o = { .result = SPF_RESULT_NONE, .reason = "no client IP" };
-		on_spf_done(w, &o);
+		spf_finish(w, &o);
+		spf_wait_free(w);
 		return;
 	}
 	req.sender = w->sender;
@@ -172,5 +210,16 @@ void receive_spf_check(struct smtp_session *s, const struct buf *message,
 	req.receiver = cfg->hostname;
 	req.now = clock_now();
 	/* the outcome comes through on_spf_done(), now or from the loop */
-	spf_check(&req, spf_dns_adapter_dns(a), on_spf_done, w);
+	w->in_check = true;
+	w->ev = spf_check(&req, spf_dns_adapter_dns(a), on_spf_done, w);
+	w->in_check = false;
+	if (w->finished) {
+		spf_wait_free(w);
+		return;
+	}
+	struct timeval limit = { RECEIVE_SPF_TIME_LIMIT, 0 };
+	w->deadline = evtimer_new(smtp_session_base(s), on_deadline, w);
+	if (w->deadline == NULL)
+		panic("smtp: cannot create the SPF deadline");
+	evtimer_add(w->deadline, &limit);
 }
