@@ -1,7 +1,8 @@
 /* The worker process: privileges dropped, one event loop per thread over
  * the listening sockets the master bound (each thread accepts on every
  * socket; the kernel hands each connection to one of them), the store and
- * its commit thread, and the password-hashing pool.
+ * its commit thread, and the password-hashing pool.  With SPF on port 25,
+ * each loop has a resolver of its own (the first loop shares the queue's).
  *
  * Signals (from the master):
  *   SIGTERM  stop accepting, close idle sessions, let transactions in
