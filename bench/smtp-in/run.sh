@@ -272,6 +272,9 @@ tern_setup() {
 		--port-offset "$off" >"$WORK/tern-init.out" 2>&1 ||
 		{ log "tern init failed: $(tail -5 "$WORK/tern-init.out")"; return 1; }
 	TERN_CONF=$d/tern.conf
+	# SPF (on by default) would ask this machine's resolver for each message;
+	# the Postfix side checks nothing, so Tern does not either here
+	printf '\nmailauth = {\n  spf = false;\n};\n' >>"$TERN_CONF"
 	timeout 30 "$TERN_BIN" -c "$TERN_CONF" domain add example.test >>"$WORK/tern-init.out" 2>&1 &&
 	echo "bench-password-$RANDOM$RANDOM" | timeout 30 "$TERN_BIN" -c "$TERN_CONF" user add "$RCPT" \
 		>>"$WORK/tern-init.out" 2>&1 ||

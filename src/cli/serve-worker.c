@@ -1,7 +1,8 @@
 /* The worker process: privileges dropped, one event loop per thread over
  * the listening sockets the master bound (each thread accepts on every
  * socket; the kernel hands each connection to one of them), the store and
- * its commit thread, and the password-hashing pool.
+ * its commit thread, and the password-hashing pool.  With SPF on port 25,
+ * each loop has a resolver of its own (the first loop shares the queue's).
  *
  * Signals (from the master):
  *   SIGTERM  stop accepting, close idle sessions, let transactions in
@@ -21,7 +22,9 @@
 #include "imap/imap.h"
 #include "pop3/pop3.h"
 #include "queue/queue.h"
+#include "mailauth/spf-dns.h"
 #include "smtp/receive.h"
+#include "smtp/receive-spf.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -42,6 +45,8 @@
 struct worker_thread {
 	pthread_t tid;
 	struct event_base *base;
+	struct dns_resolver *dns;        /* SPF's resolver (threads[0]: the queue's) */
+	struct spf_dns_adapter *spf;
 	struct evconnlistener **listeners;
 	unsigned listener_count;
 	struct event *stop_timer;
@@ -285,6 +290,18 @@ void serve_worker_main(const struct serve_state *st)
 		if (out_queue == NULL)
 			log_error("worker", "event=queue_start_failed error=%s", log_quote(error));
 	}
+	/* SPF on port 25: one resolver per loop (receive-spf.c) */
+	for (unsigned i = 0; cfg->mailauth.spf && cfg->port[LISTENER_SMTP] != 0 &&
+			     i < thread_count; i++) {
+		struct worker_thread *t = &threads[i];
+		t->dns = i == 0 && out_dns != NULL ? out_dns
+			: dns_resolver_new(t->base, cfg, &error);
+		if (t->dns == NULL)
+			log_error("worker", "event=spf_resolver_failed error=%s", log_quote(error));
+		else
+			t->spf = spf_dns_adapter_new(t->dns);
+		receive_spf_register(t->base, t->spf);
+	}
 	for (int k = 0; k < LISTENER_KIND_COUNT; k++)
 		smtp_listeners[k].queue = out_queue;
 	sendmail_listener.queue = out_queue;
@@ -304,6 +321,12 @@ void serve_worker_main(const struct serve_state *st)
 		pthread_join(threads[i].tid, NULL);
 	event_free(sig_term);
 	event_free(sig_quit);
+	receive_spf_unregister_all();
+	for (unsigned i = 0; i < thread_count; i++) {
+		spf_dns_adapter_free(&threads[i].spf);
+		if (threads[i].dns != out_dns)
+			dns_resolver_free(&threads[i].dns);
+	}
 	queue_stop(&out_queue);
 	dns_resolver_free(&out_dns);
 	threadpool_destroy(&pool);

@@ -103,6 +103,18 @@ struct dns_txt_result {
 	const char *error;
 };
 
+/* dns_ptr() result: the names an address maps back to (RFC 1035 3.5,
+ * RFC 3596 2.5), in text form as dns_name_from_wire() gives them. */
+struct dns_ptr_result {
+	enum dns_status status;
+	bool secure;
+	const char *const *names;
+	size_t count;
+	size_t malformed;         /* records that did not decode, left out */
+	const char *error;
+};
+
+typedef void dns_ptr_cb(const struct dns_ptr_result *res, void *ctx);
 typedef void dns_mx_cb(const struct dns_mx_result *res, void *ctx);
 typedef void dns_addr_cb(const struct dns_addr_result *res, void *ctx);
 typedef void dns_tlsa_cb(const struct dns_tlsa_result *res, void *ctx);
@@ -124,6 +136,19 @@ void dns_resolver_set_random(struct dns_resolver *r, dns_random_fn *rnd, void *c
 /* MX hosts of domain in delivery order, with implicit MX and null MX
  * handled (RFC 5321 5.1, RFC 7505). */
 struct dns_query *dns_mx(struct dns_resolver *r, const char *domain, dns_mx_cb *cb, void *ctx);
+/* MX hosts of domain as published, without implicit MX: for SPF's mx
+ * mechanism (RFC 7208 5.4), which never falls back to the domain's own
+ * address.  Like dns_mx() except that a domain without MX records gives
+ * DNS_NODATA (implicit is never set) and that hosts are the records as
+ * published, in preference order without shuffling and without merging a
+ * host listed twice (RFC 7208 4.6.4 counts records); "." entries are left
+ * out, and only "." is a null MX: DNS_NULL_MX with no hosts. */
+struct dns_query *dns_mx_explicit(struct dns_resolver *r, const char *domain, dns_mx_cb *cb,
+				  void *ctx);
+/* PTR records of the reverse-mapping name of addr (in-addr.arpa or
+ * ip6.arpa). */
+struct dns_query *dns_ptr(struct dns_resolver *r, const struct dns_address *addr,
+			  dns_ptr_cb *cb, void *ctx);
 /* A and AAAA records of host (queried in parallel; CNAMEs followed). */
 struct dns_query *dns_addresses(struct dns_resolver *r, const char *host,
 				enum dns_addr_order order, dns_addr_cb *cb, void *ctx);

@@ -1,4 +1,5 @@
-/* DNS answer handling: decode MX, TXT and TLSA rdata and order MX hosts.
+/* DNS answer handling: decode MX, TXT, PTR and TLSA rdata, order MX hosts,
+ * and build reverse-mapping names.
  *
  * Input is the rdata of one record as libunbound delivers it in
  * ub_result->data[i] / len[i]: names inside it are already decompressed
@@ -10,7 +11,8 @@
  * octets (RFC 1035 2.3.4) nor 63 octets per label (2.3.4); outputs go to
  * buffers with a hard maximum.
  *
- * RFCs: 1035 3.3.9 (MX), 3.3.14 (TXT), 5.1 (escapes); 6698 2.1 (TLSA);
+ * RFCs: 1035 3.3.9 (MX), 3.3.12 (PTR), 3.3.14 (TXT), 3.5 (in-addr.arpa), 5.1
+ * (escapes); 3596 2.5 (ip6.arpa); 6698 2.1 (TLSA);
  * 5321 5.1 (MX preference and random order among equals); 7505 (null MX). */
 #include "dns/rdata.h"
 
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 int dns_name_from_wire(const unsigned char *p, size_t len, size_t *used_r,
 		       struct buf *out, const char **error_r)
@@ -129,6 +132,39 @@ fail:
 	if (out->data != NULL)
 		out->data[start] = '\0';
 	return -1;
+}
+
+int dns_rdata_ptr(const unsigned char *p, size_t len, struct buf *out, const char **error_r)
+{
+	size_t start = out->len, used;
+
+	if (dns_name_from_wire(p, len, &used, out, error_r) < 0)
+		return -1;
+	if (used != len) {
+		out->len = start;
+		out->data[start] = '\0';
+		*error_r = "trailing bytes after the PTR name";
+		return -1;
+	}
+	return 0;
+}
+
+int dns_reverse_name(int family, const void *addr, struct buf *out)
+{
+	const unsigned char *a = addr;
+	static const char hex[] = "0123456789abcdef";
+
+	if (family == AF_INET)
+		return buf_printf(out, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]) < 0
+			? -1 : 0;
+	if (family != AF_INET6)
+		return -1;
+	for (int i = 15; i >= 0; i--) {
+		char nib[4] = { hex[a[i] & 15], '.', hex[a[i] >> 4], '.' };
+		if (buf_append(out, nib, 4) < 0)
+			return -1;
+	}
+	return buf_append_str(out, "ip6.arpa") < 0 ? -1 : 0;
 }
 
 int dns_rdata_tlsa(const unsigned char *p, size_t len, struct dns_tlsa_rr *rr,

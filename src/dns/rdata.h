@@ -1,7 +1,7 @@
-/* DNS answer handling without I/O: decode the rdata of MX, TXT and TLSA
+/* DNS answer handling without I/O: decode the rdata of MX, TXT, PTR and TLSA
  * records as libunbound hands it over (one record's rdata, names
  * uncompressed), turn wire-format names into text, and put MX hosts into
- * delivery order.
+ * delivery order; build the reverse-mapping name of an address.
  *
  * Everything here is pure (no resolver, no allocation a peer can grow past
  * a fixed cap) so that it can be unit tested and fuzzed: a DNS answer comes
@@ -62,6 +62,17 @@ int dns_rdata_mx(const unsigned char *p, size_t len, struct dns_mx_host *mx,
  * Appends to out (which may hold NUL bytes).  Returns 0, or -1 with
  * *error_r when a length runs past the rdata or the rdata is empty. */
 int dns_rdata_txt(const unsigned char *p, size_t len, struct buf *out, const char **error_r);
+
+/* PTR rdata (RFC 1035 3.3.12): one domain name, decoded as
+ * dns_name_from_wire() does and appended to out.  Returns 0, or -1 with
+ * *error_r (out unchanged); trailing bytes after the name are an error. */
+int dns_rdata_ptr(const unsigned char *p, size_t len, struct buf *out, const char **error_r);
+
+/* The reverse-mapping name of an address, appended to out: for AF_INET
+ * (addr: 4 bytes, network order) "D.C.B.A.in-addr.arpa" (RFC 1035 3.5),
+ * for AF_INET6 (16 bytes) the 32 nibbles in reverse order, lowercase,
+ * then "ip6.arpa" (RFC 3596 2.5).  Returns 0, or -1 for another family. */
+int dns_reverse_name(int family, const void *addr, struct buf *out);
 
 /* TLSA rdata (RFC 6698 2.1): usage, selector, matching type, data (at
  * least one byte).  Fills *rr (data malloc'd) or -1 with *error_r. */

@@ -5,7 +5,8 @@
  *
  * A dns_query is one caller-visible lookup made of up to two libunbound
  * queries ("subs") run in parallel: A and AAAA for addresses, MX then (for
- * implicit MX) AAAA and A.  Invariants:
+ * implicit MX, unless dns_mx_explicit() asked) AAAA and A; TXT, TLSA and
+ * PTR are one query each.  Invariants:
  *  - a query is in its resolver's list from creation until its callback
  *    has returned or it is cancelled; dns_resolver_free() cancels the rest;
  *  - the user callback runs exactly once, from the event loop, never from
@@ -38,13 +39,14 @@
 
 #define DNS_ROOT_KEY "/usr/share/dns/root.key"
 #define RR_A 1
+#define RR_PTR 12
 #define RR_MX 15
 #define RR_TXT 16
 #define RR_AAAA 28
 #define RR_TLSA 52
 #define RCODE_NXDOMAIN 3
 
-enum query_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT };
+enum query_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT, Q_PTR };
 
 struct dns_sub {
 	struct dns_query *q;
@@ -67,6 +69,7 @@ struct dns_query {
 		dns_addr_cb *addr;
 		dns_tlsa_cb *tlsa;
 		dns_txt_cb *txt;
+		dns_ptr_cb *ptr;
 	} cb;
 	void *ctx;
 	enum dns_addr_order order;
@@ -75,6 +78,7 @@ struct dns_query {
 	unsigned running;        /* subs in flight */
 	int phase;               /* Q_MX: 0 = MX, 1 = implicit MX addresses */
 	bool mx_secure;          /* Q_MX phase 1: the MX denial was validated */
+	bool mx_explicit;        /* Q_MX: no implicit MX (dns_mx_explicit) */
 	struct event *timer;     /* overall deadline */
 	struct event *later;     /* completes a query none of whose subs started */
 };
@@ -166,6 +170,12 @@ static int configure(struct dns_resolver *r, struct ub_ctx *ub, const struct con
 		}
 	} else if (strcmp(mode, "stub") == 0) {
 		bool root = false;
+		/* The stub servers are the authorities themselves: ask them the
+		 * full name at once.  Minimised queries for the names above it
+		 * would only add round trips, and a server that stays silent for
+		 * one such name would make every name below it time out. */
+		if ((err = ub_ctx_set_option(ub, "qname-minimisation:", "no")) != 0)
+			return ub_fail(ub, err, "cannot set qname-minimisation", "no", error_r);
 		for (unsigned i = 0; i < cfg->dns.stub_count; i++) {
 			const struct config_dns_stub *st = &cfg->dns.stub[i];
 			for (unsigned j = 0; j < st->server_count; j++) {
@@ -553,6 +563,34 @@ static void finish_mx(struct dns_query *q, struct dns_mx_result *out, struct dns
 		dns_mx_hosts_free(hosts, out->count);
 }
 
+/* dns_mx_explicit(): every record counts (RFC 7208 4.6.4 limits MX
+ * records, not distinct hosts), so none is merged; preference order
+ * (stable, no shuffle) for repeatable evaluations; "." entries dropped,
+ * only "." a null MX. */
+static enum dns_mx_order_result mx_as_published(struct dns_mx_host *hosts, size_t *count)
+{
+	size_t n = 0, total = *count;
+
+	for (size_t i = 0; i < total; i++) {
+		if (strcmp(hosts[i].name, ".") == 0) {
+			free(hosts[i].name);
+			continue;
+		}
+		struct dns_mx_host h = hosts[i];
+		size_t j = n;
+		while (j > 0 && hosts[j - 1].pref > h.pref) {
+			hosts[j] = hosts[j - 1];
+			j--;
+		}
+		hosts[j] = h;
+		n++;
+	}
+	*count = n;
+	if (n > 0)
+		return DNS_MX_ORDER_HOSTS;
+	return total > 0 ? DNS_MX_ORDER_NULL : DNS_MX_ORDER_EMPTY;
+}
+
 static void step_mx(struct dns_query *q)
 {
 	struct dns_mx_result out = { 0 };
@@ -564,7 +602,7 @@ static void step_mx(struct dns_query *q)
 		out.status = sub_status(s, &err);
 		out.secure = sub_secure(s);
 		out.error = err;
-		if (out.status == DNS_NODATA) {
+		if (out.status == DNS_NODATA && !q->mx_explicit) {
 			/* RFC 5321 5.1: no MX, so the domain itself if it has an address */
 			static const int types[] = { RR_AAAA, RR_A };
 			q->phase = 1;
@@ -585,7 +623,10 @@ static void step_mx(struct dns_query *q)
 			if (bad > 0)
 				log_warn("dns", "event=malformed-mx name=%s records=%zu",
 					 log_quote(q->name), bad);
-			switch (dns_mx_order(hosts, &count, q->r->rnd, q->r->rnd_ctx)) {
+			enum dns_mx_order_result order = q->mx_explicit
+				? mx_as_published(hosts, &count)
+				: dns_mx_order(hosts, &count, q->r->rnd, q->r->rnd_ctx);
+			switch (order) {
 			case DNS_MX_ORDER_HOSTS:
 				break;
 			case DNS_MX_ORDER_NULL:
@@ -798,6 +839,44 @@ static void step_txt(struct dns_query *q)
 	free(recs);
 }
 
+static void step_ptr(struct dns_query *q)
+{
+	struct dns_ptr_result out = { 0 };
+	struct dns_sub *s = &q->sub[0];
+	char **names = NULL;
+	const char *err;
+	size_t count = 0;
+
+	out.status = sub_status(s, &err);
+	out.error = err;
+	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	if (out.status == DNS_OK) {
+		const unsigned char *p;
+		size_t n;
+		names = xcalloc(rdata_count(s->res) + 1, sizeof(*names));
+		FOREACH_RDATA(s->res, i, p, n) {
+			struct buf b;
+			buf_init(&b, DNS_NAME_TEXT_MAX);
+			if (dns_rdata_ptr(p, n, &b, &err) < 0) {
+				buf_free(&b);
+				out.malformed++;
+				continue;
+			}
+			names[count++] = buf_steal(&b);
+		}
+	}
+	out.names = (const char *const *)names;
+	out.count = count;
+	log_debug("dns", "event=ptr name=%s status=%s secure=%s count=%zu", log_quote(q->name),
+		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	query_detach(q);
+	q->cb.ptr(&out, q->ctx);
+	query_destroy(q);
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
 /* Every sub of q has finished (or the deadline passed): report, or start
  * the next phase. */
 static void query_step(struct dns_query *q)
@@ -807,6 +886,7 @@ static void query_step(struct dns_query *q)
 	case Q_ADDR: step_addr(q); break;
 	case Q_TLSA: step_tlsa(q); break;
 	case Q_TXT: step_txt(q); break;
+	case Q_PTR: step_ptr(q); break;
 	}
 }
 
@@ -819,6 +899,35 @@ struct dns_query *dns_mx(struct dns_resolver *r, const char *domain, dns_mx_cb *
 	struct dns_query *q = query_new(r, Q_MX, domain, ctx);
 
 	q->cb.mx = cb;
+	subs_start(q, q->name, types, 1);
+	return q;
+}
+
+struct dns_query *dns_mx_explicit(struct dns_resolver *r, const char *domain, dns_mx_cb *cb,
+				  void *ctx)
+{
+	static const int types[] = { RR_MX };
+	struct dns_query *q = query_new(r, Q_MX, domain, ctx);
+
+	q->cb.mx = cb;
+	q->mx_explicit = true;
+	subs_start(q, q->name, types, 1);
+	return q;
+}
+
+struct dns_query *dns_ptr(struct dns_resolver *r, const struct dns_address *addr,
+			  dns_ptr_cb *cb, void *ctx)
+{
+	static const int types[] = { RR_PTR };
+	struct dns_query *q;
+	struct buf name;
+
+	buf_init(&name, DNS_NAME_TEXT_MAX);
+	if (dns_reverse_name(addr->family, &addr->addr, &name) < 0)
+		buf_append_str(&name, "invalid");   /* RFC 6761 6.4: answered NXDOMAIN */
+	q = query_new(r, Q_PTR, buf_cstr(&name), ctx);
+	buf_free(&name);
+	q->cb.ptr = cb;
 	subs_start(q, q->name, types, 1);
 	return q;
 }

@@ -997,6 +997,11 @@ static const struct key pop3_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key mailauth_keys[] = {
+	{ "spf", h_bool, OFF(mailauth.spf), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key imap_keys[] = {
 	{ "plaintext_auth_loopback", h_bool, OFF(imap.plaintext_auth_loopback), 0, 0, NULL, 0 },
 	/* per user and client address, as Dovecot counts them */
@@ -1251,6 +1256,7 @@ static const struct key root_keys[] = {
 	{ "log", h_group, 0, 0, 0, log_keys, 0 },
 	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
 	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
+	{ "mailauth", h_group, 0, 0, 0, mailauth_keys, 0 },
 	{ "dns", h_dns, 0, 0, 0, dns_keys, 0 },
 	{ "queue", h_group, 0, 0, 0, queue_keys, 0 },
 	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
@@ -1321,6 +1327,7 @@ static void config_set_defaults(struct config *cfg)
 	cfg->pop3.plaintext_auth_loopback = false;
 	cfg->imap.plaintext_auth_loopback = false;
 	cfg->imap.connections_per_user = 10;
+	cfg->mailauth.spf = true;
 	cfg->dns.mode = xstrdup("system");
 	cfg->dns.dnssec = true;
 	cfg->dns.timeout = 10;

@@ -89,6 +89,10 @@ struct config {
 						   address (Dovecot's mail_max_userip_connections);
 						   0 = no limit */
 	} imap;
+	/* inbound email authentication (group mailauth = { ... }; docs/spf.md) */
+	struct {
+		bool spf;                       /* check SPF on the MX port (true) */
+	} mailauth;
 	/* DNS resolver (group dns = { ... }; docs/dns-resolver.md) */
 	struct {
 		char *mode;                     /* "system" (default), "upstream" or "stub" */

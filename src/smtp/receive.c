@@ -31,9 +31,12 @@
  * are delivered and the sender gets a DSN (5.2.2, RFC 3464) for that user,
  * as Postfix does; when nobody would get it the reply stays 452 4.2.2 so
  * the client retries.  Submission keeps the 452 (the user sees it at once).
+ * SPF: on the MX port the message is checked first (receive-spf.c), which
+ * adds the Authentication-Results field or defers the message (451).
  * Invariant: a DSN is only stored after the message's own commit succeeded,
  * so a 451 and the client's retry never send it twice. */
 #include "smtp/receive.h"
+#include "smtp/receive-spf.h"
 #include "smtp/parse.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -564,7 +567,7 @@ static bool receive_sign(struct smtp_session *s, const struct buf *msg, const ch
 	return ret == 1;
 }
 
-static void receive_data(struct smtp_session *s, const struct buf *msg)
+static void receive_deliver(struct smtp_session *s, const struct buf *msg)
 {
 	const struct smtp_listener *l = smtp_session_listener(s);
 	const struct smtp_mail_params *m = smtp_session_mail(s);
@@ -750,6 +753,17 @@ reply:
 	buf_free(&signed_msg);
 	if (reply.code != 0)
 		smtp_session_data_done(s, &reply);
+}
+
+/* Port 25: SPF first (receive-spf.c), which goes on with the message
+ * carrying its Authentication-Results field, or defers it. */
+static void receive_data(struct smtp_session *s, const struct buf *msg)
+{
+	if (receive_spf_wanted(s)) {
+		receive_spf_check(s, msg, receive_deliver);
+		return;
+	}
+	receive_deliver(s, msg);
 }
 
 const struct smtp_hooks smtp_receive_hooks = {

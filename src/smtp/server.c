@@ -457,6 +457,7 @@ const struct smtp_listener *smtp_session_listener(struct smtp_session *s) { retu
 const char *smtp_session_id(struct smtp_session *s) { return s->c.id; }
 const char *smtp_session_ip(struct smtp_session *s) { return s->c.ip; }
 const char *smtp_session_msgid(struct smtp_session *s) { return s->msgid; }
+const char *smtp_session_helo(struct smtp_session *s) { return s->helo; }
 struct event_base *smtp_session_base(struct smtp_session *s) { return s->c.base; }
 int64_t smtp_session_user_id(struct smtp_session *s) { return s->user_id; }
 const char *smtp_session_user(struct smtp_session *s) { return s->user; }

@@ -94,6 +94,7 @@ const struct smtp_listener *smtp_session_listener(struct smtp_session *s);
 const char *smtp_session_id(struct smtp_session *s);        /* "0a1b2c3d" */
 const char *smtp_session_ip(struct smtp_session *s);        /* client IP (after PROXY) */
 const char *smtp_session_msgid(struct smtp_session *s);     /* this transaction's queue id */
+const char *smtp_session_helo(struct smtp_session *s);      /* HELO/EHLO name (sanitised), or NULL */
 struct event_base *smtp_session_base(struct smtp_session *s);
 /* The authenticated user, or 0 / NULL. */
 int64_t smtp_session_user_id(struct smtp_session *s);

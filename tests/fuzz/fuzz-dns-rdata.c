@@ -1,7 +1,7 @@
 /* Fuzz target: DNS answer handling (src/dns/rdata.c).  The input is a
  * list of records as libunbound hands them over, each a 2-byte big-endian
  * length and that many rdata bytes (the last one takes whatever is left).
- * Every record goes through the MX, TXT, TLSA and name decoders, each on
+ * Every record goes through the MX, TXT, TLSA, PTR and name decoders, each on
  * an exact-size copy so ASan sees any over-read; the MX hosts decoded are
  * then put into delivery order with a random source fed from the input,
  * and the order is checked: preferences ascending, no name twice, no ".". */
@@ -99,6 +99,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(rr.data);
 		}
 		check_name(rd, n);
+
+		struct buf ptr;
+		buf_init(&ptr, DNS_NAME_TEXT_MAX);
+		err = NULL;
+		if (dns_rdata_ptr(rd, n, &ptr, &err) == 0) {
+			if (ptr.len == 0 || strlen(buf_cstr(&ptr)) != ptr.len)
+				panic("bad PTR decode");
+		} else if (err == NULL || ptr.len != 0) {
+			panic("PTR error without a message, or output left behind");
+		}
+		buf_free(&ptr);
 		free(rd);
 	}
 

@@ -19,6 +19,17 @@ and puts its key-signing key's DS into the trust anchor file
 (dns.anchor_file); dnssec="wrong-key" signs it with one key but anchors a
 different one, so every answer from it is bogus.
 
+The zone "." (the root) may be served too, holding names anywhere.  A
+responder rule may cover one name only (exact=True) and only some query
+types (qtypes, or every type but except_qtypes); with relay=True the
+responder passes every query no rule covers to nsd and returns its answer,
+so one server address (dns.responder_port) can serve nsd's data with
+chosen names silent, as the SPF suite's TIMEOUT zone data needs:
+
+        dns.zone(".", ["example.com. TXT \"v=spf1 -all\""])
+        dns.responder("slow.example.com", "silent", exact=True, except_qtypes={16})
+        dns.relay = True
+
 Invariants: only 127.0.0.1 and ports in 20000-32767 are used (never 53);
 nsd runs in the foreground as a child of the test (no chroot, no user
 switch, its own pid file and state under a temporary folder) and stop() -
@@ -98,11 +109,15 @@ def _in_zone(name, zone):
 
 class _Responder:
     """Answers every query for its zones with rcode (SERVFAIL=2,
-    REFUSED=5) or not at all ("silent"), over UDP and TCP."""
+    REFUSED=5) or not at all ("silent"), over UDP and TCP.  rules
+    [(name, action, exact, qtypes, except_qtypes)] are checked first;
+    with relay_port, queries nothing covers go to nsd there."""
 
     def __init__(self, port):
         self.port = port
         self.zones = {}           # zone -> "servfail" | "refused" | "silent"
+        self.rules = []
+        self.relay_port = None
         self.queries = 0
         self._stop = threading.Event()
         self._threads = []
@@ -115,7 +130,30 @@ class _Responder:
         self.tcp.listen(16)
         self.tcp.settimeout(0.2)
 
-    def answer(self, msg):
+    def _relay(self, msg, tcp):
+        """nsd's reply to msg (over TCP when the query came that way)."""
+        kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET, kind)
+        s.settimeout(2)
+        try:
+            if not tcp:
+                s.sendto(msg, ("127.0.0.1", self.relay_port))
+                return s.recv(65535)
+            s.connect(("127.0.0.1", self.relay_port))
+            s.sendall(struct.pack("!H", len(msg)) + msg)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+                chunk = s.recv(65535)
+                if not chunk:
+                    return None
+                data += chunk
+            return data[2:2 + struct.unpack("!H", data[:2])[0]]
+        except OSError:
+            return None
+        finally:
+            s.close()
+
+    def answer(self, msg, tcp=False):
         """The reply to msg, or None to stay silent."""
         if len(msg) < 12:
             return None
@@ -123,11 +161,25 @@ class _Responder:
         if name is None or qend > len(msg):
             return None
         self.queries += 1
-        action = "refused"
-        for zone, act in self.zones.items():
-            if _in_zone(name, zone):
-                action = act
-                break
+        qtype = struct.unpack("!H", msg[qend - 4:qend - 2])[0]
+        action = None
+        for rname, act, exact, qtypes, except_qtypes in self.rules:
+            if not (name == rname if exact else _in_zone(name, rname)):
+                continue
+            if qtypes is not None and qtype not in qtypes:
+                continue
+            if except_qtypes is not None and qtype in except_qtypes:
+                continue
+            action = act
+            break
+        if action is None:
+            for zone, act in self.zones.items():
+                if _in_zone(name, zone):
+                    action = act
+                    break
+        if action is None and self.relay_port is not None:
+            return self._relay(msg, tcp)
+        action = action or "refused"
         if action == "silent":
             return None
         rcode = 2 if action == "servfail" else 5
@@ -163,7 +215,7 @@ class _Responder:
                     if not chunk:
                         return
                     msg += chunk
-                reply = self.answer(msg)
+                reply = self.answer(msg, tcp=True)
                 if reply is None:
                     # silent: hold the connection until the client gives up
                     self._stop.wait(5)
@@ -214,6 +266,8 @@ class TestDNS:
         self.zones = {}           # name -> records
         self.signed = {}          # name -> True | "wrong-key"
         self.responder_zones = {}
+        self.responder_rules = []
+        self.relay = False        # the responder passes unmatched queries to nsd
         self.proc = None
         self._responder = None
         atexit.register(self.stop)
@@ -227,17 +281,29 @@ class TestDNS:
             self.signed[name] = dnssec
         return self
 
-    def responder(self, zone, action):
-        """Send zone to the responder: "servfail", "refused" or "silent"."""
+    def responder(self, zone, action, exact=False, qtypes=None, except_qtypes=None):
+        """Send zone to the responder: "servfail", "refused" or "silent".
+        exact: the name itself only, not the names below it; qtypes /
+        except_qtypes: only these query types / every type but these (the
+        others are not covered: relayed to nsd with relay=True).  Rules
+        with any of these options do not add a stub zone of their own."""
         if action not in ("servfail", "refused", "silent"):
             raise ValueError(action)
-        self.responder_zones[zone.strip(".").lower()] = action
+        name = zone.strip(".").lower()
+        if exact or qtypes is not None or except_qtypes is not None:
+            self.responder_rules.append((name, action, exact,
+                                         None if qtypes is None else set(qtypes),
+                                         None if except_qtypes is None else set(except_qtypes)))
+        else:
+            self.responder_zones[name] = action
         return self
 
     def _zone_text(self, name, records):
-        lines = ["$ORIGIN %s." % name, "$TTL 300",
-                 "@ IN SOA ns1.%s. hostmaster.%s. 1 3600 600 86400 300" % (name, name),
-                 "@ IN NS ns1.%s." % name,
+        origin = name + "." if name else "."      # "" is the root zone
+        lines = ["$ORIGIN %s" % origin, "$TTL 300",
+                 "@ IN SOA ns1.%s hostmaster.%s 1 3600 600 86400 300" % (origin.lstrip("."),
+                                                                         origin.lstrip(".")),
+                 "@ IN NS ns1.%s" % origin.lstrip("."),
                  "ns1 IN A 127.0.0.1"]
         lines += records
         return "\n".join(lines) + "\n"
@@ -289,12 +355,12 @@ class TestDNS:
             "  control-enable: no",
         ]
         for name, records in sorted(self.zones.items()):
-            path = os.path.join(self.dir, name + ".zone")
+            path = os.path.join(self.dir, (name or "root") + ".zone")
             with open(path, "w") as f:
                 f.write(self._zone_text(name, records))
             if name in self.signed:
                 path = self._sign(name, path, self.signed[name])
-            conf += ["zone:", "  name: \"%s\"" % name, "  zonefile: \"%s\"" % path]
+            conf += ["zone:", "  name: \"%s\"" % (name or "."), "  zonefile: \"%s\"" % path]
         conf_path = os.path.join(self.dir, "nsd.conf")
         with open(conf_path, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -305,6 +371,9 @@ class TestDNS:
             self._wait_ready(timeout)
         self._responder = _Responder(self.responder_port)
         self._responder.zones = dict(self.responder_zones)
+        self._responder.rules = list(self.responder_rules)
+        if self.relay:
+            self._responder.relay_port = self.port
         self._responder.start()
         return self
 
@@ -313,7 +382,8 @@ class TestDNS:
         qid = self._rnd.randrange(65536)
         q = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0)
         for label in name.strip(".").split("."):
-            q += bytes([len(label)]) + label.encode()
+            if label:
+                q += bytes([len(label)]) + label.encode()
         q += b"\x00" + struct.pack("!HH", qtype, 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(0.3)
@@ -379,7 +449,7 @@ class TestDNS:
     # ---- Tern configuration ------------------------------------------
     def stubs(self):
         """[(zone, "127.0.0.1@PORT")] for every zone served."""
-        out = [(z, "127.0.0.1@%d" % self.port) for z in sorted(self.zones)]
+        out = [(z or ".", "127.0.0.1@%d" % self.port) for z in sorted(self.zones)]
         out += [(z, "127.0.0.1@%d" % self.responder_port) for z in sorted(self.responder_zones)]
         return out
 

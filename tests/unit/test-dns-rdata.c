@@ -1,6 +1,7 @@
-/* Unit tests for src/dns/rdata.c: wire names to text, MX, TXT and TLSA
- * rdata (every truncation of a valid record must be refused, never
+/* Unit tests for src/dns/rdata.c: wire names to text, MX, TXT, PTR and
+ * TLSA rdata (every truncation of a valid record must be refused, never
  * over-read), and MX delivery order with an injected random source. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,12 +274,76 @@ static void test_mx_order(void)
 	CHECK(dns_mx_order(NULL, &n, NULL, NULL) == DNS_MX_ORDER_EMPTY);
 }
 
+static void test_ptr(void)
+{
+	unsigned char w[300];
+	struct buf b;
+	const char *err = NULL;
+	size_t n;
+
+	buf_init(&b, DNS_NAME_TEXT_MAX);
+	n = wire_name("Mail.Example.COM", w);
+	CHECK(dns_rdata_ptr(w, n, &b, &err) == 0);
+	CHECK_STR(buf_cstr(&b), "mail.example.com");
+	/* appended after what out held */
+	CHECK(dns_rdata_ptr(w, n, &b, &err) == 0);
+	CHECK_STR(buf_cstr(&b), "mail.example.commail.example.com");
+	/* every truncation is refused and leaves out as it was */
+	for (size_t k = 0; k < n; k++) {
+		buf_reset(&b);
+		buf_append_str(&b, "x");
+		unsigned char *cut = xmalloc(k > 0 ? k : 1);
+		memcpy(cut, w, k);
+		err = NULL;
+		CHECK(dns_rdata_ptr(cut, k, &b, &err) < 0);
+		CHECK(err != NULL);
+		CHECK_STR(buf_cstr(&b), "x");
+		free(cut);
+	}
+	/* trailing bytes after the name */
+	w[n] = 7;
+	buf_reset(&b);
+	CHECK(dns_rdata_ptr(w, n + 1, &b, &err) < 0);
+	CHECK(strstr(err, "trailing") != NULL);
+	CHECK(b.len == 0);
+	/* a compression pointer is not followed */
+	static const unsigned char ptr[] = { 3, 'f', 'o', 'o', 0xc0, 0x0c };
+	CHECK(dns_rdata_ptr(ptr, sizeof(ptr), &b, &err) < 0);
+	buf_free(&b);
+}
+
+static void test_reverse_name(void)
+{
+	struct buf b;
+	unsigned char a4[4], a6[16];
+
+	buf_init(&b, DNS_NAME_TEXT_MAX);
+	inet_pton(AF_INET, "192.0.2.10", a4);
+	CHECK(dns_reverse_name(AF_INET, a4, &b) == 0);
+	CHECK_STR(buf_cstr(&b), "10.2.0.192.in-addr.arpa");
+	buf_reset(&b);
+	/* RFC 3596 2.5's example address */
+	inet_pton(AF_INET6, "4321:0:1:2:3:4:567:89ab", a6);
+	CHECK(dns_reverse_name(AF_INET6, a6, &b) == 0);
+	CHECK_STR(buf_cstr(&b), "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.0.0.1.2.3.4.ip6.arpa");
+	buf_reset(&b);
+	inet_pton(AF_INET6, "CAFE:BABE::1", a6);
+	CHECK(dns_reverse_name(AF_INET6, a6, &b) == 0);
+	CHECK_STR(buf_cstr(&b), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.e.b.a.b.e.f.a.c.ip6.arpa");
+	buf_reset(&b);
+	CHECK(dns_reverse_name(AF_UNIX, a6, &b) < 0);
+	CHECK(b.len == 0);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	RUN(test_name);
 	RUN(test_mx);
 	RUN(test_txt);
 	RUN(test_tlsa);
+	RUN(test_ptr);
+	RUN(test_reverse_name);
 	RUN(test_mx_order);
 	return unit_summary("dns-rdata");
 }

@@ -4,6 +4,7 @@
  * once, cancelled queries never call back, the deadline is kept, and
  * freeing the resolver with queries in flight is clean.  The stub server
  * is a closed loopback port, so nothing is ever sent off the machine. */
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,76 @@ static void test_resolver(void)
 	event_base_free(base);
 }
 
+static void on_ptr(const struct dns_ptr_result *res, void *ctx)
+{
+	struct seen *s = ctx;
+	s->calls++;
+	s->status = res->status;
+	snprintf(s->error, sizeof(s->error), "%s", res->error != NULL ? res->error : "");
+}
+
+/* dns_ptr() and dns_mx_explicit() keep the same contract: never called
+ * back inside the call, names outside the stub zones refused from the
+ * loop, the deadline kept, cancellation silent. */
+static void test_ptr_and_explicit_mx(void)
+{
+	char *err = NULL;
+	const char *error = NULL;
+	struct event_base *base = event_base_new();
+	struct config *cfg = parse("hostname = \"mx.example.test\";\n"
+				   "dns = { mode = \"stub\"; timeout = 1; stub = (\n"
+				   "  { zone = \"example.test\"; servers = [ \"127.0.0.1@1\" ]; },\n"
+				   "  { zone = \"2.0.192.in-addr.arpa\"; servers = [ \"127.0.0.1@1\" ]; } ); };\n",
+				   &err);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		free(err);
+		event_base_free(base);
+		return;
+	}
+	struct dns_resolver *r = dns_resolver_new(base, cfg, &error);
+	CHECK(r != NULL);
+	if (r == NULL) {
+		config_free(&cfg);
+		event_base_free(base);
+		return;
+	}
+	struct dns_address in = { .family = AF_INET }, out6 = { .family = AF_INET6 };
+	inet_pton(AF_INET, "192.0.2.7", &in.addr.v4);
+	inet_pton(AF_INET6, "2001:db8::1", &out6.addr.v6);
+
+	/* 1.0...8.b.d.0.1.0.0.2.ip6.arpa is outside the stub zones */
+	struct seen outside = { 0 }, timed = { 0 }, mx = { 0 }, cancelled = { 0 };
+	CHECK(dns_ptr(r, &out6, on_ptr, &outside) != NULL);
+	CHECK(dns_ptr(r, &in, on_ptr, &timed) != NULL);
+	CHECK(dns_mx_explicit(r, "example.test", on_mx, &mx) != NULL);
+	struct dns_query *q = dns_ptr(r, &in, on_ptr, &cancelled);
+	CHECK(outside.calls == 0 && timed.calls == 0 && mx.calls == 0);
+	CHECK(dns_resolver_pending(r) == 4);
+	dns_cancel(&q);
+	CHECK(q == NULL);
+	run_for(base, 0.2);
+	CHECK(outside.calls == 1);
+	CHECK(outside.status == DNS_TEMPFAIL);
+	CHECK(strstr(outside.error, "outside") != NULL);
+	time_t start = time(NULL);
+	run_for(base, 2.5);
+	CHECK(timed.calls == 1 && timed.status == DNS_TEMPFAIL);
+	CHECK(mx.calls == 1 && mx.status == DNS_TEMPFAIL);
+	CHECK(cancelled.calls == 0);
+	CHECK(time(NULL) - start <= 3);
+	CHECK(dns_resolver_pending(r) == 0);
+
+	/* freed with a PTR query in flight: no callback */
+	struct seen left = { 0 };
+	dns_ptr(r, &in, on_ptr, &left);
+	dns_resolver_free(&r);
+	run_for(base, 0.1);
+	CHECK(left.calls == 0);
+	config_free(&cfg);
+	event_base_free(base);
+}
+
 static void test_status_names(void)
 {
 	CHECK_STR(dns_status_name(DNS_OK), "ok");
@@ -255,6 +326,7 @@ int main(void)
 	log_set_level(LOG_LEVEL_ERROR);
 	RUN(test_config);
 	RUN(test_resolver);
+	RUN(test_ptr_and_explicit_mx);
 	RUN(test_status_names);
 	return unit_summary("dns-resolver");
 }
