@@ -12,6 +12,7 @@ Tern, with curl and Python's http.client/urllib:
 
 The server's certificate is made here with openssl for mail.example.test,
 mta-sts.example.test and 127.0.0.1, and every client verifies it."""
+import hashlib
 import http.client
 import os
 import signal
@@ -104,6 +105,10 @@ def test_policy_curl(web):
     assert head.startswith("http/1.1 200")
     assert "content-type: text/plain\r\n" in head
     assert "server:" not in head
+    # the id to publish is logged, and is the SHA-256 of the served text
+    want = hashlib.sha256(POLICY).hexdigest()[:32]
+    assert "event=mta_sts_policy mode=testing mx_count=1 max_age=604800 id=%s" % want \
+        in web.log()
 
 
 def test_policy_host_forms(web):
