@@ -98,7 +98,7 @@ void http_listener_init(struct http_listener *l, const char *name, bool tls,
 		/* the id to publish in _mta-sts TXT records (docs/http.md) */
 		char id[HTTP_MTA_STS_ID_LEN + 1];
 		http_mta_sts_id(cfg, id);
-		log_info("http", "event=mta_sts_policy mode=%s mx_count=%u max_age=%u id=%s",
+		log_info("http", "event=mta_sts_published mode=%s mx_count=%u max_age=%u id=%s",
 			 cfg->mta_sts.mode, cfg->mta_sts.mx_count > 0 ? cfg->mta_sts.mx_count : 1,
 			 cfg->mta_sts.max_age, id);
 	}

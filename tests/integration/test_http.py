@@ -107,7 +107,7 @@ def test_policy_curl(web):
     assert "server:" not in head
     # the id to publish is logged, and is the SHA-256 of the served text
     want = hashlib.sha256(POLICY).hexdigest()[:32]
-    assert "event=mta_sts_policy mode=testing mx_count=1 max_age=604800 id=%s" % want \
+    assert "event=mta_sts_published mode=testing mx_count=1 max_age=604800 id=%s" % want \
         in web.log()
 
 
