@@ -336,7 +336,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (evcon != NULL && !conn_admit(s, evcon, ip)) {
 		log_info("http", "listener=%s ip=%s event=refused reason=\"too many connections\"",
 			 s->l->name, ip);
-		reply(s, req, 503, "Service Unavailable", "too many connections\n", 21, true);
+		reply(s, req, 503, "Service Unavailable", "too many connections\n",
+		      strlen("too many connections\n"), true);
 		return;
 	}
 	if (path == NULL)
