@@ -61,6 +61,7 @@ case ${DATA:-data} in /*) ;; *) DATA=$PWD/$DIR/${DATA:-data} ;; esac
 SMTP=$((25 + OFFSET)); SUB=$((587 + OFFSET)); SUBS=$((465 + OFFSET))
 POP3=$((110 + OFFSET)); POP3S=$((995 + OFFSET))
 IMAP=$((143 + OFFSET)); IMAPS=$((993 + OFFSET))
+HTTP=$((80 + OFFSET)); HTTPS=$((443 + OFFSET))
 
 cat <<EOF
 
@@ -73,6 +74,8 @@ cat <<EOF
   POP3 (TLS)         127.0.0.1:$POP3S   implicit TLS
   IMAP               127.0.0.1:$IMAP   STARTTLS, then LOGIN or AUTHENTICATE
   IMAP (TLS)         127.0.0.1:$IMAPS   implicit TLS
+  HTTP               127.0.0.1:$HTTP   /health; everything else redirects to HTTPS
+  HTTPS              127.0.0.1:$HTTPS   MTA-STS policy of $DOMAIN, /health
   user               $USER
   password           $PASSWORD
 
@@ -91,6 +94,11 @@ cat <<EOF
   above), or look with curl:
     curl -k imaps://127.0.0.1:$IMAPS/INBOX -u '$USER:$PASSWORD'
     curl -k pop3s://127.0.0.1:$POP3S/ -u '$USER:$PASSWORD'
+
+  The MTA-STS policy other servers would fetch for $DOMAIN (docs/http.md):
+    curl -k --resolve mta-sts.$DOMAIN:$HTTPS:127.0.0.1 \\
+         https://mta-sts.$DOMAIN:$HTTPS/.well-known/mta-sts.txt
+  and the health check:  curl http://127.0.0.1:$HTTP/health
 
   Stored messages land under $DATA/, one file per copy
   (layout: docs/storage.md):  find $DATA -type f

@@ -209,8 +209,12 @@ int cli_init(int argc, char **argv)
 	       "  tern user add you@example.com        (asks for the password)\n"
 	       "  tern serve\n"
 	       "Publish an MX record for your domains pointing at %s, and replace\n"
-	       "the self-signed certificate with one from a CA (docs/configuration.md).\n",
-	       conf, conf, hostname);
+	       "the self-signed certificate with one from a CA (docs/tls.md) naming\n"
+	       "%s and mta-sts.DOMAIN for each domain.\n"
+	       "Web endpoints (docs/http.md), once the server runs:\n"
+	       "  https://mta-sts.DOMAIN/.well-known/mta-sts.txt   MTA-STS policy (listen.https)\n"
+	       "  /health on http and https                        200 ok while the store answers\n",
+	       conf, conf, hostname, hostname);
 	ret = CLI_OK;
 out:
 	free(hostname);

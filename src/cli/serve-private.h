@@ -31,7 +31,7 @@ static inline int serve_kind_implemented(enum listener_kind k)
 {
 	return k == LISTENER_SMTP || k == LISTENER_SUBMISSION || k == LISTENER_SUBMISSIONS ||
 	       k == LISTENER_POP3 || k == LISTENER_POP3S || k == LISTENER_IMAP ||
-	       k == LISTENER_IMAPS;
+	       k == LISTENER_IMAPS || k == LISTENER_HTTP || k == LISTENER_HTTPS;
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include "cli/sendmail.h"
 #include "auth/auth.h"
 #include "dns/dns.h"
+#include "http/http.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
@@ -50,6 +51,7 @@ struct worker_thread {
 	struct evconnlistener **listeners;
 	unsigned listener_count;
 	struct event *stop_timer;
+	struct http_server *http[2];   /* evhttp for the http and https sockets */
 	bool stopping;
 	bool immediate;
 };
@@ -68,6 +70,7 @@ static struct smtp_listener smtp_listeners[LISTENER_KIND_COUNT];
 static struct pop3_listener pop3_listeners[LISTENER_KIND_COUNT];
 static struct imap_listener imap_listeners[LISTENER_KIND_COUNT];
 static struct smtp_listener sendmail_listener;
+static struct http_listener http_listeners[2];   /* http, https */
 static struct accept_ctx *accept_ctxs;
 static atomic_int stop_mode;   /* 0 running, 1 stop, 2 retire */
 static atomic_uint threads_listening;
@@ -108,8 +111,11 @@ static void stop_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd; (void)what;
 	struct worker_thread *t = arg;
 	if (smtp_sessions_count() == 0 && pop3_sessions_count() == 0 &&
-	    imap_sessions_count() == 0)
+	    imap_sessions_count() == 0 && http_connections_count() == 0) {
+		http_server_free(&t->http[0]);
+		http_server_free(&t->http[1]);
 		event_base_loopexit(t->base, NULL);
+	}
 }
 
 static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
@@ -125,6 +131,8 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 		for (unsigned i = 0; i < t->listener_count; i++)
 			evconnlistener_free(t->listeners[i]);
 		t->listener_count = 0;
+		http_server_stop_accepting(t->http[0]);
+		http_server_stop_accepting(t->http[1]);
 		listeners_closed_by_thread();
 		t->stop_timer = event_new(t->base, -1, EV_PERSIST, stop_tick, t);
 		event_add(t->stop_timer, &tick);
@@ -133,6 +141,10 @@ static void thread_begin_stop(evutil_socket_t fd, short what, void *arg)
 		smtp_sessions_drain(t->base, t->immediate);
 		pop3_sessions_drain(t->base, t->immediate);
 		imap_sessions_drain(t->base, t->immediate);
+		/* HTTP answers are synchronous: nothing is left to finish but
+		 * responses still being flushed and idle keep-alive connections */
+		http_server_free(&t->http[0]);
+		http_server_free(&t->http[1]);
 	}
 }
 
@@ -237,6 +249,9 @@ void serve_worker_main(const struct serve_state *st)
 		im->pool = pool;
 	}
 
+	http_listener_init(&http_listeners[0], "http", false, cfg, NULL, store);
+	http_listener_init(&http_listeners[1], "https", true, cfg, st->tls, store);
+
 	/* local submission: a submission session whose user comes from the
 	 * peer's uid (serve-sendmail.c); no TLS on a local socket */
 	sendmail_listener = smtp_listeners[LISTENER_SUBMISSION];
@@ -263,6 +278,17 @@ void serve_worker_main(const struct serve_state *st)
 		t->listeners = xcalloc(st->sock_count + 1, sizeof(*t->listeners));
 		for (unsigned j = 0; j < st->sock_count; j++) {
 			struct accept_ctx *a = &accept_ctxs[i * (st->sock_count + 1) + j];
+			enum listener_kind kind = st->socks[j].kind;
+			if (!st->socks[j].local && (kind == LISTENER_HTTP || kind == LISTENER_HTTPS)) {
+				int h = kind == LISTENER_HTTPS;
+				if (t->http[h] == NULL)
+					t->http[h] = http_server_create(&http_listeners[h], t->base, &error);
+				if (t->http[h] == NULL ||
+				    http_server_add_socket(t->http[h], st->socks[j].fd, &error) < 0)
+					log_error("worker", "event=http_listen_failed listener=%s error=%s",
+						  listener_kind_name(kind), log_quote(error));
+				continue;
+			}
 			a->smtp = &smtp_listeners[st->socks[j].kind];
 			if (st->socks[j].local) {
 				a->smtp = &sendmail_listener;
@@ -319,6 +345,12 @@ void serve_worker_main(const struct serve_state *st)
 	event_base_dispatch(threads[0].base);
 	for (unsigned i = 1; i < thread_count; i++)
 		pthread_join(threads[i].tid, NULL);
+	for (unsigned i = 0; i < thread_count; i++) {
+		http_server_free(&threads[i].http[0]);
+		http_server_free(&threads[i].http[1]);
+	}
+	http_listener_clear(&http_listeners[0]);
+	http_listener_clear(&http_listeners[1]);
 	event_free(sig_term);
 	event_free(sig_quit);
 	receive_spf_unregister_all();

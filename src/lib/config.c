@@ -504,7 +504,8 @@ static int h_addresses(struct parse_ctx *p, const config_setting_t *s, char **ds
 		n = (unsigned)config_setting_length(s);
 	} else {
 		fail(p, s, "%s must be a list of strings like [ \"%s\" ], not %s", name,
-		     what[0] == 'I' ? "0.0.0.0" : "10.0.0.0/8", type_name(s));
+		     what[0] == 'I' ? "0.0.0.0" : strstr(what, "MX") != NULL ? "mail.example.com"
+		     : "10.0.0.0/8", type_name(s));
 		goto out;
 	}
 	if (n == 0 && !allow_empty) {
@@ -1243,6 +1244,36 @@ static const struct key tlsrpt_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static int h_mta_sts_mode(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const choices[] = { "testing", "enforce", "none", NULL };
+	return h_choice(p, s, k, choices, &p->cfg->mta_sts.mode);
+}
+
+/* An mx pattern of RFC 8461 3.2: a host name, or "*." and a host name */
+static bool mta_sts_mx_valid(const char *v)
+{
+	if (strncmp(v, "*.", 2) == 0)
+		v += 2;
+	return hostname_valid(v) && strchr(v, '.') != NULL;
+}
+
+static int h_mta_sts_mx(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	(void)k;
+	return h_addresses(p, s, p->cfg->mta_sts.mx, &p->cfg->mta_sts.mx_count,
+			   CONFIG_MAX_MTA_STS_MX, mta_sts_mx_valid,
+			   "an MX host name like \"mail.example.com\" or \"*.example.com\"", true);
+}
+
+/* RFC 8461 3.2: max_age at most 31557600; below a day makes little sense */
+static const struct key mta_sts_policy_keys[] = {
+	{ "mode", h_mta_sts_mode, 0, 1, 0, NULL, 0 },
+	{ "mx", h_mta_sts_mx, 0, 0, 0, NULL, 0 },
+	{ "max_age", h_unsigned, OFF(mta_sts.max_age), 86400, 31557600, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key root_keys[] = {
 	{ "hostname", h_hostname, 0, 1, 0, NULL, 0 },
 	{ "user", h_user, 0, 1, 0, NULL, 0 },
@@ -1262,6 +1293,7 @@ static const struct key root_keys[] = {
 	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
 	{ "sendmail", h_group, 0, 0, 0, sendmail_keys, 0 },
 	{ "tlsrpt", h_group, 0, 0, 0, tlsrpt_keys, 0 },
+	{ "mta_sts", h_group, 0, 0, 0, mta_sts_policy_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1348,6 +1380,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->tlsrpt.send_hour = 1;
 	cfg->tlsrpt.keep_days = 14;
 	cfg->tlsrpt.timeout = 30;
+	cfg->mta_sts.mode = xstrdup("testing");
+	cfg->mta_sts.max_age = 604800;
 }
 
 /* Absolute form of the directory holding path (realpath when it exists). */
@@ -1537,6 +1571,9 @@ void config_free(struct config **cfgp)
 	free(cfg->tlsrpt.contact);
 	free(cfg->tlsrpt.sender);
 	free(cfg->tlsrpt.ca_file);
+	free(cfg->mta_sts.mode);
+	for (unsigned i = 0; i < cfg->mta_sts.mx_count; i++)
+		free(cfg->mta_sts.mx[i]);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -1705,10 +1742,24 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"  max_age = 21;                # days a bounce address stays valid\n"
 		"};\n"
 		"\n"
+		"# The MTA-STS policy (RFC 8461) served to other mail servers at\n"
+		"# https://mta-sts.DOMAIN/.well-known/mta-sts.txt for every local domain\n"
+		"# (docs/http.md).  It takes effect once the _mta-sts TXT record of the\n"
+		"# domain is published (`tern dns records DOMAIN`).  mode: \"testing\"\n"
+		"# (senders report failures but still deliver), \"enforce\" (senders\n"
+		"# refuse MX hosts without a valid certificate for their name) or\n"
+		"# \"none\".  mx: the MX host names senders may use (\"*.example.com\"\n"
+		"# allowed); default: hostname.  max_age: seconds senders keep the policy.\n"
+		"mta_sts = {\n"
+		"  mode = \"testing\";\n"
+		"  # mx = [ \"%s\" ];\n"
+		"  max_age = 604800;\n"
+		"};\n"
+		"\n"
 		"log = {\n"
 		"  level = \"info\";              # \"debug\", \"info\", \"warn\" or \"error\"\n"
 		"  syslog = false;              # true: to syslog (mail facility) instead of stderr\n"
-		"};\n");
+		"};\n", hostname);
 }
 
 int config_write_template_user(const char *path, const char *hostname, const char *user,

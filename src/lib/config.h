@@ -37,6 +37,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_ROUTES 64
 #define CONFIG_MAX_RATE_LIMITS 64
 #define CONFIG_MAX_SENDMAIL_USERS 256
+#define CONFIG_MAX_MTA_STS_MX 16
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -190,6 +191,15 @@ struct config {
 		} users[CONFIG_MAX_SENDMAIL_USERS];
 		unsigned user_count;
 	} sendmail;
+	/* the MTA-STS policy this server publishes for its domains over HTTPS
+	   (group mta_sts = { ... }; docs/http.md, RFC 8461 3.2) */
+	struct {
+		char *mode;                     /* "testing" (default), "enforce" or "none" */
+		char *mx[CONFIG_MAX_MTA_STS_MX];  /* mx patterns ("mail.example.com",
+						   "*.example.com"); none given = hostname */
+		unsigned mx_count;
+		unsigned max_age;               /* seconds (604800, one week) */
+	} mta_sts;
 };
 
 /* Parse path into a new config.  On error returns NULL and sets *error_r
