@@ -804,6 +804,8 @@ static void test_many_signatures(void)
 	}
 	/* destroyed with answers outstanding: with cancel, and without */
 	z.async = true;
+	for (size_t i = 0; i < z.nq; i++)
+		free(z.q[i].name);
 	z.nq = 0;
 	struct dkim_verify *v = dkim_verify_create(NULL);
 	struct dkim_dns dns = { &z, z_txt, z_cancel };
