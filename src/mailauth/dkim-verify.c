@@ -421,6 +421,11 @@ void dkim_verify_finish(struct dkim_verify *v, const struct dkim_dns *dns,
 		if (vs->decided)
 			continue;
 		char *name = xasprintf("%s._domainkey.%s", vs->sig->selector, vs->sig->domain);
+		if (strlen(name) > 253) {
+			decide(vs, DKIM_RESULT_PERMERROR, "key name too long");
+			free(name);
+			continue;
+		}
 		vs->query_pending = true;
 		v->pending++;
 		dns->txt(dns->ctx, name, on_answer, vs);

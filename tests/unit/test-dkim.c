@@ -736,6 +736,16 @@ static void test_results(void)
 	check_one(v, &r, DKIM_RESULT_NEUTRAL, "unknown algorithm");
 	dkim_verify_destroy(&v);
 	free(m2);
+	char *longsel = xasprintf("s=%s.%s.%s.%s;", "a123456789012345678901234567890123456789012345678901234567",
+				  "b123456789012345678901234567890123456789012345678901234567",
+				  "c123456789012345678901234567890123456789012345678901234567",
+				  "d123456789012345678901234567890123456789012345678901234567");
+	m2 = replace(m, "s=rsa;", longsel);
+	free(longsel);
+	v = verify(&z, m2, strlen(m2), now, 0, &r);
+	check_one(v, &r, DKIM_RESULT_PERMERROR, "key name too long");
+	dkim_verify_destroy(&v);
+	free(m2);
 	m2 = replace(m, "v=1;", "v=1; v=1;");
 	v = verify(&z, m2, strlen(m2), now, 0, &r);
 	check_one(v, &r, DKIM_RESULT_PERMERROR, "duplicate tag");
