@@ -128,22 +128,15 @@ static void bc_line_content(struct dkim_body_canon *bc)
 	bc->line_empty = false;
 }
 
-static void bc_byte(struct dkim_body_canon *bc, char c)
+/* A run of bytes of one line that holds no CR, LF, nor (relaxed) blank. */
+static void bc_run(struct dkim_body_canon *bc, const char *p, size_t n)
 {
-	if (bc->canon == DKIM_CANON_RELAXED) {
-		if (is_wsp(c)) {
-			bc->pending_blank = true;
-			return;
-		}
-		bc_line_content(bc);
-		if (bc->pending_blank) {
-			bc_put(bc, " ", 1);
-			bc->pending_blank = false;
-		}
-	} else {
-		bc_line_content(bc);
+	bc_line_content(bc);
+	if (bc->pending_blank) {
+		bc_put(bc, " ", 1);
+		bc->pending_blank = false;
 	}
-	bc_put(bc, &c, 1);
+	bc_put(bc, p, n);
 }
 
 static void bc_eol(struct dkim_body_canon *bc)
@@ -170,6 +163,7 @@ struct dkim_body_canon *dkim_body_canon_create(enum dkim_canon canon, uint64_t l
 
 void dkim_body_canon_feed(struct dkim_body_canon *bc, const char *data, size_t len)
 {
+	bool relaxed = bc->canon == DKIM_CANON_RELAXED;
 	for (size_t i = 0; i < len; i++) {
 		char c = data[i];
 		if (bc->pending_cr) {
@@ -178,21 +172,23 @@ void dkim_body_canon_feed(struct dkim_body_canon *bc, const char *data, size_t l
 				bc_eol(bc);
 				continue;
 			}
-			bc_byte(bc, '\r');
+			bc_run(bc, "\r", 1);  /* a bare CR is data */
 		}
-		if (c == '\r')
+		if (c == '\r') {
 			bc->pending_cr = true;
-		else if (c == '\n')
+		} else if (c == '\n') {
 			bc_eol(bc);
-		else if (bc->canon == DKIM_CANON_SIMPLE && !bc->line_empty) {
-			/* hot path: copy the rest of a simple line in one go */
-			size_t j = i;
-			while (j < len && data[j] != '\r' && data[j] != '\n')
+		} else if (relaxed && is_wsp(c)) {
+			bc->pending_blank = true;
+		} else {
+			/* hot path: the rest of the run in one go */
+			size_t j = i + 1;
+			while (j < len && data[j] != '\r' && data[j] != '\n' &&
+			       !(relaxed && is_wsp(data[j])))
 				j++;
-			bc_put(bc, data + i, j - i);
+			bc_run(bc, data + i, j - i);
 			i = j - 1;
-		} else
-			bc_byte(bc, c);
+		}
 	}
 }
 
@@ -202,7 +198,7 @@ void dkim_body_canon_finish(struct dkim_body_canon *bc, uint64_t *total_r)
 		bc->finished = true;
 		if (bc->pending_cr) {
 			bc->pending_cr = false;
-			bc_byte(bc, '\r');
+			bc_run(bc, "\r", 1);
 		}
 		/* an unterminated last line gets its CRLF (3.4.3, 3.4.4) */
 		if (!bc->line_empty)
