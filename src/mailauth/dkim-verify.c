@@ -43,6 +43,7 @@ struct vsig {
 	struct dkim_body_canon *bc;
 	bool decided;                /* res.result is final */
 	bool query_pending;
+	char *bad_domain, *bad_selector;  /* d= and s= of an unparsable signature */
 	struct dkim_sig_result res;
 };
 
@@ -74,6 +75,28 @@ static void body_emit(void *ctx, const char *data, size_t len)
 	EVP_DigestUpdate(vs->body_md, data, len);
 }
 
+/* A signature that does not parse may still name a well-formed d= and s=,
+ * which Authentication-Results and DMARC reports want to show. */
+static void salvage_names(struct vsig *vs, const char *value, size_t len)
+{
+	struct dkim_tag tags[DKIM_MAX_TAGS];
+	size_t n;
+	const char *error;
+	if (len > DKIM_MAX_SIG_VALUE ||
+	    dkim_tag_list_parse(value, len, tags, DKIM_MAX_TAGS, &n, &error) < 0)
+		return;
+	const struct dkim_tag *d = dkim_tag_find(tags, n, "d");
+	const struct dkim_tag *sel = dkim_tag_find(tags, n, "s");
+	if (d && dkim_dns_name_ok(d->value.p, d->value.len)) {
+		vs->bad_domain = slice_dup(d->value);
+		vs->res.domain = vs->bad_domain;
+	}
+	if (sel && dkim_dns_name_ok(sel->value.p, sel->value.len)) {
+		vs->bad_selector = slice_dup(sel->value);
+		vs->res.selector = vs->bad_selector;
+	}
+}
+
 static void setup_sig(struct dkim_verify *v, size_t field)
 {
 	const struct dkim_field *f = &v->msg.fields[field];
@@ -87,6 +110,7 @@ static void setup_sig(struct dkim_verify *v, size_t field)
 	if (dkim_signature_parse(v->msg.header.data + f->value_off, f->value_len,
 				 &vs->sig, &error) < 0) {
 		decide(vs, DKIM_RESULT_PERMERROR, error);
+		salvage_names(vs, v->msg.header.data + f->value_off, f->value_len);
 		return;
 	}
 	struct dkim_signature *sig = vs->sig;
@@ -342,6 +366,8 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 static void vsig_free(struct vsig *vs)
 {
 	dkim_signature_free(&vs->sig);
+	free(vs->bad_domain);
+	free(vs->bad_selector);
 	EVP_MD_CTX_free(vs->body_md);
 	vs->body_md = NULL;
 	dkim_body_canon_destroy(&vs->bc);

@@ -191,8 +191,9 @@ struct dkim_verify_options {
 /* The result of one signature.  Strings are owned by the verifier and stay
  * valid until dkim_verify_destroy(); they hold no CR, LF or NUL and
  * domain/selector/alg/header_b only DNS or base64 characters, so they can
- * be written into Authentication-Results as they are.  domain and
- * selector are "" when the signature could not be parsed. */
+ * be written into Authentication-Results as they are.  When the signature
+ * could not be parsed, domain and selector are its d= and s= if those are
+ * well-formed names, else "", and auid, alg and header_b are "". */
 struct dkim_sig_result {
 	enum dkim_result result;
 	const char *reason;          /* short static text, "" on pass */

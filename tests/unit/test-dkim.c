@@ -759,6 +759,20 @@ static void test_results(void)
 	}
 	dkim_verify_destroy(&v);
 	free(m2);
+	/* a semantic error still shows the well-formed d= and s= */
+	m2 = replace(m, "v=1;", "v=2;");
+	v = verify(&z, m2, strlen(m2), now, 0, &r);
+	check_one(v, &r, DKIM_RESULT_PERMERROR, "unsupported version");
+	if (r.done) {
+		struct buf b;
+		buf_init(&b, 1000);
+		CHECK(dkim_result_format(&r.out.results[0], &b) == 0);
+		CHECK_STR(buf_cstr(&b), "dkim=permerror (unsupported version) header.d=example.com"
+			  " header.s=rsa");
+		buf_free(&b);
+	}
+	dkim_verify_destroy(&v);
+	free(m2);
 	CHECK(z.queries == q);
 
 	/* the Authentication-Results resinfo */
