@@ -52,17 +52,22 @@ struct dkim_msg {
 	void *ctx;
 };
 
+/* Start splitting a message: header_end_cb (may be NULL) runs once when
+ * the header section is complete and split into fields; body_cb (may be
+ * NULL) gets every body byte as it comes. */
 void dkim_msg_init(struct dkim_msg *m, void (*header_end_cb)(void *ctx),
 		   void (*body_cb)(void *ctx, const char *data, size_t len), void *ctx);
+/* The next bytes of the message. */
 void dkim_msg_feed(struct dkim_msg *m, const char *data, size_t len);
 /* End of message: a message without an empty line is all header. */
 void dkim_msg_end(struct dkim_msg *m);
+/* Release the kept header section and fields. */
 void dkim_msg_free(struct dkim_msg *m);
 
 /* Append the canonical headers selected by names (RFC 6376 section 5.4.2:
  * for each name, the last not yet used field of that name, from the
- * bottom; a name without one more field contributes nothing).
- * skip_field: index of a field never selected ((size_t)-1 for none). */
+ * bottom; a name without one more field contributes nothing).  0, or -1
+ * when out is full. */
 int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
 			   char *const *names, size_t n_names, struct buf *out);
 

@@ -101,6 +101,7 @@ struct dkim_signature {
  * dkim_signature_free()), or -1 with *error_r a static message. */
 int dkim_signature_parse(const char *value, size_t len,
 			 struct dkim_signature **sig_r, const char **error_r);
+/* Free a parsed signature; *sig becomes NULL (NULL is ignored). */
 void dkim_signature_free(struct dkim_signature **sig);
 
 enum dkim_key_type {
@@ -127,6 +128,7 @@ struct dkim_key {
  * Returns 0 and *key_r (free with dkim_key_free()), or -1 with *error_r. */
 int dkim_key_parse(const char *record, size_t len, struct dkim_key **key_r,
 		   const char **error_r);
+/* Free a parsed key record; *key becomes NULL (NULL is ignored). */
 void dkim_key_free(struct dkim_key **key);
 
 /* ---- canonicalisation (RFC 6376 section 3.4) ---- */
@@ -147,10 +149,12 @@ struct dkim_body_canon;
 typedef void dkim_emit_fn(void *ctx, const char *data, size_t len);
 struct dkim_body_canon *dkim_body_canon_create(enum dkim_canon canon, uint64_t limit,
 					       dkim_emit_fn *emit, void *ctx);
+/* Canonicalise the next len bytes of the body (emit may run). */
 void dkim_body_canon_feed(struct dkim_body_canon *bc, const char *data, size_t len);
 /* Flush the end of the body.  *total_r: the canonical body length without
  * the limit (so a caller sees whether l= covers everything). */
 void dkim_body_canon_finish(struct dkim_body_canon *bc, uint64_t *total_r);
+/* Free the canonicaliser; *bc becomes NULL. */
 void dkim_body_canon_destroy(struct dkim_body_canon **bc);
 
 /* ---- verification ---- */
@@ -271,12 +275,15 @@ struct dkim_sign;
  * unusable (bad domain or selector, unsupported algorithm). */
 struct dkim_sign *dkim_sign_create(const struct dkim_sign_request *req,
 				   const char **error_r);
+/* Feed the next bytes of the message to sign (header section, empty
+ * line, body; CRLF or bare LF line ends). */
 void dkim_sign_feed(struct dkim_sign *s, const char *data, size_t len);
 /* Append "DKIM-Signature: ...\r\n" (folded, ready to put on top of the
  * message) to header_out.  -1 with *error_r when the message has no From
  * (or more than one header section line too long), or the signer fails. */
 int dkim_sign_finish(struct dkim_sign *s, const struct dkim_signer *signer,
 		     struct buf *header_out, const char **error_r);
+/* Free the signing state; *s becomes NULL (NULL is ignored). */
 void dkim_sign_destroy(struct dkim_sign **s);
 /* create + feed(msg) + finish + destroy. */
 int dkim_sign_message(const struct dkim_sign_request *req, const struct dkim_signer *signer,
@@ -286,6 +293,7 @@ int dkim_sign_message(const struct dkim_sign_request *req, const struct dkim_sig
 /* A signer over OpenSSL keys held in this process: a small table from
  * key_id to EVP_PKEY. */
 struct dkim_keyring;
+/* An empty keyring. */
 struct dkim_keyring *dkim_keyring_create(void);
 /* Add a PEM private key (PKCS#8 or traditional RSA) under key_id.  RSA keys
  * must have at least DKIM_RSA_MIN_BITS.  0, or -1 with *error_r. */
@@ -296,6 +304,7 @@ int dkim_keyring_add_ed25519_seed(struct dkim_keyring *kr, const char *key_id,
 				  const uint8_t seed[32], const char **error_r);
 /* The signer interface over kr (valid while kr lives). */
 struct dkim_signer dkim_keyring_signer(struct dkim_keyring *kr);
+/* Free the keyring and its keys; *kr becomes NULL (NULL is ignored). */
 void dkim_keyring_destroy(struct dkim_keyring **kr);
 
 #endif
