@@ -1,0 +1,370 @@
+/* DKIM canonicalisation (RFC 6376 section 3.4) and the split of a message
+ * into header fields and body that signing and verification share.
+ *
+ * Invariants:
+ * - The body canonicaliser is a byte-level state machine: chunk boundaries
+ *   (even inside a CRLF or a run of blanks) never change its output, and it
+ *   keeps no line in memory, only counts (pending empty lines, a pending
+ *   blank), so a body of any size costs O(1) memory.
+ * - A bare LF counts as CRLF (messages stored with LF line ends); a bare CR
+ *   is an ordinary byte.
+ * - l= (limit) caps what is emitted, never what is read: the total canonical
+ *   length is reported so the caller can tell whether l= covers the body
+ *   (section 8.2) or claims more than there is.
+ * - The header section kept for header canonicalisation is capped at
+ *   DKIM_MAX_HEADER_SECTION bytes and DKIM_MAX_HEADER_FIELDS fields; past
+ *   either the message is marked and verification gives permerror.
+ * Sections: 3.4.1 simple header, 3.4.2 relaxed header, 3.4.3 simple body,
+ * 3.4.4 relaxed body (with erratum 1384: an empty body is empty), 3.4.5
+ * l=, 5.4.2 header selection from the bottom. */
+#include "mailauth/dkim.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/buf.h"
+#include "mailauth/dkim-private.h"
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+int dkim_canon_header(enum dkim_canon canon, const char *name, size_t name_len,
+		      const char *value, size_t value_len, bool crlf, struct buf *out)
+{
+	int r = 0;
+	if (canon == DKIM_CANON_SIMPLE) {
+		r |= buf_append(out, name, name_len);
+		r |= buf_append(out, ":", 1);
+		r |= buf_append(out, value, value_len);
+		if (crlf)
+			r |= buf_append(out, "\r\n", 2);
+		return r ? -1 : 0;
+	}
+	/* relaxed: lower-case name without trailing blanks */
+	while (name_len > 0 && is_wsp(name[name_len - 1]))
+		name_len--;
+	for (size_t i = 0; i < name_len; i++) {
+		char c = (char)tolower((unsigned char)name[i]);
+		r |= buf_append(out, &c, 1);
+	}
+	r |= buf_append(out, ":", 1);
+	/* unfold, blank runs become one space, none at either end */
+	bool started = false, blank = false;
+	for (size_t i = 0; i < value_len; i++) {
+		char c = value[i];
+		if (c == '\n' || (c == '\r' && i + 1 < value_len && value[i + 1] == '\n'))
+			continue;
+		if (is_wsp(c)) {
+			blank = true;
+			continue;
+		}
+		if (blank && started)
+			r |= buf_append(out, " ", 1);
+		blank = false;
+		started = true;
+		r |= buf_append(out, &c, 1);
+	}
+	if (crlf)
+		r |= buf_append(out, "\r\n", 2);
+	return r ? -1 : 0;
+}
+
+/* ---- body ---- */
+
+#define EMIT_BUF 4096
+
+struct dkim_body_canon {
+	enum dkim_canon canon;
+	uint64_t limit;        /* bytes still allowed out */
+	uint64_t total;        /* canonical bytes produced, limit ignored */
+	uint64_t empty_lines;  /* empty lines not yet written (may be trailing) */
+	bool pending_cr;
+	bool pending_blank;    /* relaxed: a run of blanks inside the line */
+	bool line_empty;       /* nothing of the current line written yet */
+	bool finished;
+	dkim_emit_fn *emit;
+	void *ctx;
+	size_t n;
+	char out[EMIT_BUF];    /* run of output not yet handed to emit */
+};
+
+static void bc_flush(struct dkim_body_canon *bc)
+{
+	if (bc->n > 0)
+		bc->emit(bc->ctx, bc->out, bc->n);
+	bc->n = 0;
+}
+
+static void bc_put(struct dkim_body_canon *bc, const char *p, size_t len)
+{
+	bc->total += len;
+	if (len > bc->limit)
+		len = (size_t)bc->limit;
+	bc->limit -= len;
+	while (len > 0) {
+		size_t room = EMIT_BUF - bc->n, k = len < room ? len : room;
+		memcpy(bc->out + bc->n, p, k);
+		bc->n += k;
+		p += k;
+		len -= k;
+		if (bc->n == EMIT_BUF)
+			bc_flush(bc);
+	}
+}
+
+static void bc_line_content(struct dkim_body_canon *bc)
+{
+	if (!bc->line_empty)
+		return;
+	while (bc->empty_lines > 0) {
+		bc_put(bc, "\r\n", 2);
+		bc->empty_lines--;
+	}
+	bc->line_empty = false;
+}
+
+/* A run of bytes of one line that holds no CR, LF, nor (relaxed) blank. */
+static void bc_run(struct dkim_body_canon *bc, const char *p, size_t n)
+{
+	bc_line_content(bc);
+	if (bc->pending_blank) {
+		bc_put(bc, " ", 1);
+		bc->pending_blank = false;
+	}
+	bc_put(bc, p, n);
+}
+
+static void bc_eol(struct dkim_body_canon *bc)
+{
+	if (bc->line_empty)
+		bc->empty_lines++;
+	else
+		bc_put(bc, "\r\n", 2);
+	bc->line_empty = true;
+	bc->pending_blank = false;
+}
+
+struct dkim_body_canon *dkim_body_canon_create(enum dkim_canon canon, uint64_t limit,
+					       dkim_emit_fn *emit, void *ctx)
+{
+	struct dkim_body_canon *bc = xcalloc(1, sizeof(*bc));
+	bc->canon = canon;
+	bc->limit = limit;
+	bc->line_empty = true;
+	bc->emit = emit;
+	bc->ctx = ctx;
+	return bc;
+}
+
+void dkim_body_canon_feed(struct dkim_body_canon *bc, const char *data, size_t len)
+{
+	bool relaxed = bc->canon == DKIM_CANON_RELAXED;
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+		if (bc->pending_cr) {
+			bc->pending_cr = false;
+			if (c == '\n') {
+				bc_eol(bc);
+				continue;
+			}
+			bc_run(bc, "\r", 1);  /* a bare CR is data */
+		}
+		if (c == '\r') {
+			bc->pending_cr = true;
+		} else if (c == '\n') {
+			bc_eol(bc);
+		} else if (relaxed && is_wsp(c)) {
+			bc->pending_blank = true;
+		} else {
+			/* hot path: the rest of the run in one go */
+			size_t j = i + 1;
+			while (j < len && data[j] != '\r' && data[j] != '\n' &&
+			       !(relaxed && is_wsp(data[j])))
+				j++;
+			bc_run(bc, data + i, j - i);
+			i = j - 1;
+		}
+	}
+}
+
+void dkim_body_canon_finish(struct dkim_body_canon *bc, uint64_t *total_r)
+{
+	if (!bc->finished) {
+		bc->finished = true;
+		if (bc->pending_cr) {
+			bc->pending_cr = false;
+			bc_run(bc, "\r", 1);
+		}
+		/* an unterminated last line gets its CRLF (3.4.3, 3.4.4) */
+		if (!bc->line_empty)
+			bc_put(bc, "\r\n", 2);
+		/* simple: an empty body (or only empty lines) is one CRLF */
+		if (bc->canon == DKIM_CANON_SIMPLE && bc->total == 0)
+			bc_put(bc, "\r\n", 2);
+		bc_flush(bc);
+	}
+	if (total_r)
+		*total_r = bc->total;
+}
+
+void dkim_body_canon_destroy(struct dkim_body_canon **bcp)
+{
+	free(*bcp);
+	*bcp = NULL;
+}
+
+/* ---- message split ---- */
+
+void dkim_msg_init(struct dkim_msg *m, void (*header_end_cb)(void *ctx),
+		   void (*body_cb)(void *ctx, const char *data, size_t len), void *ctx)
+{
+	memset(m, 0, sizeof(*m));
+	buf_init(&m->header, DKIM_MAX_HEADER_SECTION);
+	m->line_start = true;
+	m->header_end_cb = header_end_cb;
+	m->body_cb = body_cb;
+	m->ctx = ctx;
+}
+
+void dkim_msg_free(struct dkim_msg *m)
+{
+	buf_free(&m->header);
+	free(m->fields);
+	m->fields = NULL;
+}
+
+static void hdr_append(struct dkim_msg *m, const char *p, size_t n)
+{
+	if (m->overflow)
+		return;
+	if (buf_append(&m->header, p, n) < 0)
+		m->overflow = true;
+}
+
+/* Split the kept header section into fields. */
+static void split_fields(struct dkim_msg *m)
+{
+	const char *h = m->header.data;
+	size_t len = m->header.len, pos = 0, cap = 0;
+	struct dkim_field *cur = NULL;
+
+	while (pos < len) {
+		size_t eol = pos;
+		while (eol + 1 < len && !(h[eol] == '\r' && h[eol + 1] == '\n'))
+			eol++;
+		if (eol + 1 >= len)
+			eol = len; /* cannot happen: every kept line ends in CRLF */
+		size_t next = eol + 2 <= len ? eol + 2 : len;
+		if (is_wsp(h[pos]) && cur) {
+			cur->value_len = eol - cur->value_off;
+		} else {
+			cur = NULL;
+			const char *colon = memchr(h + pos, ':', eol - pos);
+			if (colon && colon > h + pos) {
+				if (m->n_fields == DKIM_MAX_HEADER_FIELDS) {
+					m->too_many_fields = true;
+					return;
+				}
+				if (m->n_fields == cap) {
+					cap = cap ? cap * 2 : 32;
+					m->fields = xrealloc(m->fields, cap * sizeof(*m->fields));
+				}
+				cur = &m->fields[m->n_fields++];
+				cur->name_off = pos;
+				cur->name_len = (size_t)(colon - (h + pos));
+				cur->value_off = cur->name_len + pos + 1;
+				cur->value_len = eol - cur->value_off;
+			}
+		}
+		pos = next;
+	}
+}
+
+static void msg_header_end(struct dkim_msg *m)
+{
+	m->in_body = true;
+	if (!m->overflow)
+		split_fields(m);
+	if (m->header_end_cb)
+		m->header_end_cb(m->ctx);
+}
+
+void dkim_msg_feed(struct dkim_msg *m, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (m->in_body) {
+			if (m->body_cb)
+				m->body_cb(m->ctx, data + i, len - i);
+			return;
+		}
+		char c = data[i];
+		if (m->pending_cr) {
+			m->pending_cr = false;
+			if (c == '\n')
+				goto eol;
+			hdr_append(m, "\r", 1);
+			m->line_start = false;
+		}
+		if (c == '\r') {
+			m->pending_cr = true;
+			continue;
+		}
+		if (c == '\n')
+			goto eol;
+		hdr_append(m, &c, 1);
+		m->line_start = false;
+		continue;
+eol:
+		if (m->line_start)
+			msg_header_end(m);
+		else {
+			hdr_append(m, "\r\n", 2);
+			m->line_start = true;
+		}
+	}
+}
+
+void dkim_msg_end(struct dkim_msg *m)
+{
+	if (m->in_body)
+		return;
+	if (m->pending_cr) {
+		m->pending_cr = false;
+		hdr_append(m, "\r", 1);
+		m->line_start = false;
+	}
+	if (!m->line_start)
+		hdr_append(m, "\r\n", 2);
+	msg_header_end(m);
+}
+
+int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
+			   char *const *names, size_t n_names, struct buf *out)
+{
+	bool *used = xcalloc(m->n_fields + 1, sizeof(bool));
+	const char *h = m->header.data;
+	int r = 0;
+
+	for (size_t k = 0; k < n_names && r == 0; k++) {
+		size_t nl = strlen(names[k]);
+		for (size_t i = m->n_fields; i-- > 0;) {
+			const struct dkim_field *f = &m->fields[i];
+			size_t fl = f->name_len;
+			while (fl > 0 && is_wsp(h[f->name_off + fl - 1]))
+				fl--;
+			if (used[i] || fl != nl || strncasecmp(h + f->name_off, names[k], nl) != 0)
+				continue;
+			used[i] = true;
+			r = dkim_canon_header(canon, h + f->name_off, f->name_len,
+					      h + f->value_off, f->value_len, true, out);
+			break;
+		}
+	}
+	free(used);
+	return r;
+}

@@ -1,0 +1,74 @@
+/* Internals shared by the DKIM files (dkim-parse.c, dkim-canon.c,
+ * dkim-verify.c, dkim-sign.c); not for other modules. */
+#ifndef TERN_MAILAUTH_DKIM_PRIVATE_H
+#define TERN_MAILAUTH_DKIM_PRIVATE_H
+
+#include "lib/buf.h"
+#include "mailauth/dkim.h"
+
+/* One tag of a tag list (RFC 6376 section 3.2).  value is trimmed of the
+ * surrounding FWS; [val_start, val_end) is everything between '=' and the
+ * ';' (or the end), whitespace included, as the b= deletion of section
+ * 3.7 needs. */
+struct dkim_tag {
+	struct slice name;
+	struct slice value;
+	size_t val_start, val_end;
+};
+
+/* Parse a tag list into tags[0..max).  Duplicate names, bad names,
+ * characters outside VALCHAR and whitespace, empty tag-specs and more than
+ * max tags are errors.  Returns 0 with *n_r, or -1 with *error_r. */
+int dkim_tag_list_parse(const char *s, size_t len, struct dkim_tag *tags, size_t max,
+			size_t *n_r, const char **error_r);
+
+/* The tag called name, or NULL. */
+const struct dkim_tag *dkim_tag_find(const struct dkim_tag *tags, size_t n, const char *name);
+
+/* A domain name or selector we accept: labels of letters, digits, '-' and
+ * '_', 1-63 bytes each, 1-253 bytes in all. */
+bool dkim_dns_name_ok(const char *s, size_t len);
+
+/* The header section split into fields.  A field is name ':' value; value
+ * runs to the end of the field without its final CRLF. */
+struct dkim_field {
+	size_t name_off, name_len;
+	size_t value_off, value_len;
+};
+
+/* Splits a message into its header section (kept, line ends made CRLF,
+ * capped at DKIM_MAX_HEADER_SECTION) and its body (handed to body_cb). */
+struct dkim_msg {
+	struct buf header;           /* header section, CRLF line ends */
+	bool in_body;
+	bool pending_cr;
+	bool line_start;             /* at the start of a header line */
+	bool overflow;               /* header section too large */
+	struct dkim_field *fields;
+	size_t n_fields;
+	bool too_many_fields;
+	void (*body_cb)(void *ctx, const char *data, size_t len);
+	void (*header_end_cb)(void *ctx);
+	void *ctx;
+};
+
+/* Start splitting a message: header_end_cb (may be NULL) runs once when
+ * the header section is complete and split into fields; body_cb (may be
+ * NULL) gets every body byte as it comes. */
+void dkim_msg_init(struct dkim_msg *m, void (*header_end_cb)(void *ctx),
+		   void (*body_cb)(void *ctx, const char *data, size_t len), void *ctx);
+/* The next bytes of the message. */
+void dkim_msg_feed(struct dkim_msg *m, const char *data, size_t len);
+/* End of message: a message without an empty line is all header. */
+void dkim_msg_end(struct dkim_msg *m);
+/* Release the kept header section and fields. */
+void dkim_msg_free(struct dkim_msg *m);
+
+/* Append the canonical headers selected by names (RFC 6376 section 5.4.2:
+ * for each name, the last not yet used field of that name, from the
+ * bottom; a name without one more field contributes nothing).  0, or -1
+ * when out is full. */
+int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
+			   char *const *names, size_t n_names, struct buf *out);
+
+#endif
