@@ -259,7 +259,7 @@ class TestDNS:
         self.dir = tempfile.mkdtemp(prefix="tern-testdns-")
         # a server's worker (an unprivileged user) reads the trust anchor file
         os.chmod(self.dir, 0o755)
-        self._rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+        self._rnd = random.Random()   # seeded from os.urandom: two made at once differ
         self.port = _free_port(self._rnd)
         self.responder_port = _free_port(self._rnd, used=(self.port,))
         self.anchor_file = os.path.join(self.dir, "trust-anchors.key")
