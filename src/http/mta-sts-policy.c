@@ -79,29 +79,6 @@ int http_mta_sts_txt_record(const struct config *cfg, const char *domain, struct
 	return buf_printf(out, "_mta-sts.%.*s. IN TXT \"v=STSv1; id=%s\"", (int)dlen, domain, id);
 }
 
-/* LDH labels of 1-63 bytes, no hyphen at either end, 253 bytes at most */
-static bool host_name_valid(const char *s, size_t len)
-{
-	size_t label = 0;
-
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!isalnum(c) && c != '-')
-			return false;
-		if ((c == '-' && label == 0) || ++label > 63)
-			return false;
-	}
-	return label > 0 && s[len - 1] != '-';
-}
-
 int http_mta_sts_host_domain(const char *host, size_t len, char **domain_r)
 {
 	static const char prefix[] = "mta-sts.";
@@ -130,7 +107,7 @@ int http_mta_sts_host_domain(const char *host, size_t len, char **domain_r)
 		end--;
 	if (end <= plen || strncasecmp(host, prefix, plen) != 0)
 		return -1;
-	if (!host_name_valid(host + plen, end - plen))
+	if (!config_hostname_valid(host + plen, end - plen))
 		return -1;
 	char *d = xstrndup(host + plen, end - plen);
 	for (char *c = d; *c != '\0'; c++)

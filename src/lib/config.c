@@ -113,12 +113,9 @@ int config_parse_size(const char *s, uint64_t *bytes_r)
 /* ------------------------------------------------------------------ */
 /* Validation of single values (shared by the parser and the template) */
 
-/* RFC 1123 2.1 host name: LDH labels of 1-63 octets, no leading or
- * trailing hyphen, 253 octets at most, an optional trailing dot removed
- * by the caller. */
-static bool hostname_valid(const char *s)
+bool config_hostname_valid(const char *s, size_t len)
 {
-	size_t len = strlen(s), label = 0;
+	size_t label = 0;
 
 	if (len == 0 || len > CONFIG_MAX_HOSTNAME)
 		return false;
@@ -138,6 +135,12 @@ static bool hostname_valid(const char *s)
 			return false;
 	}
 	return label > 0 && s[len - 1] != '-';
+}
+
+/* A host name (the trailing dot, if any, removed by the caller). */
+static bool hostname_valid(const char *s)
+{
+	return config_hostname_valid(s, strlen(s));
 }
 
 /* A POSIX-portable user name as useradd accepts it. */

@@ -242,4 +242,8 @@ const char *config_default_path(void);
  * including overflow past INT64_MAX. */
 int config_parse_size(const char *s, uint64_t *bytes_r);
 
+/* s[0..len) is an RFC 1123 2.1 host name: LDH labels of 1-63 octets, no
+ * leading or trailing hyphen, 253 octets at most (no trailing dot). */
+bool config_hostname_valid(const char *s, size_t len);
+
 #endif
