@@ -105,7 +105,8 @@ struct mailauth_wait {
 	/* DKIM */
 	bool dkim_on, dkim_pending;
 	struct dkim_verify *dkim;
-	const struct dkim_outcome *dkim_outcome;  /* owned by dkim */
+	struct dkim_outcome dkim_outcome;  /* a copy; results owned by dkim
+					      (the callback's struct is its own) */
 	bool dkim_timed_out;
 };
 
@@ -148,7 +149,7 @@ static void spf_record(struct mailauth_wait *w, enum spf_result result, const ch
 static void dkim_log(struct mailauth_wait *w)
 {
 	struct smtp_session *s = w->s;
-	const struct dkim_outcome *o = w->dkim_outcome;
+	const struct dkim_outcome *o = &w->dkim_outcome;
 
 	if (w->dkim_timed_out) {
 		log_info("smtp", "sid=%s id=%s event=dkim result=temperror reason=%s",
@@ -191,7 +192,7 @@ static int build_resinfo(struct mailauth_wait *w, struct buf *out)
 		}
 	}
 	if (w->dkim_on) {
-		const struct dkim_outcome *o = w->dkim_outcome;
+		const struct dkim_outcome *o = &w->dkim_outcome;
 		if (w->dkim_timed_out) {
 			e |= auth_results_append_separator(out);
 			e |= buf_append_str(out, "dkim=temperror (the DKIM check took too long)");
@@ -266,7 +267,7 @@ static void on_dkim_done(void *ctx, const struct dkim_outcome *o)
 {
 	struct mailauth_wait *w = ctx;
 
-	w->dkim_outcome = o;
+	w->dkim_outcome = *o;
 	w->dkim_pending = false;
 	mailauth_maybe_finish(w);
 }
