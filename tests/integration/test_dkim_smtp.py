@@ -8,8 +8,8 @@ clause and one dkim clause per signature:
 
 - RSA-2048 and Ed25519 signatures: dkim=pass header.d=... header.s=...;
 - a body altered after signing: dkim=fail;
-- a selector without a key record: dkim=permerror (the library's word for
-  "no key", docs/dkim.md);
+- a selector without a key record (NXDOMAIN, or a name with an A record
+  only): dkim=permerror (the library's word for "no key", docs/dkim.md);
 - a key in a zone whose server never answers: dkim=temperror, and the
   message is still accepted (only an SPF temperror defers);
 - an unsigned message: dkim=none;
@@ -75,7 +75,8 @@ def dns(keys):
     d = testdns.TestDNS()
     d.zone("sig.test", ['@ TXT "v=spf1 ip4:127.0.0.1 -all"',
                         "rsa._domainkey TXT %s" % txt(keys.rsa_record),
-                        "ed._domainkey TXT %s" % txt(keys.ed_record)])
+                        "ed._domainkey TXT %s" % txt(keys.ed_record),
+                        "nodata._domainkey A 127.0.0.1"])
     d.zone("other.test", ['@ TXT "v=spf1 ip4:127.0.0.1 -all"',
                           "ed2._domainkey TXT %s" % txt(keys.ed_record)])
     d.responder("silent.test", "silent")
@@ -188,6 +189,16 @@ def test_no_key_is_permerror(srv, keys):
                            % (HOST.encode(), SPF_PASS.encode())), rest[:600]
     assert b"header.d=sig.test header.i=@sig.test header.s=missing header.a=rsa-sha256" in head
     assert rest.endswith(sig + msg)
+
+
+def test_key_name_without_txt_is_permerror(srv, keys):
+    msg = message("dkim nodata")
+    sig = sign(msg, keys, "nodata")
+    send(srv, sig + msg)
+    rest = stored_rest(srv, "dkim nodata")
+    assert rest.startswith(b"Authentication-Results: %s;\r\n\t%s;\r\n\tdkim=permerror ("
+                           % (HOST.encode(), SPF_PASS.encode())), rest[:600]
+    assert b"header.s=nodata " in rest.split(b"\r\n\r\n", 1)[0]
 
 
 def test_silent_key_server_is_temperror_not_deferred(srv, keys):
