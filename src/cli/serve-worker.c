@@ -23,9 +23,10 @@
 #include "imap/imap.h"
 #include "pop3/pop3.h"
 #include "queue/queue.h"
+#include "mailauth/dkim-dns.h"
 #include "mailauth/spf-dns.h"
 #include "smtp/receive.h"
-#include "smtp/receive-spf.h"
+#include "smtp/receive-mailauth.h"
 #include "smtp/server.h"
 #include "store/store.h"
 
@@ -48,6 +49,7 @@ struct worker_thread {
 	struct event_base *base;
 	struct dns_resolver *dns;        /* SPF's resolver (threads[0]: the queue's) */
 	struct spf_dns_adapter *spf;
+	struct dkim_dns_adapter *dkim;   /* over spf */
 	struct evconnlistener **listeners;
 	unsigned listener_count;
 	struct event *stop_timer;
@@ -316,9 +318,9 @@ void serve_worker_main(const struct serve_state *st)
 		if (out_queue == NULL)
 			log_error("worker", "event=queue_start_failed error=%s", log_quote(error));
 	}
-	/* SPF on port 25: one resolver per loop (receive-spf.c) */
-	for (unsigned i = 0; cfg->mailauth.spf && cfg->port[LISTENER_SMTP] != 0 &&
-			     i < thread_count; i++) {
+	/* SPF and DKIM on port 25: one resolver per loop (receive-mailauth.c) */
+	for (unsigned i = 0; (cfg->mailauth.spf || cfg->mailauth.dkim) &&
+			     cfg->port[LISTENER_SMTP] != 0 && i < thread_count; i++) {
 		struct worker_thread *t = &threads[i];
 		t->dns = i == 0 && out_dns != NULL ? out_dns
 			: dns_resolver_new(t->base, cfg, &error);
@@ -326,7 +328,9 @@ void serve_worker_main(const struct serve_state *st)
 			log_error("worker", "event=spf_resolver_failed error=%s", log_quote(error));
 		else
 			t->spf = spf_dns_adapter_new(t->dns);
-		receive_spf_register(t->base, t->spf);
+		if (t->spf != NULL)
+			t->dkim = dkim_dns_adapter_new(t->spf);
+		receive_mailauth_register(t->base, t->spf, t->dkim);
 	}
 	for (int k = 0; k < LISTENER_KIND_COUNT; k++)
 		smtp_listeners[k].queue = out_queue;
@@ -353,8 +357,9 @@ void serve_worker_main(const struct serve_state *st)
 	http_listener_clear(&http_listeners[1]);
 	event_free(sig_term);
 	event_free(sig_quit);
-	receive_spf_unregister_all();
+	receive_mailauth_unregister_all();
 	for (unsigned i = 0; i < thread_count; i++) {
+		dkim_dns_adapter_free(&threads[i].dkim);
 		spf_dns_adapter_free(&threads[i].spf);
 		if (threads[i].dns != out_dns)
 			dns_resolver_free(&threads[i].dns);

@@ -1003,6 +1003,7 @@ static const struct key pop3_keys[] = {
 
 static const struct key mailauth_keys[] = {
 	{ "spf", h_bool, OFF(mailauth.spf), 0, 0, NULL, 0 },
+	{ "dkim", h_bool, OFF(mailauth.dkim), 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1363,6 +1364,7 @@ static void config_set_defaults(struct config *cfg)
 	cfg->imap.plaintext_auth_loopback = false;
 	cfg->imap.connections_per_user = 10;
 	cfg->mailauth.spf = true;
+	cfg->mailauth.dkim = true;
 	cfg->dns.mode = xstrdup("system");
 	cfg->dns.dnssec = true;
 	cfg->dns.timeout = 10;

@@ -90,9 +90,10 @@ struct config {
 						   address (Dovecot's mail_max_userip_connections);
 						   0 = no limit */
 	} imap;
-	/* inbound email authentication (group mailauth = { ... }; docs/spf.md) */
+	/* inbound email authentication (group mailauth = { ... }; docs/spf.md, docs/dkim.md) */
 	struct {
 		bool spf;                       /* check SPF on the MX port (true) */
+		bool dkim;                      /* verify DKIM on the MX port (true) */
 	} mailauth;
 	/* DNS resolver (group dns = { ... }; docs/dns-resolver.md) */
 	struct {

@@ -122,6 +122,13 @@ int auth_results_append_pvalue(struct buf *out, const char *v)
 	return buf_append(out, "\"", 1);
 }
 
+int auth_results_append_separator(struct buf *out)
+{
+	if (out->len == 0)
+		return 0;
+	return buf_append_str(out, ";\r\n\t");
+}
+
 int auth_results_rewrite(const char *msg, size_t len, unsigned after, const char *authserv_id,
 			 const char *resinfo, struct buf *out, unsigned *removed_r,
 			 const char **error_r)

@@ -20,6 +20,13 @@ bool auth_results_claims(const char *value, size_t len, const char *authserv_id)
  * characters are left out.  Returns 0 or -1 when out is full. */
 int auth_results_append_pvalue(struct buf *out, const char *v);
 
+/* Before the next resinfo clause of a field (RFC 8601 2.2: resinfo are
+ * separated by ";"): nothing when out is empty, else ";" and a fold
+ * (CRLF TAB), so every clause starts a line of its own and no line of the
+ * field grows past RFC 5322's limit however many clauses it holds.
+ * Returns 0 or -1 when out is full. */
+int auth_results_append_separator(struct buf *out);
+
 /* Copy the message msg[0..len) to out with
  *   "Authentication-Results: AUTHSERV_ID;\r\n\tRESINFO\r\n"
  * inserted after its first `after` header fields (1: just below our own
@@ -27,7 +34,8 @@ int auth_results_append_pvalue(struct buf *out, const char *v);
  * Authentication-Results field of the header section that claims
  * authserv_id (RFC 8601 5: those are forged or stale).  Everything else,
  * malformed header lines and the body included, is copied byte for byte.
- * resinfo must hold no CR or LF.  *removed_r (may be NULL) counts the
+ * resinfo must hold no CR or LF except the folds of
+ * auth_results_append_separator().  *removed_r (may be NULL) counts the
  * fields removed.  Returns 0, or -1 with *error_r when out is full. */
 int auth_results_rewrite(const char *msg, size_t len, unsigned after, const char *authserv_id,
 			 const char *resinfo, struct buf *out, unsigned *removed_r,

@@ -31,12 +31,12 @@
  * are delivered and the sender gets a DSN (5.2.2, RFC 3464) for that user,
  * as Postfix does; when nobody would get it the reply stays 452 4.2.2 so
  * the client retries.  Submission keeps the 452 (the user sees it at once).
- * SPF: on the MX port the message is checked first (receive-spf.c), which
+ * SPF, DKIM: on the MX port the message is checked first (receive-mailauth.c), which
  * adds the Authentication-Results field or defers the message (451).
  * Invariant: a DSN is only stored after the message's own commit succeeded,
  * so a 451 and the client's retry never send it twice. */
 #include "smtp/receive.h"
-#include "smtp/receive-spf.h"
+#include "smtp/receive-mailauth.h"
 #include "smtp/parse.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -755,12 +755,12 @@ reply:
 		smtp_session_data_done(s, &reply);
 }
 
-/* Port 25: SPF first (receive-spf.c), which goes on with the message
- * carrying its Authentication-Results field, or defers it. */
+/* Port 25: SPF and DKIM first (receive-mailauth.c), which goes on with
+ * the message carrying its Authentication-Results field, or defers it. */
 static void receive_data(struct smtp_session *s, const struct buf *msg)
 {
-	if (receive_spf_wanted(s)) {
-		receive_spf_check(s, msg, receive_deliver);
+	if (receive_mailauth_wanted(s)) {
+		receive_mailauth_check(s, msg, receive_deliver);
 		return;
 	}
 	receive_deliver(s, msg);

@@ -123,10 +123,12 @@ def config_set(text, key, value):
         i = group_open[tuple(groups)]
         lines.insert(i + 1, "  %s = %s;" % (leaf, lit))
         return "\n".join(lines)
-    # new (nested) group at the end
-    opening = "".join("%s = { " % g for g in groups)
-    closing = " };" * len(groups)
-    return text.rstrip("\n") + "\n%s%s = %s;%s\n" % (opening, leaf, lit, closing)
+    # new (nested) group at the end, one setting per line as `tern init`
+    # writes, so that later settings of the same group go into it
+    out = ["%s%s = {" % ("  " * d, g) for d, g in enumerate(groups)]
+    out.append("%s%s = %s;" % ("  " * len(groups), leaf, lit))
+    out += ["%s};" % ("  " * d) for d in reversed(range(len(groups)))]
+    return text.rstrip("\n") + "\n" + "\n".join(out) + "\n"
 
 
 def run_tern(args, conf=None, input=None, timeout=None, check=False):
@@ -170,14 +172,17 @@ def proc_uid(pid):
 class TernServer:
     """One Tern instance in its own temporary folder."""
 
-    def __init__(self, config=None, name="tern", offset=None, host="127.0.0.1", spf=False):
+    def __init__(self, config=None, name="tern", offset=None, host="127.0.0.1", spf=False,
+                 dkim=False):
         """offset: the port offset; None picks a free one (0, the standard
         ports, only inside a network namespace of the test's own).  host:
         the one address it listens on (another 127.x address only inside
         such a namespace, where several instances then each have port 25).
         spf: keep SPF checks on port 25 (mailauth.spf); off by default, since
         they would ask the machine's resolver unless the test points the
-        dns group at a test DNS."""
+        dns group at a test DNS.  dkim: keep DKIM verification on port 25
+        (mailauth.dkim); off by default for the same reason, and so that
+        other tests' stored bytes carry no Authentication-Results field."""
         if not os.access(TERN_BIN, os.X_OK):
             raise TernError("tern binary not found at %s (set TERN_BIN)" % TERN_BIN)
         self.dir = tempfile.mkdtemp(prefix="tern-it-%s-" % name)
@@ -195,6 +200,8 @@ class TernServer:
             raise TernError("tern init failed (exit %d): %s%s" % (p.returncode, p.stdout, p.stderr))
         if not spf:
             self.set("mailauth.spf", False)
+        if not dkim:
+            self.set("mailauth.dkim", False)
         for k, v in (config or {}).items():
             self.set(k, v)
 
