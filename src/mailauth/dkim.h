@@ -227,8 +227,8 @@ struct dkim_verify *dkim_verify_create(const struct dkim_verify_options *opts);
 void dkim_verify_feed(struct dkim_verify *v, const char *data, size_t len);
 /* The message is complete: look up the keys (in parallel) and call cb
  * exactly once, inside this call when every answer comes at once, or
- * later.  The outcome stays valid until dkim_verify_destroy(), which cb
- * may call.  dns must stay valid until cb has run or the verifier is
+ * later.  *outcome itself is valid during cb only; the results array it
+ * points to stays valid until dkim_verify_destroy(), which cb may call.  dns must stay valid until cb has run or the verifier is
  * destroyed.  Call at most once. */
 void dkim_verify_finish(struct dkim_verify *v, const struct dkim_dns *dns,
 			dkim_done_cb *cb, void *ctx);
