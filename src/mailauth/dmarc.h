@@ -271,4 +271,23 @@ struct dmarc_eval *dmarc_check(const struct dmarc_psl *psl, const struct dmarc_r
  * NULL *ev is ignored. */
 void dmarc_cancel(struct dmarc_eval **ev);
 
+/* --- DMARC's DNS over SPF's (mailauth/spf.h, spf-dns.h) --- */
+
+struct dmarc_spf_dns;
+
+/* A struct dmarc_dns whose TXT questions go to spf->txt (for instance the
+ * resolver adapter of mailauth/spf-dns.h), so port 25 needs one DNS
+ * adapter for both.  spf must outlive the result.  Answers keep their
+ * timing: at once if spf answers at once, later otherwise. */
+struct dmarc_spf_dns *dmarc_spf_dns_new(const struct spf_dns *spf);
+
+/* The interface to give dmarc_check(); valid while a lives. */
+const struct dmarc_dns *dmarc_spf_dns_get(struct dmarc_spf_dns *a);
+
+/* Cancel the questions still in flight (through spf->cancel when it has
+ * one; their callbacks never run) and free a; *a becomes NULL.  Cancel or
+ * finish the discoveries using it first.  Without spf->cancel, questions
+ * still in flight keep a until their answers arrive and are dropped. */
+void dmarc_spf_dns_free(struct dmarc_spf_dns **a);
+
 #endif

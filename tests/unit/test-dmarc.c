@@ -569,6 +569,111 @@ static void test_cancel(void)
 	zone_free(&z);
 }
 
+/* --- DMARC's DNS over an SPF DNS interface --- */
+
+struct fake_spf {
+	bool defer;
+	int asked, cancelled;
+	spf_dns_cb *cb;
+	void *q;
+};
+
+static void spf_answer(spf_dns_cb *cb, void *q)
+{
+	const char *strs[2] = { "v=spf1 -all", "v=DMARC1; p=quarantine" };
+	struct spf_dns_answer a = { .status = SPF_DNS_OK, .count = 2, .strings = strs };
+	cb(q, &a);
+}
+
+static void fake_spf_txt(void *ctx, const char *name, spf_dns_cb *cb, void *q)
+{
+	struct fake_spf *f = ctx;
+
+	f->asked++;
+	if (strcmp(name, "_dmarc.example.com") != 0) {
+		struct spf_dns_answer a = { .status = SPF_DNS_TEMPFAIL };
+		cb(q, &a);
+		return;
+	}
+	if (!f->defer) {
+		spf_answer(cb, q);
+		return;
+	}
+	f->cb = cb;
+	f->q = q;
+}
+
+static void fake_spf_cancel(void *ctx, void *q)
+{
+	struct fake_spf *f = ctx;
+
+	if (f->q == q) {
+		f->q = NULL;
+		f->cancelled++;
+	}
+}
+
+static void direct_cb(void *q, const struct dmarc_dns_answer *a)
+{
+	(void)a;
+	(*(int *)q)++;
+}
+
+static void test_spf_dns_shim(void)
+{
+	struct fake_spf f = { 0 };
+	struct spf_dns spf = { .ctx = &f, .txt = fake_spf_txt, .cancel = fake_spf_cancel };
+	struct dmarc_spf_dns *a = dmarc_spf_dns_new(&spf);
+	struct dmarc_request req = { .from_domain = "example.com", .spf = SPF_RESULT_FAIL };
+	struct result r = { 0 };
+
+	/* at once */
+	CHECK(dmarc_check(psl, &req, dmarc_spf_dns_get(a), on_done, &r) == NULL);
+	CHECK(r.calls == 1 && r.result == DMARC_RESULT_FAIL && r.policy == DMARC_POLICY_QUARANTINE);
+	/* a DNS failure */
+	memset(&r, 0, sizeof(r));
+	req.from_domain = "other.example";
+	CHECK(dmarc_check(psl, &req, dmarc_spf_dns_get(a), on_done, &r) == NULL);
+	CHECK(r.calls == 1 && r.result == DMARC_RESULT_TEMPERROR);
+	/* later */
+	memset(&r, 0, sizeof(r));
+	req.from_domain = "example.com";
+	f.defer = true;
+	struct dmarc_eval *ev = dmarc_check(psl, &req, dmarc_spf_dns_get(a), on_done, &r);
+	CHECK(ev != NULL && r.calls == 0 && f.q != NULL);
+	if (f.q != NULL)
+		spf_answer(f.cb, f.q);
+	CHECK(r.calls == 1 && r.disposition == DMARC_DISPOSITION_QUARANTINE);
+	/* cancelled through to the SPF interface */
+	memset(&r, 0, sizeof(r));
+	f.q = NULL;
+	ev = dmarc_check(psl, &req, dmarc_spf_dns_get(a), on_done, &r);
+	CHECK(ev != NULL);
+	dmarc_cancel(&ev);
+	CHECK(f.cancelled == 1 && f.q == NULL && r.calls == 0);
+	/* freeing the adapter cancels what is in flight; the callback of a
+	 * question asked directly never runs */
+	int direct = 0;
+	const struct dmarc_dns *d = dmarc_spf_dns_get(a);
+	d->txt(d->ctx, "_dmarc.example.com", direct_cb, &direct);
+	CHECK(f.q != NULL);
+	dmarc_spf_dns_free(&a);
+	CHECK(a == NULL && f.cancelled == 2 && direct == 0);
+
+	/* without spf->cancel the adapter lingers until the answer, which
+	 * is dropped */
+	spf.cancel = NULL;
+	a = dmarc_spf_dns_new(&spf);
+	d = dmarc_spf_dns_get(a);
+	CHECK(d->cancel == NULL);
+	d->txt(d->ctx, "_dmarc.example.com", direct_cb, &direct);
+	dmarc_spf_dns_free(&a);
+	CHECK(a == NULL && f.q != NULL);
+	if (f.q != NULL)
+		spf_answer(f.cb, f.q);
+	CHECK(direct == 0);
+}
+
 /* --- driver --- */
 
 static int driver(int argc, char **argv)
@@ -724,6 +829,7 @@ int main(int argc, char **argv)
 	RUN(test_evaluate);
 	RUN(test_discovery);
 	RUN(test_cancel);
+	RUN(test_spf_dns_shim);
 	dmarc_psl_free(&psl);
 	return unit_summary("dmarc");
 }
