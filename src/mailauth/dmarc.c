@@ -109,6 +109,9 @@ void dmarc_evaluate(const struct dmarc_psl *psl, const struct dmarc_request *req
 	/* 3.1.2: the SPF-authenticated identifier */
 	const char *spf_id = req->mail_from != NULL && req->mail_from[0] != '\0'
 			     ? req->mail_from : req->helo;
+	const char *at = spf_id != NULL ? strrchr(spf_id, '@') : NULL;
+	if (at != NULL)
+		spf_id = at + 1;  /* given a whole address */
 	o->spf_aligned = req->spf == SPF_RESULT_PASS && spf_id != NULL &&
 			 dmarc_aligned(psl, spf_id, o->from_domain, rec->aspf);
 	/* 3.1.1, 4.2: any one verified, aligned signature */

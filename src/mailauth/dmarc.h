@@ -112,7 +112,8 @@ void dmarc_record_clear(struct dmarc_record *rec);
 
 struct dmarc_psl;
 
-/* Load a Public Suffix List: path NULL takes libpsl's newest of its
+/* Load a Public Suffix List (a few milliseconds: load it once and share it;
+ * lookups only read it, from any thread).  path NULL takes libpsl's newest of its
  * built-in list and the system's (Debian's publicsuffix package,
  * /usr/share/publicsuffix); a path names a public_suffix_list.dat file.
  * Both the ICANN and the private sections are used (docs/dmarc.md says
@@ -176,7 +177,8 @@ struct dmarc_dkim {
 typedef unsigned dmarc_random_fn(void *ctx);
 
 /* What to evaluate.  Strings are copied by dmarc_check().  mail_from is
- * the RFC5321.MailFrom domain, "" or NULL for the null reverse-path; then
+ * the RFC5321.MailFrom domain (or the whole address: the part after its
+ * last '@' is used), "" or NULL for the null reverse-path; then
  * SPF checked postmaster@<HELO> (RFC 7208 section 2.4), so helo is the
  * SPF-authenticated identifier used for alignment. */
 struct dmarc_request {

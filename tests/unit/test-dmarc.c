@@ -318,6 +318,16 @@ static void test_evaluate(void)
 	dmarc_evaluate(psl, &req, &rec, "example.com", &o);
 	CHECK(o.result == DMARC_RESULT_PASS && o.spf_aligned);
 	dmarc_outcome_clear(&o);
+	/* a whole MAIL FROM address */
+	req.mail_from = "bounce+x=y@Bounces.Example.com";
+	req.helo = "mx.example.org";
+	dmarc_evaluate(psl, &req, &rec, "example.com", &o);
+	CHECK(o.result == DMARC_RESULT_PASS && o.spf_aligned);
+	dmarc_outcome_clear(&o);
+	req.mail_from = "bounce@example.org";
+	dmarc_evaluate(psl, &req, &rec, "example.com", &o);
+	CHECK(o.result == DMARC_RESULT_FAIL && !o.spf_aligned);
+	dmarc_outcome_clear(&o);
 	/* no From domain */
 	req.from_domain = "";
 	dmarc_evaluate(psl, &req, &rec, "example.com", &o);
