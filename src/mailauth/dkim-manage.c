@@ -364,7 +364,7 @@ int dkim_store_signer_sign(struct dkim_store_signer *s, const char *domain, cons
 				continue;
 			tried++;
 			if (dkim_sign_message(&req, &signer, data, len, out, &error) < 0) {
-				log_error("dkim", "event=sign_failed domain=%s selector=%s error=%s",
+				log_warn("dkim", "event=sign_failed domain=%s selector=%s error=%s",
 					  log_quote(e->domain), log_quote(e->selector),
 					  log_quote(error));
 				*error_r = error;
