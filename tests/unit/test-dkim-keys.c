@@ -7,11 +7,12 @@
  * dkim_keygen sign a message with two signatures (RSA and Ed25519) that
  * the library's verifier accepts against the printed records, a domain
  * without keys gets none, and a key activated later is picked up without
- * a new signer. */
+ * a new signer; the dkim group of tern.conf. */
 #include "unit.h"
 #include "store-test-util.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
+#include "lib/config.h"
 #include "lib/log.h"
 #include "mailauth/dkim-manage.h"
 #include "store/dkim-keys.h"
@@ -410,6 +411,36 @@ static void test_signer(void)
 	close_store(&s);
 }
 
+/* the dkim group of tern.conf: defaults, values, range */
+static void test_config(void)
+{
+	char *error = NULL;
+	struct config *cfg = config_parse_string("hostname = \"mx.a.test\";\n", "/tmp/t.conf",
+						 &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->dkim.sign);
+		CHECK(cfg->dkim.rotation_grace == 7 * 86400);
+		CHECK(cfg->dkim.check_interval == 3600);
+		config_free(&cfg);
+	}
+	cfg = config_parse_string("hostname = \"mx.a.test\";\ndkim = { sign = false; "
+				  "rotation_grace = 60; check_interval = 5; };\n", "/tmp/t.conf",
+				  &error);
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(!cfg->dkim.sign);
+		CHECK(cfg->dkim.rotation_grace == 60);
+		CHECK(cfg->dkim.check_interval == 5);
+		config_free(&cfg);
+	}
+	cfg = config_parse_string("hostname = \"mx.a.test\";\ndkim = { check_interval = 0; };\n",
+				  "/tmp/t.conf", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, ":2:") != NULL);
+	free(error);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -418,5 +449,6 @@ int main(void)
 	RUN(test_selector_next);
 	RUN(test_zone_line);
 	RUN(test_signer);
+	RUN(test_config);
 	return unit_summary("dkim-keys");
 }
