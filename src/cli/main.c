@@ -67,7 +67,14 @@ void cli_usage(FILE *f)
 "\n"
 "TLS reporting (RFC 8460):\n"
 "  tern tlsrpt list [--domain D] [--json]   outbound TLS results collected\n"
-"  tern tlsrpt send [--now]     send the due reports now (--now: today's too)\n", f);
+"  tern tlsrpt send [--now]     send the due reports now (--now: today's too)\n"
+"\n"
+"DKIM signing keys (docs/dkim.md):\n"
+"  tern dkim keygen DOMAIN [--selector S] [--algorithm rsa2048|ed25519]\n"
+"                               new key(s) (default both); prints the DNS records\n"
+"  tern dkim list [DOMAIN] [--json]\n"
+"  tern dkim rotate DOMAIN      next selector(s), pending until visible in DNS\n"
+"  tern dkim activate DOMAIN SELECTOR     switch to a pending key now\n", f);
 }
 
 static int run(const char *config_path, int argc, char **argv)
@@ -105,6 +112,8 @@ static int run(const char *config_path, int argc, char **argv)
 		fn = cli_queue;
 	else if (strcmp(cmd, "tlsrpt") == 0)
 		fn = cli_tlsrpt;
+	else if (strcmp(cmd, "dkim") == 0)
+		fn = cli_dkim;
 	else
 		return cli_usage_error("unknown command '%s'", cmd);
 

@@ -12,6 +12,7 @@
  * The worker also asks the kernel for SIGTERM when the master dies, so a
  * killed master never leaves an orphan holding the ports. */
 #include "cli/serve-private.h"
+#include "cli/serve-dkim.h"
 #include "cli/sendmail.h"
 #include "auth/auth.h"
 #include "dns/dns.h"
@@ -332,6 +333,8 @@ void serve_worker_main(const struct serve_state *st)
 			t->dkim = dkim_dns_adapter_new(t->spf);
 		receive_mailauth_register(t->base, t->spf, t->dkim);
 	}
+	/* DKIM signing hook and key rotation (before the other threads run) */
+	serve_dkim_start(threads[0].base, store, out_dns, cfg);
 	for (int k = 0; k < LISTENER_KIND_COUNT; k++)
 		smtp_listeners[k].queue = out_queue;
 	sendmail_listener.queue = out_queue;
@@ -357,6 +360,7 @@ void serve_worker_main(const struct serve_state *st)
 	http_listener_clear(&http_listeners[1]);
 	event_free(sig_term);
 	event_free(sig_quit);
+	serve_dkim_stop();
 	receive_mailauth_unregister_all();
 	for (unsigned i = 0; i < thread_count; i++) {
 		dkim_dns_adapter_free(&threads[i].dkim);

@@ -1007,6 +1007,13 @@ static const struct key mailauth_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static const struct key dkim_keys[] = {
+	{ "sign", h_bool, OFF(dkim.sign), 0, 0, NULL, 0 },
+	{ "rotation_grace", h_unsigned, OFF(dkim.rotation_grace), 0, 31536000, NULL, 0 },
+	{ "check_interval", h_unsigned, OFF(dkim.check_interval), 1, 604800, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static const struct key imap_keys[] = {
 	{ "plaintext_auth_loopback", h_bool, OFF(imap.plaintext_auth_loopback), 0, 0, NULL, 0 },
 	/* per user and client address, as Dovecot counts them */
@@ -1292,6 +1299,7 @@ static const struct key root_keys[] = {
 	{ "pop3", h_group, 0, 0, 0, pop3_keys, 0 },
 	{ "imap", h_group, 0, 0, 0, imap_keys, 0 },
 	{ "mailauth", h_group, 0, 0, 0, mailauth_keys, 0 },
+	{ "dkim", h_group, 0, 0, 0, dkim_keys, 0 },
 	{ "dns", h_dns, 0, 0, 0, dns_keys, 0 },
 	{ "queue", h_group, 0, 0, 0, queue_keys, 0 },
 	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
@@ -1365,6 +1373,9 @@ static void config_set_defaults(struct config *cfg)
 	cfg->imap.connections_per_user = 10;
 	cfg->mailauth.spf = true;
 	cfg->mailauth.dkim = true;
+	cfg->dkim.sign = true;
+	cfg->dkim.rotation_grace = 7 * 86400;
+	cfg->dkim.check_interval = 3600;
 	cfg->dns.mode = xstrdup("system");
 	cfg->dns.dnssec = true;
 	cfg->dns.timeout = 10;

@@ -95,6 +95,12 @@ struct config {
 		bool spf;                       /* check SPF on the MX port (true) */
 		bool dkim;                      /* verify DKIM on the MX port (true) */
 	} mailauth;
+	/* DKIM signing of outbound mail (group dkim = { ... }; docs/dkim.md) */
+	struct {
+		bool sign;                      /* sign mail from our domains (true) */
+		unsigned rotation_grace;        /* seconds a replaced key stays published (7 days) */
+		unsigned check_interval;        /* seconds between DNS checks of pending keys (1 h) */
+	} dkim;
 	/* DNS resolver (group dns = { ... }; docs/dns-resolver.md) */
 	struct {
 		char *mode;                     /* "system" (default), "upstream" or "stub" */
