@@ -235,6 +235,10 @@ static int configure(struct dns_resolver *r, struct ub_ctx *ub, const struct con
 		/* unbound answers special-use names (RFC 6761: test., invalid., ...)
 		 * itself with NXDOMAIN; a stub zone under one must reach its server */
 		for (unsigned i = 0; i < cfg->dns.stub_count; i++) {
+			/* and a stub zone replaces unbound's own data for a zone it
+			 * serves by default (127.in-addr.arpa. answers "localhost"
+			 * otherwise); removing a zone that is not there is no error */
+			(void)ub_ctx_zone_remove(ub, cfg->dns.stub[i].zone);
 			if ((err = ub_ctx_zone_add(ub, cfg->dns.stub[i].zone, "transparent")) != 0)
 				return ub_fail(ub, err, "bad dns.stub zone", cfg->dns.stub[i].zone,
 					       error_r);
