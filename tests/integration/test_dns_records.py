@@ -28,7 +28,8 @@ import testdns  # noqa: E402
 HOST = tern_harness.HOSTNAME           # mail.example.test
 HOST2 = "mx2.example.test"             # the second configuration's hostname
 GOOD = "example.test"
-BROKEN = ["nomx.test", "spf11.test", "badsts.test", "baddmarc.test"]
+BROKEN = ["nomx.test", "spf11.test", "badsts.test", "baddmarc.test", "badspf.test",
+          "badrpt.test"]
 ZONES = [GOOD] + BROKEN + ["other.test", "127.in-addr.arpa"]
 LINE = re.compile(r"^(\S+)\. 3600 IN (\S+) (.*)$")
 
@@ -116,6 +117,10 @@ def env():
                 rdata = '"v=STSv1; id=20240101000000"'
             if d == "baddmarc.test" and name.startswith("_dmarc."):
                 rdata = '"v=DMARC1; p=maybe"'
+            if d == "badspf.test" and rdata.startswith('"v=spf1'):
+                rdata = '"v=spf1 mx foo:bar -all"'
+            if d == "badrpt.test" and name.startswith("_smtp._tls."):
+                rdata = '"v=TLSRPTv1; rua=mailto:a@badrpt.test; rua=mailto:b@badrpt.test"'
             if d == "other.test" and rtype == "TLSA":
                 rdata = "3 1 1 " + "ab" * 32
             if d == "other.test" and rtype == "PTR":
@@ -298,3 +303,29 @@ def test_check_wrong_tlsa_and_ptr(env):
     assert c.fixes["PTR 127.0.0.1"] == ("ask the provider of 127.0.0.1 to set: "
                                         "1.0.0.127.in-addr.arpa. 3600 IN PTR mx2.example.test.")
     assert c.status("MX other.test") == "ok", c
+
+
+def test_check_spf_syntax(env):
+    c = check(env, "badspf.test")
+    assert c.rc == 1, c
+    assert c.problems() == ["SPF badspf.test"], c
+    assert c.message("SPF badspf.test") == ('syntax error in the SPF record '
+                                           '"v=spf1 mx foo:bar -all": unknown mechanism'), c
+    assert c.fixes["SPF badspf.test"] == 'badspf.test. 3600 IN TXT "v=spf1 mx -all"'
+
+
+def test_check_tlsrpt_syntax(env):
+    c = check(env, "badrpt.test")
+    assert c.rc == 1, c
+    assert c.problems() == ["TLS-RPT _smtp._tls.badrpt.test"], c
+    assert c.message("TLS-RPT _smtp._tls.badrpt.test").startswith(
+        'syntax error in "v=TLSRPTv1; rua=mailto:a@badrpt.test; rua=mailto:b@badrpt.test": '), c
+    assert c.fixes["TLS-RPT _smtp._tls.badrpt.test"] == (
+        '_smtp._tls.badrpt.test. 3600 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@badrpt.test"')
+
+
+def test_check_unknown_domain_and_usage(env):
+    p = env["srv"].tern("dns", "check", "not-local.test", timeout=30)
+    assert p.returncode == 1 and "not a local domain" in p.stderr, p
+    p = env["srv"].tern("dns", "check", "example.test", "--bogus", timeout=30)
+    assert p.returncode == 2, p
