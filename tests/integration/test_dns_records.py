@@ -10,10 +10,11 @@ and whose address maps back to another name; `check` must name the
 specific problem and exit non-zero.  The server is never started: both
 commands read the configuration, the store's domains and DNS only.
 """
+import hashlib
 import json
 import os
 import re
-import shutil
+import subprocess
 import sys
 
 import pytest
@@ -155,8 +156,6 @@ def test_records_lines(env):
     srv = env["srv"]
     text = env["printed"][GOOD]
     lines = record_lines(text)
-    with open(os.path.join(srv.dir, "tls", "cert.pem")):
-        pass
     expect = [
         "example.test. 3600 IN MX 10 mail.example.test.",
         "mail.example.test. 3600 IN A 127.0.0.1",
@@ -186,13 +185,11 @@ def test_records_lines(env):
 
 
 def test_records_tlsa_is_the_certificate_key(env):
-    import subprocess
     cert = os.path.join(env["srv"].dir, "tls", "cert.pem")
     pub = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"],
                          capture_output=True, check=True, timeout=30).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
                          capture_output=True, check=True, timeout=30).stdout
-    import hashlib
     want = hashlib.sha256(der).hexdigest()
     assert (" TLSA 3 1 1 " + want) in env["printed"][GOOD]
 
