@@ -11,13 +11,15 @@
  *   TXT "text"                       (strings joined; non-printable as \xNN)
  *   dnssec: secure|insecure
  * Exit status 0 when records were found, 1 otherwise (with the reason on
- * stderr), 2 for usage errors. */
+ * stderr), 2 for usage errors.  `tern dns records` and `tern dns check`
+ * are in cli-dns-records.c. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/dns-records.h"
 #include "dns/dns.h"
 #include "lib/buf.h"
 #include "lib/config.h"
@@ -196,5 +198,10 @@ int cli_dns(struct config *cfg, int argc, char **argv)
 {
 	if (strcmp(argv[1], "lookup") == 0)
 		return dns_lookup(cfg, argc, argv);
-	return cli_usage_error("unknown dns action '%s' (expected lookup)", argv[1]);
+	if (strcmp(argv[1], "records") == 0)
+		return cli_dns_records(cfg, argc, argv);
+	if (strcmp(argv[1], "check") == 0)
+		return cli_dns_check(cfg, argc, argv);
+	return cli_usage_error("unknown dns action '%s' (expected lookup, records or check)",
+			       argv[1]);
 }

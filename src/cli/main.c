@@ -64,6 +64,8 @@ void cli_usage(FILE *f)
 "DNS (through the configured resolver, with DNSSEC status):\n"
 "  tern dns lookup MX|A|AAAA|ADDR|TLSA|TXT NAME [--port N]\n"
 "                               TLSA looks up _N._tcp.NAME (N = 25)\n"
+"  tern dns records DOMAIN [--json]   the records to publish, as zone-file lines\n"
+"  tern dns check DOMAIN [--json]     what DNS says, per record OK or the fix\n"
 "\n"
 "TLS reporting (RFC 8460):\n"
 "  tern tlsrpt list [--domain D] [--json]   outbound TLS results collected\n"

@@ -114,6 +114,17 @@ struct dns_ptr_result {
 	const char *error;
 };
 
+/* dns_srv() result: the records as published (not sorted). */
+struct dns_srv_result {
+	enum dns_status status;
+	bool secure;
+	const struct dns_srv_rr *records;
+	size_t count;
+	size_t malformed;         /* records that did not decode, left out */
+	const char *error;
+};
+
+typedef void dns_srv_cb(const struct dns_srv_result *res, void *ctx);
 typedef void dns_ptr_cb(const struct dns_ptr_result *res, void *ctx);
 typedef void dns_mx_cb(const struct dns_mx_result *res, void *ctx);
 typedef void dns_addr_cb(const struct dns_addr_result *res, void *ctx);
@@ -157,6 +168,10 @@ struct dns_query *dns_tlsa(struct dns_resolver *r, unsigned port, const char *ho
 			   dns_tlsa_cb *cb, void *ctx);
 /* TXT records of name. */
 struct dns_query *dns_txt(struct dns_resolver *r, const char *name, dns_txt_cb *cb, void *ctx);
+
+/* SRV records of name ("_imaps._tcp.example.com"; RFC 2782), for
+ * `tern dns check`. */
+struct dns_query *dns_srv(struct dns_resolver *r, const char *name, dns_srv_cb *cb, void *ctx);
 
 /* Cancel a query in flight: its callback will not run.  *q becomes NULL;
  * a NULL *q is ignored.  A handle is invalid once its callback has

@@ -149,6 +149,33 @@ int dns_rdata_ptr(const unsigned char *p, size_t len, struct buf *out, const cha
 	return 0;
 }
 
+int dns_rdata_srv(const unsigned char *p, size_t len, struct dns_srv_rr *rr,
+		  const char **error_r)
+{
+	struct buf name;
+	size_t used;
+
+	if (len < 7) {
+		*error_r = "SRV record too short";
+		return -1;
+	}
+	buf_init(&name, DNS_NAME_TEXT_MAX);
+	if (dns_name_from_wire(p + 6, len - 6, &used, &name, error_r) < 0) {
+		buf_free(&name);
+		return -1;
+	}
+	if (used != len - 6) {
+		buf_free(&name);
+		*error_r = "trailing bytes after the SRV target";
+		return -1;
+	}
+	rr->priority = (uint16_t)(p[0] << 8 | p[1]);
+	rr->weight = (uint16_t)(p[2] << 8 | p[3]);
+	rr->port = (uint16_t)(p[4] << 8 | p[5]);
+	rr->target = buf_steal(&name);
+	return 0;
+}
+
 int dns_reverse_name(int family, const void *addr, struct buf *out)
 {
 	const unsigned char *a = addr;

@@ -38,6 +38,16 @@ struct dns_tlsa_rr {
 	size_t len;
 };
 
+/* One SRV record (RFC 2782): the target in text form as
+ * dns_name_from_wire() gives it ("." means the service is not offered,
+ * RFC 2782 and RFC 6186 3.4). */
+struct dns_srv_rr {
+	uint16_t priority;
+	uint16_t weight;
+	uint16_t port;
+	char *target;       /* malloc'd */
+};
+
 /* A random source: returns a uniformly distributed 32-bit value. */
 typedef uint32_t dns_random_fn(void *ctx);
 
@@ -78,6 +88,12 @@ int dns_reverse_name(int family, const void *addr, struct buf *out);
  * least one byte).  Fills *rr (data malloc'd) or -1 with *error_r. */
 int dns_rdata_tlsa(const unsigned char *p, size_t len, struct dns_tlsa_rr *rr,
 		   const char **error_r);
+
+/* SRV rdata (RFC 2782): priority, weight, port, target (uncompressed).
+ * Fills *rr (target malloc'd; free it) or returns -1 with *error_r;
+ * trailing bytes after the target are an error. */
+int dns_rdata_srv(const unsigned char *p, size_t len, struct dns_srv_rr *rr,
+		  const char **error_r);
 
 /* Result of dns_mx_order(). */
 enum dns_mx_order_result {

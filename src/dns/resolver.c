@@ -44,9 +44,10 @@
 #define RR_TXT 16
 #define RR_AAAA 28
 #define RR_TLSA 52
+#define RR_SRV 33
 #define RCODE_NXDOMAIN 3
 
-enum query_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT, Q_PTR };
+enum query_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT, Q_PTR, Q_SRV };
 
 struct dns_sub {
 	struct dns_query *q;
@@ -70,6 +71,7 @@ struct dns_query {
 		dns_tlsa_cb *tlsa;
 		dns_txt_cb *txt;
 		dns_ptr_cb *ptr;
+		dns_srv_cb *srv;
 	} cb;
 	void *ctx;
 	enum dns_addr_order order;
@@ -233,6 +235,10 @@ static int configure(struct dns_resolver *r, struct ub_ctx *ub, const struct con
 		/* unbound answers special-use names (RFC 6761: test., invalid., ...)
 		 * itself with NXDOMAIN; a stub zone under one must reach its server */
 		for (unsigned i = 0; i < cfg->dns.stub_count; i++) {
+			/* and a stub zone replaces unbound's own data for a zone it
+			 * serves by default (127.in-addr.arpa. answers "localhost"
+			 * otherwise); removing a zone that is not there is no error */
+			(void)ub_ctx_zone_remove(ub, cfg->dns.stub[i].zone);
 			if ((err = ub_ctx_zone_add(ub, cfg->dns.stub[i].zone, "transparent")) != 0)
 				return ub_fail(ub, err, "bad dns.stub zone", cfg->dns.stub[i].zone,
 					       error_r);
@@ -877,6 +883,40 @@ static void step_ptr(struct dns_query *q)
 	free(names);
 }
 
+static void step_srv(struct dns_query *q)
+{
+	struct dns_srv_result out = { 0 };
+	struct dns_srv_rr *rrs = NULL;
+	struct dns_sub *s = &q->sub[0];
+	const char *err;
+	size_t count = 0;
+
+	out.status = sub_status(s, &err);
+	out.error = err;
+	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	if (out.status == DNS_OK) {
+		const unsigned char *p;
+		size_t n;
+		rrs = xcalloc(rdata_count(s->res) + 1, sizeof(*rrs));
+		FOREACH_RDATA(s->res, i, p, n) {
+			if (dns_rdata_srv(p, n, &rrs[count], &err) == 0)
+				count++;
+			else
+				out.malformed++;
+		}
+	}
+	out.records = rrs;
+	out.count = count;
+	log_debug("dns", "event=srv name=%s status=%s secure=%s count=%zu", log_quote(q->name),
+		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	query_detach(q);
+	q->cb.srv(&out, q->ctx);
+	query_destroy(q);
+	for (size_t i = 0; i < count; i++)
+		free(rrs[i].target);
+	free(rrs);
+}
+
 /* Every sub of q has finished (or the deadline passed): report, or start
  * the next phase. */
 static void query_step(struct dns_query *q)
@@ -887,6 +927,7 @@ static void query_step(struct dns_query *q)
 	case Q_TLSA: step_tlsa(q); break;
 	case Q_TXT: step_txt(q); break;
 	case Q_PTR: step_ptr(q); break;
+	case Q_SRV: step_srv(q); break;
 	}
 }
 
@@ -969,6 +1010,16 @@ struct dns_query *dns_txt(struct dns_resolver *r, const char *name, dns_txt_cb *
 	struct dns_query *q = query_new(r, Q_TXT, name, ctx);
 
 	q->cb.txt = cb;
+	subs_start(q, q->name, types, 1);
+	return q;
+}
+
+struct dns_query *dns_srv(struct dns_resolver *r, const char *name, dns_srv_cb *cb, void *ctx)
+{
+	static const int types[] = { RR_SRV };
+	struct dns_query *q = query_new(r, Q_SRV, name, ctx);
+
+	q->cb.srv = cb;
 	subs_start(q, q->name, types, 1);
 	return q;
 }
