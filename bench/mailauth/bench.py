@@ -30,6 +30,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -317,6 +318,21 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
+def cpu_seconds(s):
+    """User + system CPU time of the server's processes (master and
+    worker, every thread of each), from /proc/PID/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in [s.proc.pid] + list(s.worker_pids()):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])     # utime, stime
+    return total / tick
+
+
 def stored_count(s):
     return len(s.message_rows(RCPT))
 
@@ -336,35 +352,38 @@ def part_smtp(keys, dkim_rates):
         domain = "s%d.bench.test" % i
         m = make_message(10000 + i, domain)
         msgs.append(("alice@" + domain, dkimpy_sign(m, keys, "rsa", domain, "rsa") + m))
-    lat = {}
     with testdns.TestDNS() as dns:
         dns.zone("bench.test", records)
         dns.start()
         # One event loop: each loop has its own resolver cache, and the
         # kernel spreads connections over the loops; with two, a "warm"
         # message could meet the loop that has not seen its domain yet.
-        for on in (True, False):
-            cold, warm = [], []
-            for r in range(RUNS):
-                s = make_server(dns, "bench-auth-%s" % ("on" if on else "off"), on, dmarc,
-                                threads=1)
-                try:
-                    for sender, data in msgs:
-                        cold.append(send_one(s.port("smtp"), sender, data))
-                    for sender, data in msgs:
-                        warm.append(send_one(s.port("smtp"), sender, data))
+        # Both servers run side by side and take turns message by message,
+        # so that the machine's other load falls on both alike.
+        lat = {True: ([], []), False: ([], [])}
+        for r in range(RUNS):
+            servers = {}
+            try:
+                for on in (True, False):
+                    servers[on] = make_server(dns, "bench-auth-%s" % ("on" if on else "off"),
+                                              on, dmarc, threads=1)
+                for idx in (0, 1):              # pass 1: cold cache, pass 2: warm
+                    for i, (sender, data) in enumerate(msgs):
+                        order = (True, False) if (i + r) % 2 == 0 else (False, True)
+                        for on in order:
+                            lat[on][idx].append(send_one(servers[on].port("smtp"), sender, data))
+                for on, s in servers.items():
                     n = stored_count(s)
                     if n != 2 * M:
                         fail("%d of %d messages stored" % (n, 2 * M))
-                    if on and r == 0:
-                        first = s.messages(RCPT)[0]
-                        head = first.split(b"\r\n\r\n", 1)[0]
-                        want = [b"spf=pass", b"dkim=pass"] + ([b"dmarc=pass"] if dmarc else [])
-                        if not all(w in head for w in want):
-                            fail("stored message lacks %s: %r" % (want, head[:600]))
-                finally:
+                if r == 0:
+                    head = servers[True].messages(RCPT)[0].split(b"\r\n\r\n", 1)[0]
+                    want = [b"spf=pass", b"dkim=pass"] + ([b"dmarc=pass"] if dmarc else [])
+                    if not all(w in head for w in want):
+                        fail("stored message lacks %s: %r" % (want, head[:600]))
+            finally:
+                for s in servers.values():
                     stop(s)
-            lat[on] = (cold, warm)
         print("Port 25, %s, %d messages of 20 KiB (one RSA-2048 signature each) per pass,"
               " %d run(s), one loop thread; end of data -> 250, ms:" % (checks, M, RUNS))
         print("  %-32s %8s %8s %9s %9s" % ("", "median", "p99", "+median", "+p99"))
@@ -391,57 +410,77 @@ def part_smtp(keys, dkim_rates):
         with open(msgfile, "wb") as f:
             # smtp-source -F sends each line of the file with CRLF added
             f.write(data.replace(b"\r\n", b"\n"))
-        rates = {}
-        for on in (True, False):
-            runs = []
-            s = make_server(dns, "bench-load-%s" % ("on" if on else "off"), on, dmarc)
-            try:
-                send_one(s.port("smtp"), sender, data)      # warms one loop's cache
-                for r in range(RUNS):
+        # both servers up at once, runs alternating on/off (idle one waits)
+        runs = {True: [], False: []}
+        cpu = {True: [], False: []}
+        servers = {}
+        try:
+            for on in (True, False):
+                servers[on] = make_server(dns, "bench-load-%s" % ("on" if on else "off"), on, dmarc)
+                send_one(servers[on].port("smtp"), sender, data)   # warms one loop's cache
+            for r in range(RUNS):
+                for on in ((True, False) if r % 2 == 0 else (False, True)):
+                    s = servers[on]
                     base = stored_count(s)
+                    c0 = cpu_seconds(s)
                     t0 = time.perf_counter()
                     p = subprocess.run([SOURCE, "-s", str(S), "-m", str(T), "-F", msgfile,
                                         "-M", "client.bench.test", "-f", sender, "-t", RCPT,
                                         "127.0.0.1:%d" % s.port("smtp")],
                                        capture_output=True, text=True, timeout=LOAD_TIMEOUT)
                     t = time.perf_counter() - t0
+                    cpu[on].append((cpu_seconds(s) - c0) / T)
                     if p.returncode != 0:
                         fail("smtp-source: %s %s" % (p.stdout[-300:], p.stderr[-300:]))
                     n = stored_count(s) - base
                     if n != T:
                         fail("smtp-source run: %d of %d messages stored" % (n, T))
-                    runs.append(T / t)
-                if on:
-                    last = s.messages(RCPT)[-1].split(b"\r\n\r\n", 1)[0]
-                    if b"dkim=pass" not in last or b"spf=pass" not in last:
-                        fail("smtp-source message not verified: %r" % last[:600])
-            finally:
+                    runs[on].append(T / t)
+            last = servers[True].messages(RCPT)[-1].split(b"\r\n\r\n", 1)[0]
+            if b"dkim=pass" not in last or b"spf=pass" not in last:
+                fail("smtp-source message not verified: %r" % last[:600])
+        finally:
+            for s in servers.values():
                 stop(s)
-            log("load: mailauth %s: runs %s msg/s" % ("on" if on else "off",
-                                                      ", ".join(fmt(x) for x in runs)))
-            rates[on] = statistics.median(runs)
+        rates, cpus = {}, {}
+        for on in (True, False):
+            log("load: mailauth %s: runs %s msg/s, server CPU %s ms/msg" % (
+                "on" if on else "off", ", ".join(fmt(x) for x in runs[on]),
+                ", ".join("%.3f" % (x * 1e3) for x in cpu[on])))
+            rates[on] = statistics.median(runs[on])
+            cpus[on] = statistics.median(cpu[on])
     r_on, r_off = rates[True], rates[False]
     share = 1 - r_on / r_off if r_off else 0
+    c_on, c_off = cpus[True], cpus[False]
+    cpu_share = 1 - c_off / c_on if c_on else 0
     ncpu = os.cpu_count() or 1
-    # CPU the DKIM verification itself needs per message (part 1, RSA),
-    # against the CPU time per message at the throughput with checks off
-    cpu_share = (1 / dkim_rates[("rsa", "verify")]) / (ncpu / r_off) if r_off else 0
+    # what DKIM verification alone costs (part 1, RSA-2048, one thread)
+    dkim_ms = 1e3 / dkim_rates[("rsa", "verify")]
     print("Throughput, smtp-source, %d messages of 20 KiB over %d sessions, median of %d run(s),"
           " default settings (%d loop threads):" % (T, S, RUNS, ncpu))
-    print("  mailauth off %8.1f msg/s" % r_off)
-    print("  mailauth on  %8.1f msg/s   (%s, warm cache)" % (r_on, checks))
-    print("  share of inbound time spent on the checks: %.1f%% (1 - on/off); target under 10%%" %
-          (share * 100))
-    print("  DKIM RSA-2048 verification CPU per message (part 1) against the CPU per message"
-          " with checks off: %.1f%%" % (cpu_share * 100))
+    print("  %-14s %10s %16s" % ("", "msg/s", "server CPU ms/msg"))
+    print("  %-14s %10.1f %16.3f" % ("mailauth off", r_off, c_off * 1e3))
+    print("  %-14s %10.1f %16.3f   (%s, warm cache)" % ("mailauth on", r_on, c_on * 1e3, checks))
+    print("  share of inbound time spent on the checks (1 - rate_on/rate_off): %.1f%%"
+          % (share * 100))
+    print("  share of the server's CPU per message spent on them (1 - cpu_off/cpu_on): %.1f%%"
+          % (cpu_share * 100))
+    print("  target: under 10%%; DKIM verification alone (part 1): %.3f ms/msg = %.1f%% of"
+          " the CPU per message with the checks on" % (dkim_ms, dkim_ms / (c_on * 1e3) * 100
+                                                      if c_on else 0))
     result("smtp_load_off_msgs_per_s", fmt(r_off))
     result("smtp_load_on_msgs_per_s", fmt(r_on))
+    result("smtp_load_off_cpu_ms_per_msg", "%.3f" % (c_off * 1e3))
+    result("smtp_load_on_cpu_ms_per_msg", "%.3f" % (c_on * 1e3))
     result("smtp_load_mailauth_share_percent", "%.1f" % (share * 100))
-    result("dkim_verify_cpu_share_percent", "%.1f" % (cpu_share * 100))
+    result("smtp_load_mailauth_cpu_share_percent", "%.1f" % (cpu_share * 100))
     result("mailauth_checks", checks.replace("+", ","))
 
 
 def main():
+    # run.sh's timeout sends SIGTERM: leave through the finally blocks and
+    # context managers, which stop the servers and the test DNS
+    signal.signal(signal.SIGTERM, lambda *_: fail("stopped by SIGTERM (time limit)"))
     try:
         keys = Keys()
         rates = part_rate(keys)
