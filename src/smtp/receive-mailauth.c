@@ -414,7 +414,7 @@ static void mailauth_finish(struct mailauth_wait *w)
 	struct smtp_reply reply = { 0 };
 	struct buf resinfo, out;
 	const char *error = NULL;
-	const char *rejected = NULL, *deferred = NULL;
+	const char *rejected = NULL, *deferred = NULL, *rejected_by = NULL;
 	bool quarantine = false;
 	unsigned removed = 0;
 
@@ -431,8 +431,10 @@ static void mailauth_finish(struct mailauth_wait *w)
 		/* RFC 7489 6.6.1: the strictest of the domains' dispositions */
 		for (size_t i = 0; i < w->authors.count && !w->authors.too_many; i++) {
 			const struct dmarc_author_state *d = &w->dm[i];
-			if (d->applied == DMARC_DISPOSITION_REJECT && rejected == NULL)
+			if (d->applied == DMARC_DISPOSITION_REJECT && rejected == NULL) {
 				rejected = d->domain;
+				rejected_by = d->override;
+			}
 			if (d->defer && deferred == NULL)
 				deferred = d->domain;
 			if (d->applied == DMARC_DISPOSITION_QUARANTINE)
@@ -445,8 +447,9 @@ static void mailauth_finish(struct mailauth_wait *w)
 		dmarc_log(w, cfg, quarantine && rejected == NULL && deferred == NULL);
 		if (rejected != NULL) {
 			smtp_reply_set(&reply, 550, "5.7.1", "Message rejected: it fails DMARC "
-				       "authentication for the From domain %s, whose policy is to "
-				       "reject such mail", rejected);
+				       "authentication for the From domain %s, %s", rejected,
+				       rejected_by != NULL ? "and this server rejects such mail"
+				       : "whose policy is to reject such mail");
 			smtp_session_data_done(s, &reply);
 			return;
 		}

@@ -16,7 +16,9 @@ python3-dkim), and applies the From domain's policy (docs/dmarc.md):
 - two From domains: the strictest disposition (reject);
 - no DMARC record: dmarc=none; no From at all: dmarc=permerror;
 - a DMARC lookup that times out: 451 4.4.3;
-- mailauth.dmarc_overrides turns reject into none (dis=NONE, logged);
+- mailauth.dmarc_overrides turns reject into none (dis=NONE, logged), and
+  an entry for an organisational domain turns its subdomain's p=none into
+  a rejection;
 - with mailauth.dmarc_enforce = false a p=reject failure is stored in INBOX
   with dis=NONE.
 Everything below the Authentication-Results field is checked to be the
@@ -79,6 +81,7 @@ def dns(key):
     d.zone("parent.test", ['_dmarc TXT "v=DMARC1; p=none; sp=reject"'])
     d.zone("norecord.test", [SPF])
     d.zone("override.test", ['_dmarc TXT "v=DMARC1; p=reject"'])
+    d.zone("spoofed.test", ['_dmarc TXT "v=DMARC1; p=none"'])
     d.responder("silent.test", "silent")
     with d:
         d.start()
@@ -98,7 +101,8 @@ def make(dns, name, extra=""):
 @pytest.fixture(scope="module")
 def srv(dns):
     s = make(dns, "dmarc", 'mailauth = {\n  dmarc_overrides = (\n'
-             '    { domain = "override.test"; action = "none"; }\n  );\n};\n')
+             '    { domain = "override.test"; action = "none"; },\n'
+             '    { domain = "spoofed.test"; action = "reject"; }\n  );\n};\n')
     yield s
     finish(s)
 
@@ -283,6 +287,16 @@ def test_override_reject_to_none(srv):
         + msg, rest[:600]
     srv.wait_log(r"event=dmarc domain=override\.test result=fail policy=reject "
                  r"disposition=none override=none enforce=yes")
+
+
+def test_override_by_org_domain_rejects(srv):
+    """An entry for the organisational domain covers its subdomains and
+    turns p=none into a rejection."""
+    code, text = send_refused(srv, message("dmarc override org", "a@news.spoofed.test"))
+    assert code == 550 and "news.spoofed.test" in text and "this server rejects" in text, text
+    nothing_stored(srv, "dmarc override org")
+    srv.wait_log(r"event=dmarc domain=news\.spoofed\.test result=fail policy=none "
+                 r"disposition=reject override=reject")
 
 
 def test_not_enforced(dns):
