@@ -8,7 +8,7 @@
 # Every .c file under src/<module>/ is part of the server; src/cli/main.c
 # holds main().  Tests, fuzz targets and benchmarks find their sources by name.
 
-PKGS      := openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig libargon2 libcrypt zlib libunbound libcurl jansson libpsl
+PKGS      := openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig libargon2 libcrypt zlib libunbound libcurl jansson libpsl libidn2
 CC        ?= cc
 BUILD     ?= build
 OPT       ?= -O2

@@ -791,6 +791,90 @@ static int h_routes(struct parse_ctx *p, const config_setting_t *s, const struct
 	return 0;
 }
 
+static void dmarc_overrides_clear(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->mailauth.dmarc_override_count; i++)
+		free(cfg->mailauth.dmarc_override[i].domain);
+	free(cfg->mailauth.dmarc_override);
+	cfg->mailauth.dmarc_override = NULL;
+	cfg->mailauth.dmarc_override_count = 0;
+}
+
+/* dmarc_overrides = ( { domain = "example.org"; action = "none"; }, ... );
+ * (docs/dmarc.md): domains stored lower case without a trailing dot, each
+ * at most once. */
+static int h_dmarc_overrides(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	static const char *const actions[] = { "none", "quarantine", "reject", NULL };
+	struct config *cfg = p->cfg;
+	int type = config_setting_type(s);
+	unsigned n;
+
+	(void)k;
+	if (type != CONFIG_TYPE_LIST && !(type == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+		return fail(p, s, "mailauth.dmarc_overrides must be a list of groups like ( { "
+			    "domain = \"example.org\"; action = \"none\"; } ), not %s",
+			    type_name(s));
+	n = (unsigned)config_setting_length(s);
+	if (n > CONFIG_MAX_DMARC_OVERRIDES)
+		return fail(p, s, "mailauth.dmarc_overrides has %u entries (at most %u allowed)", n,
+			    CONFIG_MAX_DMARC_OVERRIDES);
+	dmarc_overrides_clear(cfg);
+	cfg->mailauth.dmarc_override = xcalloc(n > 0 ? n : 1, sizeof(*cfg->mailauth.dmarc_override));
+	for (unsigned i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const config_setting_t *domain, *action;
+		struct config_dmarc_override *o = &cfg->mailauth.dmarc_override[i];
+		const char *d, *a;
+		size_t len;
+		int which = -1;
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return fail(p, e, "mailauth.dmarc_overrides entries must be groups { domain = "
+				    "...; action = ...; }, not %s", type_name(e));
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const char *name = config_setting_name(config_setting_get_elem(e, (unsigned)j));
+			if (name == NULL || (strcmp(name, "domain") != 0 && strcmp(name, "action") != 0))
+				return fail(p, config_setting_get_elem(e, (unsigned)j),
+					    "unknown setting '%s' in a mailauth.dmarc_overrides entry "
+					    "(expected domain and action)", name != NULL ? name : "");
+		}
+		domain = config_setting_get_member(e, "domain");
+		action = config_setting_get_member(e, "action");
+		if (domain == NULL || action == NULL)
+			return fail(p, e, "a mailauth.dmarc_overrides entry needs domain = \"...\"; and "
+				    "action = \"none\" | \"quarantine\" | \"reject\";");
+		if (config_setting_type(domain) != CONFIG_TYPE_STRING)
+			return fail_type(p, domain, "a string");
+		if (config_setting_type(action) != CONFIG_TYPE_STRING)
+			return fail_type(p, action, "a string");
+		d = config_setting_get_string(domain);
+		a = config_setting_get_string(action);
+		if (strcmp(d, ".") == 0 || !dns_zone_valid(d) || strchr(d, '.') == NULL)
+			return fail(p, domain, "mailauth.dmarc_overrides domain \"%s\" is not a domain "
+				    "name with at least two labels (IDNs in their xn-- form)", d);
+		for (int j = 0; actions[j] != NULL; j++)
+			if (strcmp(a, actions[j]) == 0)
+				which = j;
+		if (which < 0)
+			return fail(p, action, "mailauth.dmarc_overrides action \"%s\" is not one of "
+				    "\"none\", \"quarantine\", \"reject\"", a);
+		len = strlen(d);
+		if (d[len - 1] == '.')
+			len--;
+		o->domain = xstrndup(d, len);
+		for (char *c = o->domain; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		o->action = (enum config_dmarc_action)which;
+		cfg->mailauth.dmarc_override_count = i + 1;
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(cfg->mailauth.dmarc_override[j].domain, o->domain) == 0)
+				return fail(p, domain, "mailauth.dmarc_overrides lists \"%s\" twice",
+					    o->domain);
+	}
+	return 0;
+}
+
 static void rate_limits_clear(struct config *cfg)
 {
 	for (unsigned i = 0; i < cfg->queue.rate_limit_count; i++) {
@@ -1004,6 +1088,9 @@ static const struct key pop3_keys[] = {
 static const struct key mailauth_keys[] = {
 	{ "spf", h_bool, OFF(mailauth.spf), 0, 0, NULL, 0 },
 	{ "dkim", h_bool, OFF(mailauth.dkim), 0, 0, NULL, 0 },
+	{ "dmarc", h_bool, OFF(mailauth.dmarc), 0, 0, NULL, 0 },
+	{ "dmarc_enforce", h_bool, OFF(mailauth.dmarc_enforce), 0, 0, NULL, 0 },
+	{ "dmarc_overrides", h_dmarc_overrides, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1373,6 +1460,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->imap.connections_per_user = 10;
 	cfg->mailauth.spf = true;
 	cfg->mailauth.dkim = true;
+	cfg->mailauth.dmarc = true;
+	cfg->mailauth.dmarc_enforce = true;
 	cfg->dkim.sign = true;
 	cfg->dkim.rotation_grace = 7 * 86400;
 	cfg->dkim.check_interval = 3600;
@@ -1571,6 +1660,7 @@ void config_free(struct config **cfgp)
 	dns_stubs_clear(cfg);
 	free(cfg->dns.trust_anchor_file);
 	routes_clear(cfg);
+	dmarc_overrides_clear(cfg);
 	free(cfg->srs.secrets_file);
 	free(cfg->srs.domain);
 	free(cfg->sendmail.socket);

@@ -38,6 +38,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_RATE_LIMITS 64
 #define CONFIG_MAX_SENDMAIL_USERS 256
 #define CONFIG_MAX_MTA_STS_MX 16
+#define CONFIG_MAX_DMARC_OVERRIDES 1024
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -90,10 +91,27 @@ struct config {
 						   address (Dovecot's mail_max_userip_connections);
 						   0 = no limit */
 	} imap;
-	/* inbound email authentication (group mailauth = { ... }; docs/spf.md, docs/dkim.md) */
+	/* inbound email authentication (group mailauth = { ... }; docs/spf.md, docs/dkim.md,
+	 * docs/dmarc.md) */
 	struct {
 		bool spf;                       /* check SPF on the MX port (true) */
 		bool dkim;                      /* verify DKIM on the MX port (true) */
+		bool dmarc;                     /* evaluate DMARC on the MX port (true) */
+		bool dmarc_enforce;             /* apply its disposition (true); false:
+						   record only */
+		/* dmarc_overrides = ( { domain = "..."; action = "..."; }, ... ):
+		 * the action replacing the disposition of failing mail whose From
+		 * domain, or its organisational domain, is domain (lower case, no
+		 * trailing dot) */
+		struct config_dmarc_override {
+			char *domain;
+			enum config_dmarc_action {
+				CONFIG_DMARC_NONE,
+				CONFIG_DMARC_QUARANTINE,
+				CONFIG_DMARC_REJECT,
+			} action;
+		} *dmarc_override;
+		unsigned dmarc_override_count;
 	} mailauth;
 	/* DKIM signing of outbound mail (group dkim = { ... }; docs/dkim.md) */
 	struct {

@@ -1,4 +1,4 @@
-/* SPF and DKIM on the MX port (see receive-mailauth.h).
+/* SPF, DKIM and DMARC on the MX port (see receive-mailauth.h).
  *
  * The checks run at end of data, when the whole transaction is known and
  * the session already waits for the data hook's answer (the engine holds
@@ -19,13 +19,25 @@
  * gets its own result, recorded, never acted on: a temperror too (RFC
  * 6376 6.1: a TEMPFAIL is a result; an unverifiable signature leaves the
  * message no worse than an unsigned one, which is accepted).
- * Both end with temperror after RECEIVE_MAILAUTH_TIME_LIMIT seconds in all
+ * DMARC: once both are done (it needs their results), one policy discovery
+ * per Author Domain (mailauth/dmarc-author.h; RFC 7489 6.6.1: several
+ * domains are each evaluated and the strictest disposition applied), in
+ * parallel on the same resolver, in the same waiting point.  It runs only
+ * when SPF and DKIM both ran (with one of them off, mail that passes could
+ * fail DMARC).  The disposition: reject -> 550 5.7.1; quarantine -> every
+ * local copy into Junk; a temperror -> 451 4.4.3, as for SPF (RFC 7489
+ * 6.6.3 keeps a DNS failure apart from "no policy"; a retry is safer than
+ * a wrong verdict); a DMARC fail is also a temperror when a DKIM signature
+ * that could have aligned gave temperror.  mailauth.dmarc_overrides
+ * replaces the disposition of failing mail per domain; with
+ * mailauth.dmarc_enforce off nothing is applied, only recorded.
+ * All end with temperror after RECEIVE_MAILAUTH_TIME_LIMIT seconds in all
  * (RFC 7208 4.6.4), however quickly each lookup answers.
  * Invariants: each loop uses only its own resolver (the registry maps an
  * event_base to its adapters and is written before the loops start);
  * exactly one of deliver() and smtp_session_data_done() ends each check;
  * callbacks that run while the checks are being started only record.
- * RFC 7208 (SPF), RFC 6376 (DKIM), RFC 8601 2.2, 2.7.1, 2.7.2 and 5 (one
+ * RFC 7208 (SPF), RFC 6376 (DKIM), RFC 7489 6.6 and 6.7 (DMARC), RFC 8601 2.2, 2.7.1, 2.7.2 and 5 (one
  * field, resinfo clauses separated by ';', where it goes, removal of
  * forged fields). */
 #include "smtp/receive-mailauth.h"
@@ -34,6 +46,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -43,6 +56,8 @@
 #include "mailauth/auth-results.h"
 #include "mailauth/dkim-dns.h"
 #include "mailauth/dkim.h"
+#include "mailauth/dmarc-author.h"
+#include "mailauth/dmarc.h"
 #include "mailauth/spf-dns.h"
 #include "mailauth/spf.h"
 #include "smtp/parse.h"
@@ -54,23 +69,43 @@ struct registration {
 	struct event_base *base;
 	struct spf_dns_adapter *spf;
 	struct dkim_dns_adapter *dkim;
+	struct dmarc_spf_dns *dmarc;   /* over spf, made here */
 };
 
 static struct registration *registry;
 static size_t registry_count;
+/* the Public Suffix List, loaded once at the first registration and only
+ * read afterwards (from every loop); NULL when it could not be loaded */
+static struct dmarc_psl *psl;
+static bool psl_tried;
 
 void receive_mailauth_register(struct event_base *base, struct spf_dns_adapter *spf,
 			       struct dkim_dns_adapter *dkim)
 {
+	struct dmarc_spf_dns *dmarc = NULL;
+
+	if (!psl_tried) {
+		const char *error = NULL;
+		psl_tried = true;
+		psl = dmarc_psl_open(NULL, &error);
+		if (psl == NULL)
+			log_error("smtp", "event=dmarc_unavailable error=%s", log_quote(error));
+	}
+	if (spf != NULL)
+		dmarc = dmarc_spf_dns_new(spf_dns_adapter_dns(spf));
 	registry = xrealloc(registry, (registry_count + 1) * sizeof(*registry));
-	registry[registry_count++] = (struct registration){ base, spf, dkim };
+	registry[registry_count++] = (struct registration){ base, spf, dkim, dmarc };
 }
 
 void receive_mailauth_unregister_all(void)
 {
+	for (size_t i = 0; i < registry_count; i++)
+		dmarc_spf_dns_free(&registry[i].dmarc);
 	free(registry);
 	registry = NULL;
 	registry_count = 0;
+	dmarc_psl_free(&psl);
+	psl_tried = false;
 }
 
 static const struct registration *registration_of(struct event_base *base)
@@ -90,6 +125,25 @@ bool receive_mailauth_wanted(struct smtp_session *s)
 	       smtp_session_user_id(s) == 0;
 }
 
+struct mailauth_wait;
+
+/* One Author Domain's DMARC evaluation and what was decided for it. */
+struct dmarc_author_state {
+	struct mailauth_wait *w;
+	const char *domain;                /* w->authors.domain[i] */
+	struct dmarc_eval *ev;             /* in flight, or NULL */
+	bool pending;
+	enum dmarc_result result;
+	const char *reason;                /* static text */
+	bool have_policy;
+	enum dmarc_policy p, sp, policy;   /* the record's p and sp, the one used */
+	enum dmarc_disposition asked;      /* by the domain owner (pct applied) */
+	enum dmarc_disposition applied;    /* after overrides and enforcement */
+	bool defer;                        /* temperror acted on: 451 */
+	const char *override;              /* the override's action, or NULL */
+	char *policy_domain;
+};
+
 struct mailauth_wait {
 	struct smtp_session *s;
 	struct buf msg;
@@ -108,12 +162,25 @@ struct mailauth_wait {
 	struct dkim_outcome dkim_outcome;  /* a copy; results owned by dkim
 					      (the callback's struct is its own) */
 	bool dkim_timed_out;
+	/* DMARC */
+	bool dmarc_on, dmarc_started;
+	bool expired;           /* the overall deadline has passed */
+	const struct registration *reg;
+	struct dmarc_authors authors;
+	struct dmarc_author_state *dm;   /* authors.count of them */
+	size_t dmarc_pending;
 };
 
 static void mailauth_wait_free(struct mailauth_wait *w)
 {
 	if (w->deadline != NULL)
 		event_free(w->deadline);
+	for (size_t i = 0; w->dm != NULL && i < w->authors.count; i++) {
+		dmarc_cancel(&w->dm[i].ev);
+		free(w->dm[i].policy_domain);
+	}
+	free(w->dm);
+	dmarc_authors_clear(&w->authors);
 	dkim_verify_destroy(&w->dkim);
 	buf_free(&w->msg);
 	free(w->sender);
@@ -205,10 +272,141 @@ static int build_resinfo(struct mailauth_wait *w, struct buf *out)
 			e |= dkim_result_format(&o->results[i], out);
 		}
 	}
+	if (w->dmarc_on && w->dmarc_started) {
+		if (w->authors.count == 0 || w->authors.too_many) {
+			struct dmarc_clause c = {
+				.result = DMARC_RESULT_PERMERROR,
+				.comment = w->authors.too_many ? "too many From domains"
+							       : "no From domain",
+			};
+			e |= auth_results_append_separator(out);
+			e |= dmarc_clause_format(&c, out);
+		}
+		for (size_t i = 0; !w->authors.too_many && i < w->authors.count; i++) {
+			const struct dmarc_author_state *d = &w->dm[i];
+			struct dmarc_clause c = {
+				.result = d->result,
+				.from_domain = d->domain,
+				.have_policy = d->have_policy,
+				.p = d->p,
+				.sp = d->sp,
+				.dis = d->applied,
+				.comment = d->result == DMARC_RESULT_TEMPERROR ||
+					   d->result == DMARC_RESULT_PERMERROR ? d->reason : NULL,
+			};
+			e |= auth_results_append_separator(out);
+			e |= dmarc_clause_format(&c, out);
+		}
+	}
 	return e != 0 ? -1 : 0;
 }
 
-/* Both checks are done: end the data hook with deliver() or a reply. */
+/* --- DMARC --- */
+
+/* Could a DKIM signature that gave temperror have made DMARC pass for
+ * domain?  (Relaxed alignment is the widest a record can ask.) */
+static bool dkim_unknown_for(const struct mailauth_wait *w, const char *domain)
+{
+	const struct dkim_outcome *o = &w->dkim_outcome;
+
+	if (w->dkim_timed_out)
+		return true;
+	for (size_t i = 0; i < o->count; i++) {
+		const struct dkim_sig_result *r = &o->results[i];
+		if (r->result == DKIM_RESULT_TEMPERROR && r->domain != NULL &&
+		    dmarc_aligned(psl, r->domain, domain, DMARC_ALIGN_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+/* The administrator's override for domain: its own entry, else its
+ * organisational domain's; NULL when there is none. */
+static const struct config_dmarc_override *override_of(const struct config *cfg,
+							const char *domain)
+{
+	const struct config_dmarc_override *found = NULL;
+	char *org;
+
+	for (unsigned i = 0; i < cfg->mailauth.dmarc_override_count; i++)
+		if (strcasecmp(cfg->mailauth.dmarc_override[i].domain, domain) == 0)
+			return &cfg->mailauth.dmarc_override[i];
+	org = dmarc_org_domain(psl, domain);
+	for (unsigned i = 0; found == NULL && i < cfg->mailauth.dmarc_override_count; i++)
+		if (strcasecmp(cfg->mailauth.dmarc_override[i].domain, org) == 0)
+			found = &cfg->mailauth.dmarc_override[i];
+	free(org);
+	return found;
+}
+
+static const char *const override_names[] = {
+	[CONFIG_DMARC_NONE] = "none",
+	[CONFIG_DMARC_QUARANTINE] = "quarantine",
+	[CONFIG_DMARC_REJECT] = "reject",
+};
+
+/* Decide each Author Domain's disposition: the owner's, replaced by an
+ * override for failing mail, nothing at all when not enforcing; a
+ * temperror defers unless overridden to none. */
+static void dmarc_decide(struct mailauth_wait *w, const struct config *cfg)
+{
+	for (size_t i = 0; i < w->authors.count && !w->authors.too_many; i++) {
+		struct dmarc_author_state *d = &w->dm[i];
+		const struct config_dmarc_override *o;
+
+		/* a fail that DNS may have caused: the owner's policy would act on it */
+		if (d->result == DMARC_RESULT_FAIL && d->asked != DMARC_DISPOSITION_NONE &&
+		    dkim_unknown_for(w, d->domain)) {
+			d->result = DMARC_RESULT_TEMPERROR;
+			d->reason = "an aligned DKIM signature could not be checked";
+		}
+		o = override_of(cfg, d->domain);
+		d->override = o != NULL ? override_names[o->action] : NULL;
+		d->applied = DMARC_DISPOSITION_NONE;
+		if (d->result == DMARC_RESULT_FAIL) {
+			d->applied = d->asked;
+			if (o != NULL)
+				d->applied = o->action == CONFIG_DMARC_REJECT ? DMARC_DISPOSITION_REJECT
+					: o->action == CONFIG_DMARC_QUARANTINE
+					? DMARC_DISPOSITION_QUARANTINE : DMARC_DISPOSITION_NONE;
+		} else if (d->result == DMARC_RESULT_TEMPERROR) {
+			d->defer = o == NULL || o->action != CONFIG_DMARC_NONE;
+		}
+		if (!cfg->mailauth.dmarc_enforce) {
+			d->applied = DMARC_DISPOSITION_NONE;
+			d->defer = false;
+		}
+	}
+}
+
+static void dmarc_log(struct mailauth_wait *w, const struct config *cfg, bool quarantine)
+{
+	struct smtp_session *s = w->s;
+
+	if (w->authors.count == 0 || w->authors.too_many) {
+		log_info("smtp", "sid=%s id=%s event=dmarc domain= result=permerror policy=- "
+			 "disposition=%s override=- enforce=%s reason=%s", smtp_session_id(s),
+			 smtp_session_msgid(s), quarantine ? "quarantine" : "none",
+			 cfg->mailauth.dmarc_enforce ? "yes" : "no",
+			 log_quote(w->authors.too_many ? "too many From domains" : "no From domain"));
+		return;
+	}
+	for (size_t i = 0; i < w->authors.count; i++) {
+		const struct dmarc_author_state *d = &w->dm[i];
+		log_info("smtp", "sid=%s id=%s event=dmarc domain=%s result=%s policy=%s "
+			 "disposition=%s override=%s enforce=%s policy_domain=%s reason=%s",
+			 smtp_session_id(s), smtp_session_msgid(s), d->domain,
+			 dmarc_result_name(d->result),
+			 d->have_policy ? dmarc_policy_name(d->policy) : "-",
+			 d->defer ? "defer" : dmarc_disposition_name(d->applied),
+			 d->override != NULL ? d->override : "-",
+			 cfg->mailauth.dmarc_enforce ? "yes" : "no",
+			 d->policy_domain != NULL ? d->policy_domain : "-",
+			 log_quote(d->reason != NULL ? d->reason : ""));
+	}
+}
+
+/* Every check is done: end the data hook with deliver() or a reply. */
 static void mailauth_finish(struct mailauth_wait *w)
 {
 	struct smtp_session *s = w->s;
@@ -216,6 +414,8 @@ static void mailauth_finish(struct mailauth_wait *w)
 	struct smtp_reply reply = { 0 };
 	struct buf resinfo, out;
 	const char *error = NULL;
+	const char *rejected = NULL, *deferred = NULL, *rejected_by = NULL;
+	bool quarantine = false;
 	unsigned removed = 0;
 
 	if (w->dkim_on)
@@ -225,6 +425,40 @@ static void mailauth_finish(struct mailauth_wait *w)
 			       "SPF check failed temporarily (DNS), try again later");
 		smtp_session_data_done(s, &reply);
 		return;
+	}
+	if (w->dmarc_on && w->dmarc_started) {
+		dmarc_decide(w, cfg);
+		/* RFC 7489 6.6.1: the strictest of the domains' dispositions */
+		for (size_t i = 0; i < w->authors.count && !w->authors.too_many; i++) {
+			const struct dmarc_author_state *d = &w->dm[i];
+			if (d->applied == DMARC_DISPOSITION_REJECT && rejected == NULL) {
+				rejected = d->domain;
+				rejected_by = d->override;
+			}
+			if (d->defer && deferred == NULL)
+				deferred = d->domain;
+			if (d->applied == DMARC_DISPOSITION_QUARANTINE)
+				quarantine = true;
+		}
+		/* more Author Domains than we evaluate: most such mail is abuse
+		 * (DMARCbis 6.6.1 allows a negative disposition); keep it, as Junk */
+		if (w->authors.too_many && cfg->mailauth.dmarc_enforce)
+			quarantine = true;
+		dmarc_log(w, cfg, quarantine && rejected == NULL && deferred == NULL);
+		if (rejected != NULL) {
+			smtp_reply_set(&reply, 550, "5.7.1", "Message rejected: it fails DMARC "
+				       "authentication for the From domain %s, %s", rejected,
+				       rejected_by != NULL ? "and this server rejects such mail"
+				       : "whose policy is to reject such mail");
+			smtp_session_data_done(s, &reply);
+			return;
+		}
+		if (deferred != NULL) {
+			smtp_reply_set(&reply, 451, "4.4.3", "DMARC check of the From domain %s "
+				       "failed temporarily (DNS), try again later", deferred);
+			smtp_session_data_done(s, &reply);
+			return;
+		}
 	}
 	/* at most 10 clauses of a few hundred bytes each */
 	buf_init(&resinfo, 64 * 1024);
@@ -239,16 +473,116 @@ static void mailauth_finish(struct mailauth_wait *w)
 		if (removed > 0)
 			log_info("smtp", "sid=%s id=%s event=auth_results_removed count=%u",
 				 smtp_session_id(s), smtp_session_msgid(s), removed);
-		w->deliver(s, &out);
+		w->deliver(s, &out, quarantine ? "Junk" : NULL);
 	}
 	buf_free(&out);
 	buf_free(&resinfo);
 }
 
-/* Finish and free w once nothing is pending (never while starting). */
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* Start the overall time limit, once. */
+static void deadline_arm(struct mailauth_wait *w)
+{
+	struct timeval limit = { RECEIVE_MAILAUTH_TIME_LIMIT, 0 };
+
+	if (w->deadline != NULL)
+		return;
+	w->deadline = evtimer_new(smtp_session_base(w->s), on_deadline, w);
+	if (w->deadline == NULL)
+		panic("smtp: cannot create the mailauth deadline");
+	evtimer_add(w->deadline, &limit);
+}
+
+static void mailauth_maybe_finish(struct mailauth_wait *w);
+
+static void on_dmarc_done(void *ctx, const struct dmarc_outcome *o)
+{
+	struct dmarc_author_state *d = ctx;
+	struct mailauth_wait *w = d->w;
+
+	d->ev = NULL;           /* the handle is invalid from here on */
+	d->pending = false;
+	w->dmarc_pending--;
+	d->result = o->result;
+	d->reason = o->reason;  /* static texts */
+	if (o->record != NULL) {
+		d->have_policy = true;
+		d->p = o->record->p;
+		d->sp = o->record->sp;
+		d->policy = o->policy;
+		d->asked = o->disposition;
+	}
+	if (o->policy_domain != NULL)
+		d->policy_domain = xstrdup(o->policy_domain);
+	mailauth_maybe_finish(w);
+}
+
+/* SPF and DKIM are done: discover and evaluate DMARC for every Author
+ * Domain, all at once. */
+static void dmarc_start(struct mailauth_wait *w)
+{
+	const struct dkim_outcome *o = &w->dkim_outcome;
+	size_t ndkim = w->dkim_timed_out ? 0 : o->count;
+	struct dmarc_dkim *dk = xcalloc(ndkim > 0 ? ndkim : 1, sizeof(*dk));
+	const char *helo = smtp_session_helo(w->s);
+	struct dmarc_request req = {
+		.spf = w->spf_result,
+		.mail_from = w->sender,
+		.helo = helo != NULL ? helo : "",
+		.dkim = dk,
+		.dkim_count = ndkim,
+	};
+
+	w->dmarc_started = true;
+	dmarc_authors_collect(w->msg.data != NULL ? w->msg.data : "", w->msg.len, &w->authors);
+	if (w->authors.count == 0 || w->authors.too_many) {
+		free(dk);
+		return;
+	}
+	for (size_t i = 0; i < ndkim; i++) {
+		dk[i].domain = o->results[i].domain;
+		dk[i].pass = o->results[i].result == DKIM_RESULT_PASS;
+	}
+	w->dm = xcalloc(w->authors.count, sizeof(*w->dm));
+	w->starting = true;
+	for (size_t i = 0; i < w->authors.count; i++) {
+		struct dmarc_author_state *d = &w->dm[i];
+		d->w = w;
+		d->domain = w->authors.domain[i];
+		if (w->expired || w->reg == NULL || w->reg->dmarc == NULL) {
+			d->result = DMARC_RESULT_TEMPERROR;
+			d->reason = w->expired ? "the checks took too long" : "no resolver";
+			continue;
+		}
+		d->pending = true;
+		w->dmarc_pending++;
+		req.from_domain = d->domain;
+		/* the outcome comes through on_dmarc_done(), now or from the loop */
+		struct dmarc_eval *ev = dmarc_check(psl, &req, dmarc_spf_dns_get(w->reg->dmarc),
+						    on_dmarc_done, d);
+		if (d->pending)
+			d->ev = ev;
+	}
+	w->starting = false;
+	free(dk);
+}
+
+/* Finish and free w once nothing is pending (never while starting):
+ * DMARC starts when SPF and DKIM are done. */
 static void mailauth_maybe_finish(struct mailauth_wait *w)
 {
 	if (w->starting || w->spf_pending || w->dkim_pending)
+		return;
+	if (w->dmarc_on && !w->dmarc_started &&
+	    !(w->spf_on && w->spf_result == SPF_RESULT_TEMPERROR)) {
+		dmarc_start(w);
+		if (w->dmarc_pending > 0) {
+			deadline_arm(w);
+			return;
+		}
+	}
+	if (w->dmarc_pending > 0)
 		return;
 	mailauth_finish(w);
 	mailauth_wait_free(w);
@@ -280,6 +614,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	w->expired = true;
 	if (w->spf_pending) {
 		spf_cancel(&w->ev);
 		spf_record(w, SPF_RESULT_TEMPERROR, "the SPF check took too long");
@@ -288,6 +623,16 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		dkim_verify_destroy(&w->dkim);  /* cancels its lookups */
 		w->dkim_pending = false;
 		w->dkim_timed_out = true;
+	}
+	for (size_t i = 0; w->dm != NULL && i < w->authors.count; i++) {
+		struct dmarc_author_state *d = &w->dm[i];
+		if (!d->pending)
+			continue;
+		dmarc_cancel(&d->ev);
+		d->pending = false;
+		w->dmarc_pending--;
+		d->result = DMARC_RESULT_TEMPERROR;
+		d->reason = "the DMARC check took too long";
 	}
 	mailauth_maybe_finish(w);
 }
@@ -344,6 +689,9 @@ void receive_mailauth_check(struct smtp_session *s, const struct buf *message,
 	w->helo_identity = w->sender[0] == '\0';
 	w->spf_on = cfg->mailauth.spf;
 	w->dkim_on = cfg->mailauth.dkim;
+	/* DMARC needs both results (with one missing, passing mail could fail) */
+	w->dmarc_on = cfg->mailauth.dmarc && w->spf_on && w->dkim_on && psl != NULL;
+	w->reg = reg;
 	w->spf_pending = w->spf_on;
 	w->dkim_pending = w->dkim_on;
 	buf_init(&w->msg, message->max);
@@ -358,9 +706,5 @@ void receive_mailauth_check(struct smtp_session *s, const struct buf *message,
 		mailauth_maybe_finish(w);
 		return;
 	}
-	struct timeval limit = { RECEIVE_MAILAUTH_TIME_LIMIT, 0 };
-	w->deadline = evtimer_new(smtp_session_base(s), on_deadline, w);
-	if (w->deadline == NULL)
-		panic("smtp: cannot create the mailauth deadline");
-	evtimer_add(w->deadline, &limit);
+	deadline_arm(w);
 }

@@ -31,8 +31,10 @@
  * are delivered and the sender gets a DSN (5.2.2, RFC 3464) for that user,
  * as Postfix does; when nobody would get it the reply stays 452 4.2.2 so
  * the client retries.  Submission keeps the 452 (the user sees it at once).
- * SPF, DKIM: on the MX port the message is checked first (receive-mailauth.c), which
- * adds the Authentication-Results field or defers the message (451).
+ * SPF, DKIM, DMARC: on the MX port the message is checked first (receive-mailauth.c),
+ * which adds the Authentication-Results field, or rejects (550 5.7.1, DMARC) or
+ * defers it (451), and names the mailbox of the local copies (Junk when DMARC
+ * quarantines it; forwarded copies leave unchanged).
  * Invariant: a DSN is only stored after the message's own commit succeeded,
  * so a 451 and the client's retry never send it twice. */
 #include "smtp/receive.h"
@@ -567,7 +569,8 @@ static bool receive_sign(struct smtp_session *s, const struct buf *msg, const ch
 	return ret == 1;
 }
 
-static void receive_deliver(struct smtp_session *s, const struct buf *msg)
+/* mailbox: of every local copy (NULL = INBOX; "Junk" for DMARC quarantine) */
+static void receive_deliver(struct smtp_session *s, const struct buf *msg, const char *mailbox)
 {
 	const struct smtp_listener *l = smtp_session_listener(s);
 	const struct smtp_mail_params *m = smtp_session_mail(s);
@@ -626,7 +629,7 @@ static void receive_deliver(struct smtp_session *s, const struct buf *msg)
 			}
 			rcpts[count].user_id = r->users[u].user_id;
 			rcpts[count].delivered_to = r->users[u].address;
-			rcpts[count].mailbox = NULL;
+			rcpts[count].mailbox = mailbox;
 			count++;
 		}
 	}
@@ -755,15 +758,16 @@ reply:
 		smtp_session_data_done(s, &reply);
 }
 
-/* Port 25: SPF and DKIM first (receive-mailauth.c), which goes on with
- * the message carrying its Authentication-Results field, or defers it. */
+/* Port 25: SPF, DKIM and DMARC first (receive-mailauth.c), which goes on
+ * with the message carrying its Authentication-Results field (into Junk
+ * when DMARC quarantines it), or rejects or defers it. */
 static void receive_data(struct smtp_session *s, const struct buf *msg)
 {
 	if (receive_mailauth_wanted(s)) {
 		receive_mailauth_check(s, msg, receive_deliver);
 		return;
 	}
-	receive_deliver(s, msg);
+	receive_deliver(s, msg, NULL);
 }
 
 const struct smtp_hooks smtp_receive_hooks = {

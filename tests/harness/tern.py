@@ -173,7 +173,7 @@ class TernServer:
     """One Tern instance in its own temporary folder."""
 
     def __init__(self, config=None, name="tern", offset=None, host="127.0.0.1", spf=False,
-                 dkim=False):
+                 dkim=False, dmarc=False):
         """offset: the port offset; None picks a free one (0, the standard
         ports, only inside a network namespace of the test's own).  host:
         the one address it listens on (another 127.x address only inside
@@ -182,7 +182,10 @@ class TernServer:
         they would ask the machine's resolver unless the test points the
         dns group at a test DNS.  dkim: keep DKIM verification on port 25
         (mailauth.dkim); off by default for the same reason, and so that
-        other tests' stored bytes carry no Authentication-Results field."""
+        other tests' stored bytes carry no Authentication-Results field.
+        dmarc: keep DMARC evaluation on port 25 (mailauth.dmarc, which also
+        needs spf and dkim); off by default so that the SPF and DKIM tests'
+        fields hold their clauses alone."""
         if not os.access(TERN_BIN, os.X_OK):
             raise TernError("tern binary not found at %s (set TERN_BIN)" % TERN_BIN)
         self.dir = tempfile.mkdtemp(prefix="tern-it-%s-" % name)
@@ -202,6 +205,8 @@ class TernServer:
             self.set("mailauth.spf", False)
         if not dkim:
             self.set("mailauth.dkim", False)
+        if not dmarc:
+            self.set("mailauth.dmarc", False)
         for k, v in (config or {}).items():
             self.set(k, v)
 

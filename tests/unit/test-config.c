@@ -593,6 +593,70 @@ out:
 	free(conf);
 }
 
+/* mailauth.dmarc, dmarc_enforce and dmarc_overrides (docs/dmarc.md) */
+static void test_dmarc_settings(void)
+{
+	char *error = NULL;
+	struct config *cfg = parse("hostname = \"a\";\n", &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK(cfg->mailauth.dmarc && cfg->mailauth.dmarc_enforce);
+		CHECK(cfg->mailauth.dmarc_override_count == 0);
+	}
+	config_free(&cfg);
+	cfg = parse("hostname = \"a\";\nmailauth = {\n dmarc = false;\n dmarc_enforce = false;\n"
+		    " dmarc_overrides = (\n  { domain = \"Example.ORG.\"; action = \"none\"; },\n"
+		    "  { action = \"reject\"; domain = \"b.example\"; },\n"
+		    "  { domain = \"c.example\"; action = \"quarantine\"; }\n );\n};\n", &error);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		fprintf(stderr, "  error: %s\n", error);
+		free(error);
+		return;
+	}
+	CHECK(!cfg->mailauth.dmarc && !cfg->mailauth.dmarc_enforce);
+	CHECK(cfg->mailauth.dmarc_override_count == 3);
+	CHECK_STR(cfg->mailauth.dmarc_override[0].domain, "example.org");
+	CHECK(cfg->mailauth.dmarc_override[0].action == CONFIG_DMARC_NONE);
+	CHECK_STR(cfg->mailauth.dmarc_override[1].domain, "b.example");
+	CHECK(cfg->mailauth.dmarc_override[1].action == CONFIG_DMARC_REJECT);
+	CHECK(cfg->mailauth.dmarc_override[2].action == CONFIG_DMARC_QUARANTINE);
+	config_free(&cfg);
+	cfg = parse("hostname = \"a\";\nmailauth = { dmarc_overrides = (); };\n", &error);
+	CHECK(cfg != NULL && cfg->mailauth.dmarc_override_count == 0);
+	config_free(&cfg);
+
+	expect_error("hostname = \"a\";\nmailauth = {\n dmarc_overrides = \"x\";\n};\n",
+		     "/tmp/t.conf:3: mailauth.dmarc_overrides must be a list of groups");
+	expect_error("hostname = \"a\";\nmailauth = {\n dmarc_overrides = ( \"x\" );\n};\n",
+		     "/tmp/t.conf:3: mailauth.dmarc_overrides entries must be groups");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"a.example\"; action = \"drop\"; } ); };\n",
+		     "/tmp/t.conf:3: mailauth.dmarc_overrides action \"drop\" is not one of");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"a b\"; action = \"none\"; } ); };\n",
+		     "/tmp/t.conf:3: mailauth.dmarc_overrides domain \"a b\" is not a domain");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"com\"; action = \"none\"; } ); };\n",
+		     "/tmp/t.conf:3: mailauth.dmarc_overrides domain \"com\" is not a domain");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"a.example\"; } ); };\n",
+		     "/tmp/t.conf:3: a mailauth.dmarc_overrides entry needs domain");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"a.example\"; action = \"none\"; mode = 1; } ); };\n",
+		     "/tmp/t.conf:3: unknown setting 'mode' in a mailauth.dmarc_overrides entry");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = 5; action = \"none\"; } ); };\n",
+		     "/tmp/t.conf:3: domain must be a string");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_overrides = (\n"
+		     " { domain = \"a.example\"; action = \"none\"; },\n"
+		     " { domain = \"A.example.\"; action = \"reject\"; } ); };\n",
+		     "/tmp/t.conf:4: mailauth.dmarc_overrides lists \"a.example\" twice");
+	expect_error("hostname = \"a\";\nmailauth = { dmarc_enforce = 1; };\n",
+		     "/tmp/t.conf:2: mailauth.dmarc_enforce must be true or false");
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -604,5 +668,6 @@ int main(void)
 	RUN(test_imap_group);
 	RUN(test_pop3_group);
 	RUN(test_srs_group);
+	RUN(test_dmarc_settings);
 	return unit_summary("config");
 }
