@@ -36,7 +36,7 @@ import tern as tern_harness
 import testdns
 from conftest import finish
 
-dkim = pytest.importorskip("dkim")
+import dkim  # noqa: E402 (python3-dkim, scripts/deps.sh)
 
 PASSWORD = "dmarc-Secret-1"
 HOST = tern_harness.HOSTNAME
