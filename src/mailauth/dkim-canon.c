@@ -176,6 +176,67 @@ static const uint8_t run_stop[256] = {
 	['\r'] = 3, ['\n'] = 3, [' '] = 2, ['\t'] = 2,
 };
 
+/* Word-at-a-time scanning (SWAR): eight bytes tested with a few integer
+ * operations instead of a table lookup and a branch per byte, which was
+ * the largest cost left once runs stopped at every word.  Each test is
+ * exact per byte (no carry crosses a byte), so a flag is never missed; the
+ * callers only need no false negatives, since stopping early is always
+ * safe (see run_end()). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define LOWS 0x7f7f7f7f7f7f7f7fULL
+
+/* High bit of every zero byte of v. */
+static inline uint64_t zero_bytes(uint64_t v)
+{
+	return ~(((v & LOWS) + LOWS) | v) & HIGHS;
+}
+
+/* High bit of every byte of v below 0x21 (controls, CR, LF, HTAB, SP). */
+static inline uint64_t low_bytes(uint64_t v)
+{
+	return ~(((v & LOWS) + 0x5f * ONES) | v) & HIGHS;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HAVE_SWAR 1
+/* The first position from q on that is CR or LF (simple), or else end
+ * rounded down to a word. */
+static const char *skip_simple(const char *q, const char *end)
+{
+	while (end - q >= 8) {
+		uint64_t w;
+		memcpy(&w, q, 8);
+		uint64_t stop = zero_bytes(w ^ ('\r' * ONES)) | zero_bytes(w ^ ('\n' * ONES));
+		if (stop)
+			return q + (__builtin_ctzll(stop) >> 3);
+		q += 8;
+	}
+	return q;
+}
+
+/* Relaxed: skip content bytes and single spaces followed by content (a
+ * byte of 0x21 or more); stop at any other byte below 0x21, or at a space
+ * followed by one.  The second load, one byte on, gives each byte its
+ * successor. */
+static const char *skip_relaxed(const char *q, const char *end)
+{
+	while (end - q >= 9) {
+		uint64_t w, next;
+		memcpy(&w, q, 8);
+		memcpy(&next, q + 1, 8);
+		uint64_t sp = zero_bytes(w ^ (' ' * ONES));
+		uint64_t stop = (low_bytes(w) & ~sp) | (sp & low_bytes(next));
+		if (stop)
+			return q + (__builtin_ctzll(stop) >> 3);
+		q += 8;
+	}
+	return q;
+}
+#else
+#define HAVE_SWAR 0
+#endif
+
 /* The end of the longest run starting at p (content: not CR, LF, nor for
  * relaxed a blank) whose bytes are already canonical, as far as this chunk
  * shows.  Hot path: plain text would otherwise move a word or a line at a
@@ -187,13 +248,18 @@ static const uint8_t run_stop[256] = {
  *   written as it is, and the next line clears no pending state.
  * It stops at anything else (bare LF, bare CR, blank runs, empty lines,
  * the chunk's end), which the byte-level state machine then handles, so
- * chunk boundaries never change the output. */
+ * chunk boundaries never change the output.  Stopping earlier than need
+ * be only splits a run: the next one starts at a content byte with
+ * nothing pending. */
 static const char *run_end(const char *p, const char *end, bool relaxed)
 {
 	uint8_t mask = relaxed ? 3 : 1;
 	const char *q = p + 1;
 
 	for (;;) {
+#if HAVE_SWAR
+		q = relaxed ? skip_relaxed(q, end) : skip_simple(q, end);
+#endif
 		while (q < end && !(run_stop[(uint8_t)*q] & mask))
 			q++;
 		if (q + 1 < end && relaxed && *q == ' ' && !(run_stop[(uint8_t)q[1]] & mask)) {

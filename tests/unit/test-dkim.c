@@ -645,16 +645,23 @@ static void test_canon_runs(void)
 	}
 	buf_free(&b);
 
-	/* random bodies over "a", SP, HTAB, CR, LF, in random chunks */
-	static const char alphabet[] = "aaaabbbb  \t\r\n\r\n";
+	/* random bodies in random chunks: one alphabet dense in the bytes
+	 * that matter, one mostly text (long runs for the word-at-a-time
+	 * scan), both with the bytes next to its thresholds (0x20/0x21,
+	 * controls, the high bit) */
+	static const char dense[] = "aaaabbbb  \t\r\n\r\n!\x01\x80";
+	static const char text[] = "abcdefghijklmnopqrstuvwxyz!~\x7f\x80\xa0\xff\x1f\x01"
+				   "           \t\r\n";
 	uint32_t seed = 12345;
-	for (int round = 0; round < 300; round++) {
+	for (int round = 0; round < 400; round++) {
+		const char *alphabet = round % 2 ? dense : text;
+		size_t n_alpha = round % 2 ? sizeof(dense) - 1 : sizeof(text) - 1;
 		char in[600];
 		seed = seed * 1103515245 + 12345;
 		size_t len = (seed >> 8) % sizeof(in);
 		for (size_t i = 0; i < len; i++) {
 			seed = seed * 1103515245 + 12345;
-			in[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+			in[i] = alphabet[(seed >> 16) % n_alpha];
 		}
 		size_t sizes[4];
 		for (size_t k = 0; k < 4; k++) {
