@@ -5,7 +5,10 @@
  * - The body canonicaliser is a byte-level state machine: chunk boundaries
  *   (even inside a CRLF or a run of blanks) never change its output, and it
  *   keeps no line in memory, only counts (pending empty lines, a pending
- *   blank), so a body of any size costs O(1) memory.
+ *   blank), so a body of any size costs O(1) memory.  For speed it takes
+ *   whole stretches that are already canonical at once (run_end()), and
+ *   only ever within one chunk, so the state between chunks is the same
+ *   as if it had gone byte by byte.
  * - A bare LF counts as CRLF (messages stored with LF line ends); a bare CR
  *   is an ordinary byte.
  * - l= (limit) caps what is emitted, never what is read: the total canonical

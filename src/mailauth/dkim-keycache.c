@@ -17,7 +17,9 @@
  *   skips dkim_key_parse() as well.
  * - At most DKIM_KEYCACHE_SIZE entries, each record at most
  *   DKIM_MAX_KEY_RECORD bytes (so at most about 2 MiB of text); when full,
- *   the clock (second chance) algorithm picks the entry to replace.
+ *   the clock (second chance) algorithm picks the entry to replace.  A
+ *   sender publishing many records can only push other entries out: the
+ *   worst case is the cost of having no cache.
  * - One mutex guards the table; verification runs on several worker event
  *   loops (threads), and a global table lets them share what each decoded.
  *   The lock covers a scan of the hash array, a memcmp and a reference
