@@ -5,7 +5,10 @@
  * - The body canonicaliser is a byte-level state machine: chunk boundaries
  *   (even inside a CRLF or a run of blanks) never change its output, and it
  *   keeps no line in memory, only counts (pending empty lines, a pending
- *   blank), so a body of any size costs O(1) memory.
+ *   blank), so a body of any size costs O(1) memory.  For speed it takes
+ *   whole stretches that are already canonical at once (run_end()), and
+ *   only ever within one chunk, so the state between chunks is the same
+ *   as if it had gone byte by byte.
  * - A bare LF counts as CRLF (messages stored with LF line ends); a bare CR
  *   is an ordinary byte.
  * - l= (limit) caps what is emitted, never what is read: the total canonical
@@ -48,26 +51,37 @@ int dkim_canon_header(enum dkim_canon canon, const char *name, size_t name_len,
 	/* relaxed: lower-case name without trailing blanks */
 	while (name_len > 0 && is_wsp(name[name_len - 1]))
 		name_len--;
-	for (size_t i = 0; i < name_len; i++) {
-		char c = (char)tolower((unsigned char)name[i]);
-		r |= buf_append(out, &c, 1);
-	}
+	size_t at = out->len;
+	if (buf_append(out, name, name_len) < 0)
+		return -1;
+	for (size_t i = at; i < out->len; i++)
+		out->data[i] = (char)tolower((unsigned char)out->data[i]);
 	r |= buf_append(out, ":", 1);
-	/* unfold, blank runs become one space, none at either end */
+	/* unfold (drop CRLF and LF), blank runs become one space, none at
+	 * either end; the text between blanks goes in one append */
 	bool started = false, blank = false;
-	for (size_t i = 0; i < value_len; i++) {
+	size_t i = 0;
+	while (i < value_len) {
 		char c = value[i];
-		if (c == '\n' || (c == '\r' && i + 1 < value_len && value[i + 1] == '\n'))
-			continue;
-		if (is_wsp(c)) {
-			blank = true;
+		if (c == '\n' || (c == '\r' && i + 1 < value_len && value[i + 1] == '\n')) {
+			i++;
 			continue;
 		}
+		if (is_wsp(c)) {
+			blank = true;
+			i++;
+			continue;
+		}
+		size_t j = i + 1;
+		while (j < value_len && !is_wsp(value[j]) && value[j] != '\n' &&
+		       !(value[j] == '\r' && j + 1 < value_len && value[j + 1] == '\n'))
+			j++;
 		if (blank && started)
 			r |= buf_append(out, " ", 1);
 		blank = false;
 		started = true;
-		r |= buf_append(out, &c, 1);
+		r |= buf_append(out, value + i, j - i);
+		i = j;
 	}
 	if (crlf)
 		r |= buf_append(out, "\r\n", 2);
@@ -77,6 +91,7 @@ int dkim_canon_header(enum dkim_canon canon, const char *name, size_t name_len,
 /* ---- body ---- */
 
 #define EMIT_BUF 4096
+#define EMIT_DIRECT 256        /* runs this long go to emit without a copy */
 
 struct dkim_body_canon {
 	enum dkim_canon canon;
@@ -106,6 +121,13 @@ static void bc_put(struct dkim_body_canon *bc, const char *p, size_t len)
 	if (len > bc->limit)
 		len = (size_t)bc->limit;
 	bc->limit -= len;
+	if (len >= EMIT_DIRECT) {
+		/* a long stretch of the input is its own canonical form: hash it
+		 * where it lies (what is buffered goes first, keeping the order) */
+		bc_flush(bc);
+		bc->emit(bc->ctx, p, len);
+		return;
+	}
 	while (len > 0) {
 		size_t room = EMIT_BUF - bc->n, k = len < room ? len : room;
 		memcpy(bc->out + bc->n, p, k);
@@ -128,7 +150,9 @@ static void bc_line_content(struct dkim_body_canon *bc)
 	bc->line_empty = false;
 }
 
-/* A run of bytes of one line that holds no CR, LF, nor (relaxed) blank. */
+/* A run of canonical output that starts with content (not CR, LF, nor a
+ * relaxed blank) and leaves the line non-empty with no blank pending.
+ * It may hold whole lines: see run_end(). */
 static void bc_run(struct dkim_body_canon *bc, const char *p, size_t n)
 {
 	bc_line_content(bc);
@@ -149,6 +173,111 @@ static void bc_eol(struct dkim_body_canon *bc)
 	bc->pending_blank = false;
 }
 
+/* Bytes that end a run: bit 0 for both canonicalisations (CR, LF), bit 1
+ * for relaxed only (SP, HTAB); relaxed tests both bits, simple bit 0. */
+static const uint8_t run_stop[256] = {
+	['\r'] = 3, ['\n'] = 3, [' '] = 2, ['\t'] = 2,
+};
+
+/* Word-at-a-time scanning (SWAR): eight bytes tested with a few integer
+ * operations instead of a table lookup and a branch per byte, which was
+ * the largest cost left once runs stopped at every word.  Each test is
+ * exact per byte (no carry crosses a byte), so a flag is never missed; the
+ * callers only need no false negatives, since stopping early is always
+ * safe (see run_end()). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define LOWS 0x7f7f7f7f7f7f7f7fULL
+
+/* High bit of every zero byte of v. */
+static inline uint64_t zero_bytes(uint64_t v)
+{
+	return ~(((v & LOWS) + LOWS) | v) & HIGHS;
+}
+
+/* High bit of every byte of v below 0x21 (controls, CR, LF, HTAB, SP). */
+static inline uint64_t low_bytes(uint64_t v)
+{
+	return ~(((v & LOWS) + 0x5f * ONES) | v) & HIGHS;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HAVE_SWAR 1
+/* The first position from q on that is CR or LF (simple), or else end
+ * rounded down to a word. */
+static const char *skip_simple(const char *q, const char *end)
+{
+	while (end - q >= 8) {
+		uint64_t w;
+		memcpy(&w, q, 8);
+		uint64_t stop = zero_bytes(w ^ ('\r' * ONES)) | zero_bytes(w ^ ('\n' * ONES));
+		if (stop)
+			return q + (__builtin_ctzll(stop) >> 3);
+		q += 8;
+	}
+	return q;
+}
+
+/* Relaxed: skip content bytes and single spaces followed by content (a
+ * byte of 0x21 or more); stop at any other byte below 0x21, or at a space
+ * followed by one.  The second load, one byte on, gives each byte its
+ * successor. */
+static const char *skip_relaxed(const char *q, const char *end)
+{
+	while (end - q >= 9) {
+		uint64_t w, next;
+		memcpy(&w, q, 8);
+		memcpy(&next, q + 1, 8);
+		uint64_t sp = zero_bytes(w ^ (' ' * ONES));
+		uint64_t stop = (low_bytes(w) & ~sp) | (sp & low_bytes(next));
+		if (stop)
+			return q + (__builtin_ctzll(stop) >> 3);
+		q += 8;
+	}
+	return q;
+}
+#else
+#define HAVE_SWAR 0
+#endif
+
+/* The end of the longest run starting at p (content: not CR, LF, nor for
+ * relaxed a blank) whose bytes are already canonical, as far as this chunk
+ * shows.  Hot path: plain text would otherwise move a word or a line at a
+ * time.  The run goes on over
+ * - (relaxed) a single SP between two content bytes: a blank run of one
+ *   space is its own canonical form;
+ * - a CRLF between a content byte and a line starting with content: the
+ *   line is not empty and (relaxed) has no trailing blank, so its CRLF is
+ *   written as it is, and the next line clears no pending state.
+ * It stops at anything else (bare LF, bare CR, blank runs, empty lines,
+ * the chunk's end), which the byte-level state machine then handles, so
+ * chunk boundaries never change the output.  Stopping earlier than need
+ * be only splits a run: the next one starts at a content byte with
+ * nothing pending. */
+static const char *run_end(const char *p, const char *end, bool relaxed)
+{
+	uint8_t mask = relaxed ? 3 : 1;
+	const char *q = p + 1;
+
+	for (;;) {
+#if HAVE_SWAR
+		q = relaxed ? skip_relaxed(q, end) : skip_simple(q, end);
+#endif
+		while (q < end && !(run_stop[(uint8_t)*q] & mask))
+			q++;
+		if (q + 1 < end && relaxed && *q == ' ' && !(run_stop[(uint8_t)q[1]] & mask)) {
+			q += 2;
+			continue;
+		}
+		if (q + 2 < end && q[0] == '\r' && q[1] == '\n' &&
+		    !(run_stop[(uint8_t)q[2]] & mask)) {
+			q += 3;
+			continue;
+		}
+		return q;
+	}
+}
+
 struct dkim_body_canon *dkim_body_canon_create(enum dkim_canon canon, uint64_t limit,
 					       dkim_emit_fn *emit, void *ctx)
 {
@@ -164,30 +293,32 @@ struct dkim_body_canon *dkim_body_canon_create(enum dkim_canon canon, uint64_t l
 void dkim_body_canon_feed(struct dkim_body_canon *bc, const char *data, size_t len)
 {
 	bool relaxed = bc->canon == DKIM_CANON_RELAXED;
-	for (size_t i = 0; i < len; i++) {
-		char c = data[i];
+	const char *p = data, *end = data + len;
+
+	while (p < end) {
+		char c = *p;
 		if (bc->pending_cr) {
 			bc->pending_cr = false;
 			if (c == '\n') {
 				bc_eol(bc);
+				p++;
 				continue;
 			}
 			bc_run(bc, "\r", 1);  /* a bare CR is data */
 		}
 		if (c == '\r') {
 			bc->pending_cr = true;
+			p++;
 		} else if (c == '\n') {
 			bc_eol(bc);
+			p++;
 		} else if (relaxed && is_wsp(c)) {
 			bc->pending_blank = true;
+			p++;
 		} else {
-			/* hot path: the rest of the run in one go */
-			size_t j = i + 1;
-			while (j < len && data[j] != '\r' && data[j] != '\n' &&
-			       !(relaxed && is_wsp(data[j])))
-				j++;
-			bc_run(bc, data + i, j - i);
-			i = j - 1;
+			const char *q = run_end(p, end, relaxed);
+			bc_run(bc, p, (size_t)(q - p));
+			p = q;
 		}
 	}
 }
@@ -294,37 +425,55 @@ static void msg_header_end(struct dkim_msg *m)
 		m->header_end_cb(m->ctx);
 }
 
+/* A line ending (CRLF or bare LF) in the header section: an empty line
+ * ends it, any other is kept as CRLF. */
+static void msg_eol(struct dkim_msg *m)
+{
+	if (m->line_start)
+		msg_header_end(m);
+	else {
+		hdr_append(m, "\r\n", 2);
+		m->line_start = true;
+	}
+}
+
 void dkim_msg_feed(struct dkim_msg *m, const char *data, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
+	const char *p = data, *end = data + len;
+
+	while (p < end) {
 		if (m->in_body) {
 			if (m->body_cb)
-				m->body_cb(m->ctx, data + i, len - i);
+				m->body_cb(m->ctx, p, (size_t)(end - p));
 			return;
 		}
-		char c = data[i];
+		char c = *p;
 		if (m->pending_cr) {
 			m->pending_cr = false;
-			if (c == '\n')
-				goto eol;
+			if (c == '\n') {
+				p++;
+				msg_eol(m);
+				continue;
+			}
 			hdr_append(m, "\r", 1);
 			m->line_start = false;
 		}
 		if (c == '\r') {
 			m->pending_cr = true;
-			continue;
-		}
-		if (c == '\n')
-			goto eol;
-		hdr_append(m, &c, 1);
-		m->line_start = false;
-		continue;
-eol:
-		if (m->line_start)
-			msg_header_end(m);
-		else {
-			hdr_append(m, "\r\n", 2);
-			m->line_start = true;
+			p++;
+		} else if (c == '\n') {
+			p++;
+			msg_eol(m);
+		} else {
+			/* the rest of the line up to CR or LF, kept in one append;
+			 * past the cap the section is marked too large whatever
+			 * part of it was kept */
+			const char *q = p + 1;
+			while (q < end && *q != '\r' && *q != '\n')
+				q++;
+			hdr_append(m, p, (size_t)(q - p));
+			m->line_start = false;
+			p = q;
 		}
 	}
 }

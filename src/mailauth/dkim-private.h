@@ -1,7 +1,10 @@
 /* Internals shared by the DKIM files (dkim-parse.c, dkim-canon.c,
- * dkim-verify.c, dkim-sign.c); not for other modules. */
+ * dkim-verify.c, dkim-sign.c, dkim-keycache.c); not for other modules
+ * (the unit tests use them too). */
 #ifndef TERN_MAILAUTH_DKIM_PRIVATE_H
 #define TERN_MAILAUTH_DKIM_PRIVATE_H
+
+#include <openssl/types.h>
 
 #include "lib/buf.h"
 #include "mailauth/dkim.h"
@@ -70,5 +73,32 @@ void dkim_msg_free(struct dkim_msg *m);
  * when out is full. */
 int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
 			   char *const *names, size_t n_names, struct buf *out);
+
+/* ---- decoded public keys (dkim-keycache.c) ---- */
+
+#define DKIM_KEYCACHE_SIZE 256       /* key records remembered, process-wide */
+
+/* If the exact key record text record[0..len) is cached: its parsed flags
+ * in *key_r (public_key NULL, never revoked) and its decoded key, with a
+ * reference the caller drops with EVP_PKEY_free().  NULL on a miss.
+ * Thread-safe. */
+EVP_PKEY *dkim_keycache_get(const char *record, size_t len, struct dkim_key *key_r);
+/* Remember that record[0..len) parses to key and decodes to pkey (the
+ * cache takes its own reference; the caller keeps its own).  Revoked keys,
+ * a NULL pkey and records longer than DKIM_MAX_KEY_RECORD are ignored, as
+ * is a record already cached.  May evict the least recently used entry
+ * (clock); a key still in use by a verifier stays alive through its
+ * reference.  Thread-safe. */
+void dkim_keycache_put(const char *record, size_t len, const struct dkim_key *key,
+		       EVP_PKEY *pkey);
+
+struct dkim_keycache_stats {
+	uint64_t hits, misses, evictions;
+	size_t entries;
+};
+/* Counters since start (or the last clear). */
+void dkim_keycache_get_stats(struct dkim_keycache_stats *stats_r);
+/* Drop every entry and zero the counters (tests; keys in use stay alive). */
+void dkim_keycache_clear(void);
 
 #endif

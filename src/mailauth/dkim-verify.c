@@ -16,6 +16,9 @@
  *   once, as the very last thing the verifier does: cb may destroy it.
  * - A destroyed verifier with questions outstanding and no cancel() in the
  *   DNS interface lives on, silent, until the last answer arrives.
+ * - Decoded public keys come from dkim-keycache.c, keyed by the exact text
+ *   of the record DNS gave for this message, so the cache never changes a
+ *   result, only skips the decode.
  * Result words: RFC 8601 section 2.7.1; see docs/dkim.md for which
  * condition gives which word. */
 #include "mailauth/dkim.h"
@@ -309,7 +312,11 @@ static bool domain_eq_ci(const char *auid, const char *domain)
 
 static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 {
-	struct dkim_key *key = NULL;
+	struct dkim_key *parsed = NULL, cached;
+	const struct dkim_key *key = NULL;
+	EVP_PKEY *pkey = NULL;
+	const char *record = NULL;
+	size_t record_len = 0;
 	const char *error = "no key record";
 
 	if (a->status == DKIM_DNS_TEMPFAIL) {
@@ -320,12 +327,21 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 		decide(vs, DKIM_RESULT_PERMERROR, "no key for signature");
 		return;
 	}
+	/* the first record that parses; only records that parsed (and whose
+	 * key decoded) are in the cache, so a hit keeps that order */
 	for (size_t i = 0; i < a->count && key == NULL; i++) {
 		const char *s = a->strings[i];
 		size_t len = a->lengths ? a->lengths[i] : strlen(s);
 		const char *e;
-		if (dkim_key_parse(s, len, &key, &e) < 0 && i == 0)
+		if ((pkey = dkim_keycache_get(s, len, &cached)) != NULL) {
+			key = &cached;
+		} else if (dkim_key_parse(s, len, &parsed, &e) == 0) {
+			key = parsed;
+			record = s;
+			record_len = len;
+		} else if (i == 0) {
 			error = e;
+		}
 	}
 	if (key == NULL) {
 		decide(vs, DKIM_RESULT_PERMERROR, error);
@@ -334,7 +350,6 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 	vs->res.testing = key->testing;
 	enum dkim_key_type want = vs->sig->alg == DKIM_ALG_ED25519_SHA256 ?
 				  DKIM_KEY_ED25519 : DKIM_KEY_RSA;
-	EVP_PKEY *pkey = NULL;
 	uint8_t digest[32];
 
 	if (key->revoked)
@@ -345,7 +360,7 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 		decide(vs, DKIM_RESULT_PERMERROR, "key type does not match a=");
 	else if (key->strict && !domain_eq_ci(vs->sig->auid, vs->sig->domain))
 		decide(vs, DKIM_RESULT_PERMERROR, "key t=s: i= domain must equal d=");
-	else if ((pkey = load_key(key, &error)) == NULL)
+	else if (pkey == NULL && (pkey = load_key(key, &error)) == NULL)
 		decide(vs, DKIM_RESULT_PERMERROR, error);
 	else if (key->type == DKIM_KEY_RSA && EVP_PKEY_get_bits(pkey) < DKIM_RSA_MIN_BITS)
 		decide(vs, DKIM_RESULT_FAIL, "RSA key shorter than 1024 bits (RFC 8301)");
@@ -359,8 +374,11 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 		decide(vs, DKIM_RESULT_POLICY, "l= leaves part of the body unsigned");
 	else
 		decide(vs, DKIM_RESULT_PASS, "");
+	/* a key decoded just now is kept for the next message with this record */
+	if (record != NULL && pkey != NULL)
+		dkim_keycache_put(record, record_len, key, pkey);
 	EVP_PKEY_free(pkey);
-	dkim_key_free(&key);
+	dkim_key_free(&parsed);
 }
 
 static void vsig_free(struct vsig *vs)

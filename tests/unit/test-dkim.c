@@ -16,6 +16,7 @@
  * The DNS file has one record a line, "OWNER VALUE" (the TXT strings
  * joined); VALUE TEMPFAIL makes the name time out; '#' starts a comment.
  * Names not listed are NXDOMAIN. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -513,6 +514,173 @@ static void test_canon_body(void)
 	free(s);
 }
 
+/* The canonical body straight from RFC 6376 sections 3.4.3 and 3.4.4,
+ * on the whole body at once: split into lines (CRLF or bare LF; a bare CR
+ * is data), relaxed squeezes blank runs and drops trailing blanks, trailing
+ * empty lines go, every line ends in CRLF; simple makes an empty body one
+ * CRLF. */
+static char *canon_reference(enum dkim_canon c, const char *in, size_t len)
+{
+	struct buf out, line;
+	size_t kept = 0;  /* out.len up to the last non-empty line */
+	buf_init(&out, BUF_UNLIMITED);
+	buf_init(&line, BUF_UNLIMITED);
+	size_t i = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && in[j] != '\n' && !(in[j] == '\r' && j + 1 < len && in[j + 1] == '\n'))
+			j++;
+		buf_reset(&line);
+		for (size_t k = i; k < j; k++) {
+			bool wsp = in[k] == ' ' || in[k] == '\t';
+			if (c == DKIM_CANON_RELAXED && wsp) {
+				if (k == i || !(in[k - 1] == ' ' || in[k - 1] == '\t'))
+					buf_append(&line, " ", 1);
+			} else {
+				buf_append(&line, in + k, 1);
+			}
+		}
+		if (c == DKIM_CANON_RELAXED && line.len > 0 && line.data[line.len - 1] == ' ')
+			line.len--;
+		buf_append(&out, line.data ? line.data : "", line.len);
+		buf_append(&out, "\r\n", 2);
+		if (line.len > 0)
+			kept = out.len;
+		i = j < len ? j + (in[j] == '\r' ? 2 : 1) : j;
+	}
+	out.len = kept;
+	if (c == DKIM_CANON_SIMPLE && kept == 0)
+		buf_append(&out, "\r\n", 2);
+	buf_append(&out, "", 0);
+	buf_free(&line);
+	return buf_steal(&out);
+}
+
+/* canonical body of in, fed in chunks whose sizes cycle through sizes[] */
+static char *canon_body_sizes(enum dkim_canon c, const char *in, size_t len,
+			      const size_t *sizes, size_t n_sizes, uint64_t limit,
+			      uint64_t *total)
+{
+	struct sink s;
+	buf_init(&s.b, BUF_UNLIMITED);
+	struct dkim_body_canon *bc = dkim_body_canon_create(c, limit, sink_emit, &s);
+	for (size_t i = 0, k = 0; i < len; k++) {
+		size_t n = sizes[k % n_sizes];
+		if (n > len - i)
+			n = len - i;
+		dkim_body_canon_feed(bc, in + i, n);
+		i += n;
+	}
+	dkim_body_canon_finish(bc, total);
+	dkim_body_canon_destroy(&bc);
+	buf_append(&s.b, "", 0);
+	return buf_steal(&s.b);
+}
+
+/* The run-at-a-time canonicaliser against the reference: long lines,
+ * long blank runs, long stretches of empty lines, lines longer than the
+ * output buffer, cut into chunks of every small size and of sizes around
+ * the buffer's, and random bodies over the bytes that matter. */
+static void test_canon_runs(void)
+{
+	struct buf b;
+	buf_init(&b, BUF_UNLIMITED);
+	/* long lines of words with single spaces, a line over EMIT_BUF */
+	for (int i = 0; i < 40; i++) {
+		for (int w = 0; w < 30 + i * 7; w++)
+			buf_printf(&b, "word%d ", w);
+		buf_append_str(&b, i % 3 ? "end\r\n" : "end  \t \r\n");
+	}
+	for (int w = 0; w < 1500; w++)
+		buf_printf(&b, "x%d ", w);
+	buf_append_str(&b, "z\r\n");
+	/* long blank runs inside, at the start and at the end of lines */
+	for (int i = 0; i < 5; i++) {
+		for (int k = 0; k < 700 * (i + 1); k++)
+			buf_append_str(&b, k % 3 ? " " : "\t");
+		buf_append_str(&b, "mid");
+		for (int k = 0; k < 3000; k++)
+			buf_append_str(&b, " ");
+		buf_append_str(&b, "after\n");  /* bare LF too */
+		for (int k = 0; k < 2000; k++)
+			buf_append_str(&b, " ");
+		buf_append_str(&b, "\r\n");
+	}
+	/* a long run of empty lines inside, bare CRs, and again at the end */
+	for (int k = 0; k < 500; k++)
+		buf_append_str(&b, "\r\n");
+	buf_append_str(&b, "cr\rin\r\rthe line \r\nlast words here");
+	for (int k = 0; k < 300; k++)
+		buf_append_str(&b, k % 2 ? "\r\n" : "\n");
+
+	static const size_t small[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	static const size_t odd[] = { 4095, 4096, 4097, 255, 256, 257, 1, 13 };
+	for (int c = 0; c < 2; c++) {
+		char *want = canon_reference(c, b.data, b.len);
+		uint64_t total;
+		char *s = canon_body(c, b.data, b.len, 0, UINT64_MAX, &total);
+		CHECK_STR(s, want);
+		CHECK(total == strlen(want));
+		free(s);
+		for (size_t k = 0; k < 8; k++) {
+			s = canon_body_sizes(c, b.data, b.len, &small[k], 1, UINT64_MAX, NULL);
+			CHECK_STR(s, want);
+			free(s);
+		}
+		s = canon_body_sizes(c, b.data, b.len, small, 8, UINT64_MAX, NULL);
+		CHECK_STR(s, want);
+		free(s);
+		s = canon_body_sizes(c, b.data, b.len, odd, 8, UINT64_MAX, NULL);
+		CHECK_STR(s, want);
+		free(s);
+		/* l= cuts in the middle of a long run and of the output buffer */
+		static const uint64_t limits[] = { 0, 1, 255, 256, 4097, 20000 };
+		for (size_t k = 0; k < 6; k++) {
+			s = canon_body_sizes(c, b.data, b.len, odd, 8, limits[k], &total);
+			CHECK(total == strlen(want));
+			CHECK(strlen(s) == limits[k] && memcmp(s, want, limits[k]) == 0);
+			free(s);
+		}
+		free(want);
+	}
+	buf_free(&b);
+
+	/* random bodies in random chunks: one alphabet dense in the bytes
+	 * that matter, one mostly text (long runs for the word-at-a-time
+	 * scan), both with the bytes next to its thresholds (0x20/0x21,
+	 * controls, the high bit) */
+	static const char dense[] = "aaaabbbb  \t\r\n\r\n!\x01\x80";
+	static const char text[] = "abcdefghijklmnopqrstuvwxyz!~\x7f\x80\xa0\xff\x1f\x01"
+				   "           \t\r\n";
+	uint32_t seed = 12345;
+	for (int round = 0; round < 400; round++) {
+		const char *alphabet = round % 2 ? dense : text;
+		size_t n_alpha = round % 2 ? sizeof(dense) - 1 : sizeof(text) - 1;
+		char in[600];
+		seed = seed * 1103515245 + 12345;
+		size_t len = (seed >> 8) % sizeof(in);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245 + 12345;
+			in[i] = alphabet[(seed >> 16) % n_alpha];
+		}
+		size_t sizes[4];
+		for (size_t k = 0; k < 4; k++) {
+			seed = seed * 1103515245 + 12345;
+			sizes[k] = 1 + (seed >> 16) % 40;
+		}
+		for (int c = 0; c < 2; c++) {
+			char *want = canon_reference(c, in, len);
+			char *whole = canon_body(c, in, len, 0, UINT64_MAX, NULL);
+			char *parts = canon_body_sizes(c, in, len, sizes, 4, UINT64_MAX, NULL);
+			CHECK_STR(whole, want);
+			CHECK_STR(parts, want);
+			free(want);
+			free(whole);
+			free(parts);
+		}
+	}
+}
+
 static void test_msg_split(void)
 {
 	struct dkim_msg m;
@@ -647,6 +815,210 @@ static void test_round_trip(void)
 	zone_free(&z);
 	dkim_keyring_destroy(&kr);
 	CHECK(kr == NULL);
+}
+
+/* Verify msg against a zone holding only record under name; the result
+ * of the first signature (and whether there was one). */
+static enum dkim_result verify_with(const char *name, const char *record, const char *msg,
+				    time_t now, const char **reason_r, bool *testing_r)
+{
+	struct zone z = { 0 };
+	struct res r;
+	zone_add(&z, name, record);
+	struct dkim_verify *v = verify(&z, msg, strlen(msg), now, 0, &r);
+	enum dkim_result res = DKIM_RESULT_NONE;
+	CHECK(r.done && r.out.count == 1);
+	CHECK(z.queries == 1);  /* the cache never saves the DNS question */
+	if (r.done && r.out.count == 1) {
+		res = r.out.results[0].result;
+		if (reason_r)
+			*reason_r = r.out.results[0].reason;
+		if (testing_r)
+			*testing_r = r.out.results[0].testing;
+	}
+	dkim_verify_destroy(&v);
+	zone_free(&z);
+	return res;
+}
+
+struct cache_thread {
+	const char *msg;
+	char **records;
+	size_t n_records;
+	size_t start;
+	int passed;
+};
+
+static void *cache_thread_run(void *arg)
+{
+	struct cache_thread *t = arg;
+	for (size_t i = 0; i < 60; i++) {
+		struct zone z = { 0 };
+		zone_add(&z, "ed._domainkey.example.com",
+			 t->records[(t->start + i * 13) % t->n_records]);
+		struct dkim_dns dns = { &z, z_txt, z_cancel };
+		struct dkim_verify_options o = { .now = 1700000000 };
+		struct dkim_verify *v = dkim_verify_create(&o);
+		struct res r = { 0 };
+		dkim_verify_feed(v, t->msg, strlen(t->msg));
+		dkim_verify_finish(v, &dns, res_cb, &r);
+		if (r.done && r.out.count == 1 && r.out.results[0].result == DKIM_RESULT_PASS)
+			t->passed++;
+		dkim_verify_destroy(&v);
+		zone_free(&z);
+	}
+	return NULL;
+}
+
+/* The cache of decoded keys: hits give the same verdicts, any change of
+ * the record text misses, the clock keeps what is used, a key evicted
+ * while in use stays valid, and threads share it. */
+static void test_key_cache(void)
+{
+	struct dkim_keycache_stats st;
+	struct dkim_keyring *kr = dkim_keyring_create();
+	keyring_add(kr, "rsa", rsa2048);
+	keyring_add(kr, "ed", ed);
+	time_t now = 1700000000;
+	char *m = sign_text(kr, sample, DKIM_ALG_RSA_SHA256, "rsa", now, 0);
+	char *med = sign_text(kr, sample, DKIM_ALG_ED25519_SHA256, "ed", now, 0);
+	char *rec = pubkey_record(rsa2048), *edrec = pubkey_record(ed);
+	const char *name = "rsa._domainkey.example.com";
+	const char *reason = NULL;
+	bool testing = true;
+	CHECK(m != NULL && med != NULL);
+	if (m == NULL || med == NULL)
+		return;
+
+	dkim_keycache_clear();
+	for (int i = 0; i < 3; i++) {
+		CHECK(verify_with(name, rec, m, now, &reason, &testing) == DKIM_RESULT_PASS);
+		CHECK(!testing);
+	}
+	dkim_keycache_get_stats(&st);
+	CHECK(st.misses == 1 && st.hits == 2 && st.entries == 1 && st.evictions == 0);
+
+	/* the same key under a changed record: a miss, and the new flags */
+	char *rec_t = replace(rec, "k=rsa;", "t=y; k=rsa;");
+	CHECK(verify_with(name, rec_t, m, now, &reason, &testing) == DKIM_RESULT_PASS);
+	CHECK(testing);
+	char *rec_s = replace(rec, "k=rsa;", "t=s; k=rsa;");
+	char *ms = replace(m, "d=example.com;", "d=example.com; i=joe@sub.example.com;");
+	CHECK(verify_with(name, rec_s, m, now, &reason, NULL) == DKIM_RESULT_PASS);
+	/* (ms breaks the signature too, but t=s is checked before it) */
+	CHECK(verify_with(name, rec_s, ms, now, &reason, NULL) == DKIM_RESULT_PERMERROR);
+	CHECK_STR(reason, "key t=s: i= domain must equal d=");
+	dkim_keycache_get_stats(&st);
+	CHECK(st.entries == 3);
+	/* revoked, rotated, restricted and broken records under the same name
+	 * while the old record is cached */
+	CHECK(verify_with(name, "v=DKIM1; k=rsa; p=", m, now, &reason, NULL) ==
+	      DKIM_RESULT_PERMERROR);
+	CHECK_STR(reason, "key revoked");
+	char *other = pubkey_record(rsa1024);
+	CHECK(verify_with(name, other, m, now, &reason, NULL) == DKIM_RESULT_FAIL);
+	CHECK_STR(reason, "signature did not verify");
+	char *rec_h = replace(rec, "k=rsa;", "h=sha1; k=rsa;");
+	CHECK(verify_with(name, rec_h, m, now, &reason, NULL) == DKIM_RESULT_PERMERROR);
+	CHECK_STR(reason, "key h= does not allow sha256");
+	CHECK(verify_with(name, "v=DKIM1; k=rsa; p=AAAA", m, now, &reason, NULL) ==
+	      DKIM_RESULT_PERMERROR);
+	CHECK_STR(reason, "public key unusable");
+	/* an RSA record (cached) where an Ed25519 key is wanted */
+	CHECK(verify_with("ed._domainkey.example.com", rec, med, now, &reason, NULL) ==
+	      DKIM_RESULT_PERMERROR);
+	CHECK_STR(reason, "key type does not match a=");
+	/* a short RSA key from the cache still fails (RFC 8301) */
+	char *short_rec = pubkey_record(rsa512);
+	for (int i = 0; i < 2; i++) {
+		CHECK(verify_with(name, short_rec, m, now, &reason, NULL) == DKIM_RESULT_FAIL);
+		CHECK_STR(reason, "RSA key shorter than 1024 bits (RFC 8301)");
+	}
+	/* and the original record again: a hit */
+	dkim_keycache_get_stats(&st);
+	uint64_t hits = st.hits;
+	CHECK(verify_with(name, rec, m, now, &reason, &testing) == DKIM_RESULT_PASS);
+	CHECK(!testing);
+	dkim_keycache_get_stats(&st);
+	CHECK(st.hits == hits + 1);
+
+	/* eviction: DKIM_KEYCACHE_SIZE + 44 records of the same key, each
+	 * different text; the first one is used again (second chance) */
+	dkim_keycache_clear();
+	size_t n_recs = DKIM_KEYCACHE_SIZE + 44;
+	char **recs = xcalloc(n_recs, sizeof(char *));
+	for (size_t i = 0; i < n_recs; i++) {
+		char *tag = xasprintf("v=DKIM1; n=%zu;", i);
+		recs[i] = replace(edrec, "v=DKIM1;", tag);
+		free(tag);
+	}
+	struct dkim_key k;
+	EVP_PKEY *held = NULL;
+	for (size_t i = 0; i < n_recs; i++) {
+		CHECK(verify_with("ed._domainkey.example.com", recs[i], med, now, &reason, NULL) ==
+		      DKIM_RESULT_PASS);
+		if (i == 0) {
+			held = dkim_keycache_get(recs[0], strlen(recs[0]), &k);
+			CHECK(held != NULL && k.type == DKIM_KEY_ED25519 && !k.revoked &&
+			      k.public_key == NULL);
+		}
+	}
+	dkim_keycache_get_stats(&st);
+	CHECK(st.entries == DKIM_KEYCACHE_SIZE && st.evictions == 44);
+	EVP_PKEY *p;
+	CHECK((p = dkim_keycache_get(recs[0], strlen(recs[0]), &k)) != NULL);
+	EVP_PKEY_free(p);
+	CHECK((p = dkim_keycache_get(recs[1], strlen(recs[1]), &k)) == NULL);
+	CHECK((p = dkim_keycache_get(recs[44], strlen(recs[44]), &k)) == NULL);
+	CHECK((p = dkim_keycache_get(recs[45], strlen(recs[45]), &k)) != NULL);
+	EVP_PKEY_free(p);
+	CHECK((p = dkim_keycache_get(recs[n_recs - 1], strlen(recs[n_recs - 1]), &k)) != NULL);
+	EVP_PKEY_free(p);
+	/* the held key outlives its entry */
+	dkim_keycache_clear();
+	if (held) {
+		unsigned char sig[64], msgbytes[32] = { 1, 2, 3 };
+		size_t siglen = sizeof(sig);
+		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+		CHECK(EVP_DigestSignInit(mctx, NULL, NULL, NULL, ed) == 1 &&
+		      EVP_DigestSign(mctx, sig, &siglen, msgbytes, 32) == 1);
+		EVP_MD_CTX_free(mctx);
+		mctx = EVP_MD_CTX_new();
+		CHECK(EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, held) == 1 &&
+		      EVP_DigestVerify(mctx, sig, siglen, msgbytes, 32) == 1);
+		EVP_MD_CTX_free(mctx);
+		EVP_PKEY_free(held);
+	}
+
+	/* four threads verifying over more records than the cache holds */
+	pthread_t th[4];
+	struct cache_thread ct[4];
+	for (size_t i = 0; i < 4; i++) {
+		ct[i] = (struct cache_thread){ med, recs, n_recs, i * 71, 0 };
+		CHECK(pthread_create(&th[i], NULL, cache_thread_run, &ct[i]) == 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(ct[i].passed == 60);
+	}
+	dkim_keycache_get_stats(&st);
+	CHECK(st.hits + st.misses == 240 && st.entries <= DKIM_KEYCACHE_SIZE);
+
+	for (size_t i = 0; i < n_recs; i++)
+		free(recs[i]);
+	free(recs);
+	dkim_keycache_clear();
+	free(short_rec);
+	free(rec_h);
+	free(other);
+	free(ms);
+	free(rec_s);
+	free(rec_t);
+	free(rec);
+	free(edrec);
+	free(m);
+	free(med);
+	dkim_keyring_destroy(&kr);
 }
 
 static void test_results(void)
@@ -1139,8 +1511,10 @@ int main(int argc, char **argv)
 	RUN(test_key_parse);
 	RUN(test_canon_header);
 	RUN(test_canon_body);
+	RUN(test_canon_runs);
 	RUN(test_msg_split);
 	RUN(test_round_trip);
+	RUN(test_key_cache);
 	RUN(test_results);
 	RUN(test_many_signatures);
 	RUN(test_sign_refusals);
