@@ -216,6 +216,24 @@ class Sink:
 
 
 # ------------------------------------------------------------- Tern
+def session_cpu(sid):
+    """CPU seconds (user + system) of the live processes of session sid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state (field 3): session is field 6, utime 14, stime 15
+        if int(fields[3]) == sid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 class Tern:
     def __init__(self, work, name, routes, connections, per_domain):
         self.dir = os.path.join(work, name)
@@ -240,6 +258,11 @@ class Tern:
                                      start_new_session=True)
         if not wait_listen(465 + off, 15) or self.proc.poll() is not None:
             raise RuntimeError("tern did not start")
+
+    def cpu(self):
+        """CPU seconds (user + system) used so far by the server's
+        processes (its session: master and worker)."""
+        return session_cpu(self.proc.pid)
 
     def run(self, *args, conf=True, input=None, timeout=120):
         cmd = [TERN_BIN] + (["-c", self.conf] if conf else []) + list(args)
@@ -266,10 +289,12 @@ def run_tern(work, sink):
     t = Tern(work, "tern", [("d%02d.test" % k, sink.port) for k in range(D)], 20, 5)
     try:
         base = sink.count()
+        cpu0 = t.cpu()
         t0 = time.monotonic()
         n = submit(465 + t.off, True, True, M, rcpt_domains)
         t_sub = time.monotonic()
         t1 = sink.wait(base + M, t0 + DELIVER_LIMIT)
+        cpu1 = t.cpu()
         if t1 is None:
             log("tern: the sink counted %d of %d" % (sink.count() - base, M))
             return None
@@ -277,8 +302,9 @@ def run_tern(work, sink):
         if n != M or left:
             log("tern: %d accepted, %d left in the queue" % (n, len(left)))
             return None
-        log("tern: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s"
-            % (M, t_sub - t0, t1 - t0, M / (t1 - t0)))
+        log("tern: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s;"
+            " server CPU %.2f s (%.0f us a message)"
+            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M))
         return M / (t1 - t0)
     finally:
         t.stop()
