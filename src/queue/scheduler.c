@@ -718,9 +718,9 @@ static void format_status(struct buf *b, const struct smtp_client_status *st)
 /* ---- session reuse ----
  * A session that ended its transaction cleanly is kept open for a short
  * while (QUEUE_IDLE_SECONDS), so the next message to the same next hop
- * skips the TCP and TLS handshakes, the greeting, EHLO and QUIT: the
- * client sends RSET before the next MAIL (RFC 5321 4.1.1.5), pipelined
- * with it (RFC 2920).  A session is reused only by a job whose connection
+ * skips the TCP and TLS handshakes, the greeting, EHLO and QUIT: its
+ * next MAIL starts a new transaction (RFC 5321 3.3; the client sends RSET
+ * first only after a transaction that did not end cleanly).  A session is reused only by a job whose connection
  * parameters (address, port, host name, TLS policy, implicit TLS, AUTH
  * user) are the same, so it carries no weaker TLS than a fresh one would;
  * DANE sessions are never cached (their TLSA records belong to one
@@ -848,13 +848,15 @@ static void conn_release(struct job *j)
 	q->nidle++;
 }
 
-/* A reused session failed before the server could have taken the
- * message (it had closed the idle connection, or answered 421): try the
- * same address again with a fresh connection (true: done). */
+/* A reused session failed without a recipient accepted, because the
+ * connection closed or the server answered 421 (it had timed the idle
+ * session out): try the same address again at once with a fresh
+ * connection, once (true: done).  A deferral would retry the same way,
+ * only later, so this sends nothing a deferral would not. */
 static bool reuse_retry(struct job *j, const struct smtp_client_result *r)
 {
 	if (!j->reused || j->no_reuse || r->n_delivered > 0 ||
-	    r->stage == SMTP_STAGE_DATA_END || (r->st.code != 0 && r->st.code != 421))
+	    r->st.status != SMTP_STATUS_TEMP || (r->st.code != 0 && r->st.code != 421))
 		return false;
 	log_info("queue", "event=reuse_failed qid=%s host=%s stage=%s reason=%s", j->qid,
 		 log_quote(j->host), smtp_stage_name(r->stage), log_quote(r->st.text));
