@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -217,7 +218,9 @@ class Sink:
 
 # ------------------------------------------------------------- Tern
 def session_cpu(sid):
-    """CPU seconds (user + system) of the live processes of session sid."""
+    """CPU seconds (user + system) of the processes of session sid: the
+    live ones, and the children they have reaped (Postfix's daemons come
+    and go under its master)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in os.listdir("/proc"):
@@ -228,10 +231,18 @@ def session_cpu(sid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # fields[0] is the state (field 3): session is field 6, utime 14, stime 15
+        # fields[0] is the state (field 3): session is field 6, utime 14,
+        # stime 15, cutime 16, cstime 17
         if int(fields[3]) == sid:
-            total += int(fields[11]) + int(fields[12])
+            total += sum(int(x) for x in fields[11:15])
     return total / tick
+
+
+def client_cpu():
+    """CPU seconds used so far by this script's reaped children (the load
+    generator's processes)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 class Tern:
@@ -289,10 +300,11 @@ def run_tern(work, sink):
     t = Tern(work, "tern", [("d%02d.test" % k, sink.port) for k in range(D)], 20, 5)
     try:
         base = sink.count()
-        cpu0 = t.cpu()
+        cpu0, ccpu0 = t.cpu(), client_cpu()
         t0 = time.monotonic()
         n = submit(465 + t.off, True, True, M, rcpt_domains)
         t_sub = time.monotonic()
+        ccpu1 = client_cpu()
         t1 = sink.wait(base + M, t0 + DELIVER_LIMIT)
         cpu1 = t.cpu()
         if t1 is None:
@@ -303,8 +315,9 @@ def run_tern(work, sink):
             log("tern: %d accepted, %d left in the queue" % (n, len(left)))
             return None
         log("tern: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s;"
-            " server CPU %.2f s (%.0f us a message)"
-            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M))
+            " server CPU %.2f s (%.0f us a message), load generator CPU %.2f s"
+            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M,
+               ccpu1 - ccpu0))
         return M / (t1 - t0)
     finally:
         t.stop()
@@ -411,6 +424,15 @@ postlog   unix-dgram n - n - 1 postlogd
             self.stop()
             raise RuntimeError("postfix start failed: %s%s" % (p.stdout, p.stderr))
 
+    def cpu(self):
+        """CPU seconds used so far by the instance (its master's session:
+        the daemons alive, and those the master reaped)."""
+        try:
+            with open(os.path.join(self.d, "queue", "pid", "master.pid")) as f:
+                return session_cpu(os.getsid(int(f.read().split()[0])))
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def stop(self):
         subprocess.run([POSTFIX, "-c", self.conf, "abort"], capture_output=True, timeout=20)
         pidf = os.path.join(self.d, "queue", "pid", "master.pid")
@@ -435,15 +457,20 @@ def run_postfix(work, sink):
     pf = Postfix(work, sink.port)
     try:
         base = sink.count()
+        cpu0, ccpu0 = pf.cpu(), client_cpu()
         t0 = time.monotonic()
         n = submit(pf.port, False, False, M, rcpt_domains)
         t_sub = time.monotonic()
+        ccpu1 = client_cpu()
         t1 = sink.wait(base + M, t0 + DELIVER_LIMIT)
+        cpu1 = pf.cpu()
         if t1 is None or n != M:
             log("postfix: %d accepted, the sink counted %d of %d" % (n, sink.count() - base, M))
             return None
-        log("postfix: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s"
-            % (M, t_sub - t0, t1 - t0, M / (t1 - t0)))
+        log("postfix: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s;"
+            " server CPU %.2f s (%.0f us a message), load generator CPU %.2f s"
+            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M,
+               ccpu1 - ccpu0))
         return M / (t1 - t0)
     finally:
         pf.stop()
