@@ -62,9 +62,15 @@
  * the budget is spent the domain is parked until the window ends and the
  * job dropped without an outcome: no attempt counted, no error, no DSN.
  *
+ * Sessions are reused per next hop (see "session reuse" below): a usable
+ * session stays open for QUEUE_IDLE_SECONDS for the next message with the
+ * same connection parameters.
+ *
  * Invariants: a message is in at most one job at a time per domain and
  * queue.connections jobs run at once (queue.connections_per_domain per
- * domain); every outcome goes through store_queue_update, so a recipient
+ * domain), and at most queue.connections sessions are open, busy or idle
+ * (besides those closing after QUIT);
+ * every outcome goes through store_queue_update, so a recipient
  * recorded as delivered is never tried again, and a crash mid-attempt only
  * repeats that attempt.  Time comes from lib/clock (tests move it). */
 #include "queue/queue.h"
@@ -716,13 +722,14 @@ static void format_status(struct buf *b, const struct smtp_client_status *st)
 }
 
 /* ---- session reuse ----
- * A session that ended its transaction cleanly is kept open for a short
+ * A session still usable after its transaction is kept open for a short
  * while (QUEUE_IDLE_SECONDS), so the next message to the same next hop
  * skips the TCP and TLS handshakes, the greeting, EHLO and QUIT: its
  * next MAIL starts a new transaction (RFC 5321 3.3; the client sends RSET
- * first only after a transaction that did not end cleanly).  A session is reused only by a job whose connection
- * parameters (address, port, host name, TLS policy, implicit TLS, AUTH
- * user) are the same, so it carries no weaker TLS than a fresh one would;
+ * first only after a transaction that did not end cleanly).  A session is
+ * reused only by a job whose connection parameters (address, port, host
+ * name, TLS policy, implicit TLS, AUTH user) are the same, so it carries
+ * no weaker TLS than a fresh one would;
  * DANE sessions are never cached (their TLSA records belong to one
  * lookup).  Open sessions, busy or idle, never exceed queue.connections:
  * a fresh connection first closes the oldest idle one when needed. */

@@ -31,7 +31,7 @@
  * not of messages.
  * Spare files: a queue file whose message has left (store_op_add_recycle)
  * is moved to dir/spare/ after the commit instead of being unlinked (up to
- * STORE_SPARE_MAX), and write_file() takes one from there before creating
+ * STORE_SPARE_MAX files of at most STORE_SPARE_FILE_MAX), and write_file() takes one from there before creating
  * a new file: renamed to its new name first (RENAME_NOREPLACE, so two
  * processes can never take the same spare), then overwritten and cut to
  * size, and made durable with the batch like a new file.  Why: the queue
@@ -67,8 +67,10 @@ enum req_kind { REQ_DELIVER, REQ_OP };
 /* Deliveries up to this size (body x copies) are written by the caller of
  * store_deliver() rather than by the commit thread (see store_deliver). */
 #define STORE_PREWRITE_MAX (1024 * 1024)
-/* Spare files kept for reuse (see the top comment). */
-#define STORE_SPARE_MAX 1024
+/* Spare files kept for reuse (see the top comment): how many, and the
+ * largest kept, so the spares never hold more than 64 MiB of disk. */
+#define STORE_SPARE_MAX 256
+#define STORE_SPARE_FILE_MAX (256 * 1024)
 
 struct store_copy {
 	int64_t user_id;
@@ -370,6 +372,7 @@ static int spare_take(struct store *store, int dfd, const char *name)
 static int spare_put(struct store *store, const char *path)
 {
 	const char *name = strrchr(path, '/');
+	struct stat sb;
 	unsigned sub;
 	bool room;
 
@@ -379,7 +382,8 @@ static int spare_put(struct store *store, const char *path)
 	pthread_mutex_lock(&store->spare_lock);
 	room = store->spare_count < STORE_SPARE_MAX;
 	pthread_mutex_unlock(&store->spare_lock);
-	if (!room || renameat2(store->subdir_fd[sub], name, store->spare_fd, name,
+	if (!room || fstatat(store->subdir_fd[sub], name, &sb, 0) < 0 ||
+	    sb.st_size > STORE_SPARE_FILE_MAX || renameat2(store->subdir_fd[sub], name, store->spare_fd, name,
 			       RENAME_NOREPLACE) < 0)
 		return -1;
 	pthread_mutex_lock(&store->spare_lock);

@@ -4,7 +4,8 @@
  * when nothing is pending; a recipient recorded as delivered never moves
  * back nor is handed out again; the administrator's actions; the
  * records surviving a reopen; and a delivered message's file kept as a
- * spare and reused (same inode, cut to the new content) by the next. */
+ * spare and reused (same inode, cut to the new content) by the next,
+ * unless it is large. */
 #include "unit.h"
 #include "store-test-util.h"
 #include "store/store.h"
@@ -304,6 +305,19 @@ static void test_spare_reuse(void)
 	CHECK(spare_files(dir, NULL) == 0);
 	list(s, &all, &v);
 	CHECK(v.msgs == 1 && access(v.path[0], R_OK) == 0);
+	deliver_only(s, path);
+	CHECK(spare_files(dir, NULL) == 1);
+
+	/* a large file is not kept: deleted as before */
+	buf_reset(&longer);
+	buf_append_str(&longer, "Subject: big\r\n\r\n");
+	while (longer.len < 300 * 1024)
+		buf_append_str(&longer, "a line of a message too large to keep as a spare\r\n");
+	submit_body(s, buf_cstr(&longer));
+	CHECK(spare_files(dir, NULL) == 0);
+	deliver_only(s, path);
+	CHECK(access(path, F_OK) < 0);
+	CHECK(spare_files(dir, NULL) == 0);
 	buf_free(&longer);
 	store_close(&s);
 	store_test_rm_rf(dir);
