@@ -22,6 +22,12 @@ from the first submission to the moment the sink has counted all M.
            domains share the one next hop, which Postfix counts as one
            destination: this gives it the same 20 deliveries in flight)
 
+Both reuse a session to the sink for the next message (Tern's idle
+session cache, Postfix's smtp_connection_cache_on_demand, both on by
+default).  Besides the wall time, each server's CPU time (user + system
+of its processes, reaped children included) and the load generator's are
+printed: on a shared machine they say more than the wall time.
+
 Next hops are static for both (queue.routes, transport_maps): Postfix
 resolves through /etc/resolv.conf only, which cannot name the test DNS's
 port, so neither server resolves MX records here.
@@ -46,6 +52,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -216,6 +223,34 @@ class Sink:
 
 
 # ------------------------------------------------------------- Tern
+def session_cpu(sid):
+    """CPU seconds (user + system) of the processes of session sid: the
+    live ones, and the children they have reaped (Postfix's daemons come
+    and go under its master)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state (field 3): session is field 6, utime 14,
+        # stime 15, cutime 16, cstime 17
+        if int(fields[3]) == sid:
+            total += sum(int(x) for x in fields[11:15])
+    return total / tick
+
+
+def client_cpu():
+    """CPU seconds used so far by this script's reaped children (the load
+    generator's processes)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 class Tern:
     def __init__(self, work, name, routes, connections, per_domain):
         self.dir = os.path.join(work, name)
@@ -240,6 +275,11 @@ class Tern:
                                      start_new_session=True)
         if not wait_listen(465 + off, 15) or self.proc.poll() is not None:
             raise RuntimeError("tern did not start")
+
+    def cpu(self):
+        """CPU seconds (user + system) used so far by the server's
+        processes (its session: master and worker)."""
+        return session_cpu(self.proc.pid)
 
     def run(self, *args, conf=True, input=None, timeout=120):
         cmd = [TERN_BIN] + (["-c", self.conf] if conf else []) + list(args)
@@ -266,10 +306,13 @@ def run_tern(work, sink):
     t = Tern(work, "tern", [("d%02d.test" % k, sink.port) for k in range(D)], 20, 5)
     try:
         base = sink.count()
+        cpu0, ccpu0 = t.cpu(), client_cpu()
         t0 = time.monotonic()
         n = submit(465 + t.off, True, True, M, rcpt_domains)
         t_sub = time.monotonic()
+        ccpu1 = client_cpu()
         t1 = sink.wait(base + M, t0 + DELIVER_LIMIT)
+        cpu1 = t.cpu()
         if t1 is None:
             log("tern: the sink counted %d of %d" % (sink.count() - base, M))
             return None
@@ -277,8 +320,10 @@ def run_tern(work, sink):
         if n != M or left:
             log("tern: %d accepted, %d left in the queue" % (n, len(left)))
             return None
-        log("tern: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s"
-            % (M, t_sub - t0, t1 - t0, M / (t1 - t0)))
+        log("tern: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s;"
+            " server CPU %.2f s (%.0f us a message), load generator CPU %.2f s"
+            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M,
+               ccpu1 - ccpu0))
         return M / (t1 - t0)
     finally:
         t.stop()
@@ -385,6 +430,15 @@ postlog   unix-dgram n - n - 1 postlogd
             self.stop()
             raise RuntimeError("postfix start failed: %s%s" % (p.stdout, p.stderr))
 
+    def cpu(self):
+        """CPU seconds used so far by the instance (its master's session:
+        the daemons alive, and those the master reaped)."""
+        try:
+            with open(os.path.join(self.d, "queue", "pid", "master.pid")) as f:
+                return session_cpu(os.getsid(int(f.read().split()[0])))
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
     def stop(self):
         subprocess.run([POSTFIX, "-c", self.conf, "abort"], capture_output=True, timeout=20)
         pidf = os.path.join(self.d, "queue", "pid", "master.pid")
@@ -409,15 +463,20 @@ def run_postfix(work, sink):
     pf = Postfix(work, sink.port)
     try:
         base = sink.count()
+        cpu0, ccpu0 = pf.cpu(), client_cpu()
         t0 = time.monotonic()
         n = submit(pf.port, False, False, M, rcpt_domains)
         t_sub = time.monotonic()
+        ccpu1 = client_cpu()
         t1 = sink.wait(base + M, t0 + DELIVER_LIMIT)
+        cpu1 = pf.cpu()
         if t1 is None or n != M:
             log("postfix: %d accepted, the sink counted %d of %d" % (n, sink.count() - base, M))
             return None
-        log("postfix: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s"
-            % (M, t_sub - t0, t1 - t0, M / (t1 - t0)))
+        log("postfix: %d messages, submitted in %.2f s, delivered in %.2f s: %.1f msg/s;"
+            " server CPU %.2f s (%.0f us a message), load generator CPU %.2f s"
+            % (M, t_sub - t0, t1 - t0, M / (t1 - t0), cpu1 - cpu0, (cpu1 - cpu0) * 1e6 / M,
+               ccpu1 - ccpu0))
         return M / (t1 - t0)
     finally:
         pf.stop()

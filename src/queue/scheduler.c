@@ -62,9 +62,15 @@
  * the budget is spent the domain is parked until the window ends and the
  * job dropped without an outcome: no attempt counted, no error, no DSN.
  *
+ * Sessions are reused per next hop (see "session reuse" below): a usable
+ * session stays open for QUEUE_IDLE_SECONDS for the next message with the
+ * same connection parameters.
+ *
  * Invariants: a message is in at most one job at a time per domain and
  * queue.connections jobs run at once (queue.connections_per_domain per
- * domain); every outcome goes through store_queue_update, so a recipient
+ * domain), and at most queue.connections sessions are open, busy or idle
+ * (besides those closing after QUIT);
+ * every outcome goes through store_queue_update, so a recipient
  * recorded as delivered is never tried again, and a crash mid-attempt only
  * repeats that attempt.  Time comes from lib/clock (tests move it). */
 #include "queue/queue.h"
@@ -98,6 +104,8 @@
 #include <unistd.h>
 
 #define QUEUE_SCAN_LIMIT 500    /* messages looked at per scan */
+#define QUEUE_IDLE_SECONDS 2    /* an unused cached session is closed after this */
+#define QUEUE_REUSE_MAX 100     /* messages per session before a fresh connection */
 #define STS_CACHE_MAX 10000     /* MTA-STS policies kept in memory */
 
 struct job_rcpt {
@@ -159,6 +167,24 @@ struct job {
 	size_t rtls_skipped;        /* hosts skipped: their TLS could not be authenticated */
 	char ip[INET6_ADDRSTRLEN];  /* the address being tried, for TLS reports */
 	bool rate_taken;            /* a rate limit admitted it (rate_admit) */
+	/* session reuse (idle_take / idle_put) */
+	char *conn_key;             /* the session's parameters; NULL: not cacheable */
+	unsigned conn_uses;         /* messages sent on the session so far */
+	bool conn_tls;              /* the session runs TLS */
+	bool reused;                /* the session came from the idle cache */
+	bool no_reuse;              /* a reused session failed: connect afresh */
+};
+
+/* An open, idle outbound session, kept for the next message to the same
+ * next hop with the same parameters (conn_key). */
+struct idle_conn {
+	struct idle_conn *next;
+	struct queue *q;
+	struct smtp_client *client;
+	char *key;
+	unsigned uses;
+	bool tls;                   /* it runs TLS */
+	struct event *timer;        /* closes it after QUEUE_IDLE_SECONDS */
 };
 
 /* A fetched MTA-STS policy, kept until it expires (RFC 8461 5.1). */
@@ -186,6 +212,8 @@ struct queue {
 	struct tlsrpt_service *tlsrpt_daily; /* the daily reports */
 	struct queue_rate *rate;    /* queue.rate_limits */
 	struct event *rate_timer;   /* a scan when the earliest parked window ends */
+	struct idle_conn *idle;     /* cached sessions, newest first */
+	unsigned nidle;
 };
 
 time_t queue_retry_delay(unsigned retry_min, unsigned retry_max, int attempts)
@@ -231,6 +259,7 @@ static void job_free(struct job *j)
 	free(j->host);
 	free(j->data);
 	free(j->last_error);
+	free(j->conn_key);
 	free(j);
 }
 
@@ -692,12 +721,172 @@ static void format_status(struct buf *b, const struct smtp_client_status *st)
 		buf_printf(b, "%s", st->text);
 }
 
+/* ---- session reuse ----
+ * A session still usable after its transaction is kept open for a short
+ * while (QUEUE_IDLE_SECONDS), so the next message to the same next hop
+ * skips the TCP and TLS handshakes, the greeting, EHLO and QUIT: its
+ * next MAIL starts a new transaction (RFC 5321 3.3; the client sends RSET
+ * first only after a transaction that did not end cleanly).  A session is
+ * reused only by a job whose connection parameters (address, port, host
+ * name, TLS policy, implicit TLS, AUTH user) are the same, so it carries
+ * no weaker TLS than a fresh one would;
+ * DANE sessions are never cached (their TLSA records belong to one
+ * lookup).  Open sessions, busy or idle, never exceed queue.connections:
+ * a fresh connection first closes the oldest idle one when needed. */
+
+/* The cache key of the session p describes, or NULL when it is not to be
+ * cached. */
+static char *conn_key(const struct smtp_client_params *p, const char *ip, unsigned port)
+{
+	if (p->tls == SMTP_TLS_DANE)
+		return NULL;
+	return xasprintf("%s|%u|%s|%d|%d|%s", ip, port, p->host, (int)p->tls,
+			 p->implicit_tls ? 1 : 0, p->auth_user != NULL ? p->auth_user : "");
+}
+
+static void idle_free(struct idle_conn *ic)
+{
+	smtp_client_quit(&ic->client);
+	event_free(ic->timer);
+	free(ic->key);
+	free(ic);
+}
+
+/* Remove ic from q's cache (it must be there). */
+static void idle_unlink(struct queue *q, struct idle_conn *ic)
+{
+	for (struct idle_conn **p = &q->idle; *p != NULL; p = &(*p)->next) {
+		if (*p == ic) {
+			*p = ic->next;
+			q->nidle--;
+			return;
+		}
+	}
+}
+
+static void idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct idle_conn *ic = arg;
+
+	(void)fd; (void)what;
+	idle_unlink(ic->q, ic);
+	idle_free(ic);
+}
+
+/* Close the oldest idle session (the list is newest first). */
+static void idle_drop_oldest(struct queue *q)
+{
+	struct idle_conn **p = &q->idle;
+
+	if (*p == NULL)
+		return;
+	while ((*p)->next != NULL)
+		p = &(*p)->next;
+	struct idle_conn *ic = *p;
+	*p = NULL;
+	q->nidle--;
+	idle_free(ic);
+}
+
+static void idle_close_all(struct queue *q)
+{
+	while (q->idle != NULL) {
+		struct idle_conn *ic = q->idle;
+		q->idle = ic->next;
+		idle_free(ic);
+	}
+	q->nidle = 0;
+}
+
+/* A usable idle session with this key (taken out of the cache), or NULL.
+ * Sessions the server closed meanwhile are dropped on the way. */
+static struct smtp_client *idle_take(struct queue *q, const char *key, unsigned *uses_r,
+				     bool *tls_r)
+{
+	for (struct idle_conn **p = &q->idle; *p != NULL;) {
+		struct idle_conn *ic = *p;
+		if (!smtp_client_usable(ic->client)) {
+			*p = ic->next;
+			q->nidle--;
+			idle_free(ic);
+			continue;
+		}
+		if (strcmp(ic->key, key) != 0) {
+			p = &ic->next;
+			continue;
+		}
+		struct smtp_client *c = ic->client;
+		*p = ic->next;
+		q->nidle--;
+		ic->client = NULL;
+		*uses_r = ic->uses;
+		*tls_r = ic->tls;
+		idle_free(ic);
+		return c;
+	}
+	return NULL;
+}
+
+/* j's transaction is over: keep its session for the next message to the
+ * same next hop when it can carry one, else QUIT. */
+static void conn_release(struct job *j)
+{
+	struct queue *q = j->q;
+	struct timeval tv = { QUEUE_IDLE_SECONDS, 0 };
+
+	if (j->client == NULL)
+		return;
+	if (q->stopped || j->conn_key == NULL || j->conn_uses >= QUEUE_REUSE_MAX ||
+	    !smtp_client_usable(j->client) || q->nidle >= q->d.cfg->queue.connections) {
+		smtp_client_quit(&j->client);
+		return;
+	}
+	struct idle_conn *ic = xcalloc(1, sizeof(*ic));
+	ic->q = q;
+	ic->client = j->client;
+	j->client = NULL;
+	ic->key = xstrdup(j->conn_key);
+	ic->uses = j->conn_uses;
+	ic->tls = j->conn_tls;
+	ic->timer = evtimer_new(q->d.base, idle_expired, ic);
+	evtimer_add(ic->timer, &tv);
+	ic->next = q->idle;
+	q->idle = ic;
+	q->nidle++;
+}
+
+/* A reused session failed without a recipient accepted, because the
+ * connection closed or the server answered 421 (it had timed the idle
+ * session out): try the same address again at once with a fresh
+ * connection, once (true: done).  A deferral would retry the same way,
+ * only later, so this sends nothing a deferral would not. */
+static bool reuse_retry(struct job *j, const struct smtp_client_result *r)
+{
+	if (!j->reused || j->no_reuse || r->n_delivered > 0 ||
+	    r->st.status != SMTP_STATUS_TEMP || (r->st.code != 0 && r->st.code != 421))
+		return false;
+	log_info("queue", "event=reuse_failed qid=%s host=%s stage=%s reason=%s", j->qid,
+		 log_quote(j->host), smtp_stage_name(r->stage), log_quote(r->st.text));
+	smtp_client_free(&j->client);
+	j->no_reuse = true;
+	if (j->addr_i > 0)
+		j->addr_i--;
+	connect_next(j);
+	return true;
+}
+
+static void session_note(struct job *j);
+
 static void client_sent(struct smtp_client *c, const struct smtp_client_result *r, void *ctx)
 {
 	struct job *j = ctx;
 	struct buf b;
 
 	(void)c;
+	if (reuse_retry(j, r))
+		return;
+	if (j->reused)
+		session_note(j);   /* a fresh session is noted in client_ready */
 	if (requiretls_refused(j, r)) {
 		smtp_client_quit(&j->client);
 		j->addr_i = j->naddrs;     /* not another address of this host */
@@ -719,17 +908,26 @@ static void client_sent(struct smtp_client *c, const struct smtp_client_result *
 			decide(rc, STORE_QUEUE_DEFERRED, j->host, "%s", buf_cstr(&b));
 	}
 	buf_free(&b);
-	smtp_client_quit(&j->client);
+	conn_release(j);
 	job_finish(j);
+}
+
+static void job_send(struct job *j);
+
+/* Note the TLS outcome of j's session for its domain's report: once per
+ * message, also on a reused session (RFC 8460 counts sessions per policy
+ * domain, and the reused one carried this domain's message under the same
+ * TLS).  A testing-mode downgrade was noted when the policy's TLS failed. */
+static void session_note(struct job *j)
+{
+	if (!(j->tls == SMTP_TLS_OPPORTUNISTIC && j->sts.mode != MTA_STS_MODE_NONE))
+		tls_note(j, NULL, j->host, j->ip,
+			 j->conn_tls ? NULL : TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
 }
 
 static void client_ready(struct smtp_client *c, const struct smtp_client_result *r, void *ctx)
 {
 	struct job *j = ctx;
-	struct smtp_client_message *m = &j->msg;
-	const char *error = NULL;
-	const char *data = j->data;
-	size_t len = j->len;
 	struct buf b;
 
 	if (r->stage != SMTP_STAGE_READY || r->st.status != SMTP_STATUS_OK) {
@@ -769,11 +967,21 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 		connect_next(j);
 		return;
 	}
-	/* a session under its policy (a testing-mode downgrade was noted
-	 * when the policy's TLS failed) */
-	if (!(j->tls == SMTP_TLS_OPPORTUNISTIC && j->sts.mode != MTA_STS_MODE_NONE))
-		tls_note(j, NULL, j->host, j->ip,
-			 r->tls.active ? NULL : TLSRPT_STARTTLS_NOT_SUPPORTED, NULL);
+	(void)c;
+	j->conn_tls = r->tls.active;
+	session_note(j);
+	job_send(j);
+}
+
+/* Send j's message on its READY session (fresh or reused). */
+static void job_send(struct job *j)
+{
+	struct smtp_client *c = j->client;
+	struct smtp_client_message *m = &j->msg;
+	const char *error = NULL;
+	const char *data = j->data;
+	size_t len = j->len;
+
 	if ((j->flags & STORE_QUEUE_F_8BIT) && !smtp_client_has(c, SMTP_EXT_8BITMIME)) {
 		/* RFC 6152 3: convert for a peer without 8BITMIME, signed again
 		 * when it was signed (sign-hook.h) */
@@ -812,9 +1020,17 @@ static void client_ready(struct smtp_client *c, const struct smtp_client_result 
 	m->ret = j->ret == DSN_RET_FULL ? SMTP_DSN_RET_FULL : j->ret == DSN_RET_HDRS ? SMTP_DSN_RET_HDRS
 										  : SMTP_DSN_RET_NONE;
 	m->envid = j->envid;
+	j->conn_uses++;
 	if (smtp_client_send(c, m, client_sent, j, &error) < 0) {
-		set_last_error(j, "%s: %s", j->host, error);
 		smtp_client_free(&j->client);
+		if (j->reused && !j->no_reuse) {
+			/* the cached session could not take it: a fresh one */
+			j->no_reuse = true;
+			if (j->addr_i > 0)
+				j->addr_i--;
+		} else {
+			set_last_error(j, "%s: %s", j->host, error);
+		}
 		connect_next(j);
 	}
 }
@@ -874,6 +1090,22 @@ static void connect_next(struct job *j)
 		p.auth_user = q->d.cfg->queue.smarthost.user;
 		p.auth_pass = q->smarthost_pass != NULL ? q->smarthost_pass : "";
 	}
+	free(j->conn_key);
+	j->conn_key = conn_key(&p, ip, j->port);
+	j->reused = false;
+	if (j->conn_key != NULL && !j->no_reuse &&
+	    (j->client = idle_take(q, j->conn_key, &j->conn_uses, &j->conn_tls)) != NULL) {
+		j->reused = true;
+		log_info("queue", "event=reuse qid=%s host=%s ip=%s port=%u uses=%u", j->qid,
+			 log_quote(j->host), ip, j->port, j->conn_uses);
+		job_send(j);
+		return;
+	}
+	j->conn_uses = 0;
+	/* open sessions, busy (in_flight, this job included) or idle, stay
+	 * within queue.connections */
+	while (q->nidle > 0 && q->in_flight + q->nidle > q->d.cfg->queue.connections)
+		idle_drop_oldest(q);
 	log_info("queue", "event=connect qid=%s host=%s ip=%s port=%u tls=%s%s%s", j->qid,
 		 log_quote(j->host), ip, j->port,
 		 p.tls == SMTP_TLS_DANE ? "dane" : p.tls == SMTP_TLS_REQUIRE_VERIFY ? "verify"
@@ -1634,6 +1866,7 @@ void queue_pause(struct queue *q)
 	q->stopped = true;
 	event_del(q->timer);
 	event_del(q->rate_timer);
+	idle_close_all(q);
 	/* abandon every attempt; one whose outcome the store is recording is
 	 * freed by update_done when that commit completes */
 	for (struct job **p = &q->jobs; *p != NULL;) {

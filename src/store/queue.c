@@ -315,8 +315,9 @@ static int finish_if_done(struct store *store, struct store_op *op, int64_t id, 
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_op_add_unlink(op, store_message_path(store,
-							   (const char *)sqlite3_column_text(st, 0)));
+		const char *file = (const char *)sqlite3_column_text(st, 0);
+		/* the file is kept as a spare for a later message (commit.c) */
+		store_op_add_recycle(op, store_message_path(store, file));
 		*gone_r = true;
 	}
 	sqlite3_reset(st);

@@ -66,6 +66,12 @@ struct store {
 	/* commit-thread state */
 	int msgdir_fd;
 	int subdir_fd[256];
+	/* spare files (commit.c): emptied queue files kept in dir/spare for
+	 * reuse, so the queue does not create and delete an inode per message */
+	int spare_fd;
+	pthread_mutex_t spare_lock;
+	char (*spare)[17];
+	size_t spare_count;
 
 	/* fault injection: countdown of I/O operations (0 = off) */
 	atomic_uint fault_nth;
@@ -85,6 +91,7 @@ struct store_op {
 	bool b1;
 	char **unlink_paths;    /* unlinked after the commit unless a row still names the file */
 	size_t unlink_count;
+	bool *unlink_recycle;   /* per unlink path: may be kept as a spare (store_op_add_recycle) */
 	/* Optional message file (APPEND): when file_data is set, the commit
 	 * thread writes it with the batch's deliveries and makes it durable
 	 * before fn runs; fn finds its name in file.  Unlinked if the op fails. */
@@ -199,6 +206,10 @@ int store_mailbox_for_delivery(struct store *store, int64_t user_id, const char 
 int store_user_files(struct store *store, int64_t user_id, struct store_op *op,
 		     char **error_r);
 void store_op_add_unlink(struct store_op *op, char *path);
+/* Like store_op_add_unlink, for a file whose content may stay on disk
+ * (a queue file: its message has left): the commit thread may move it to
+ * the spare folder for a later message file instead of unlinking it. */
+void store_op_add_recycle(struct store_op *op, char *path);
 /* Read listing of messages: sql selects (id, mailbox_id, uid, modseq,
  * internal_date, size, flags, file) with ?1 mailbox_id and ?2 arg; each row
  * is handed to cb as in store_message_list. */

@@ -2,17 +2,21 @@
  * a delivery with local and remote recipients commits both; listing with
  * every filter; per-recipient outcomes, the message leaving with its file
  * when nothing is pending; a recipient recorded as delivered never moves
- * back nor is handed out again; the administrator's actions; and the
- * records surviving a reopen. */
+ * back nor is handed out again; the administrator's actions; the
+ * records surviving a reopen; and a delivered message's file kept as a
+ * spare and reused (same inode, cut to the new content) by the next,
+ * unless it is large. */
 #include "unit.h"
 #include "store-test-util.h"
 #include "store/store.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -190,6 +194,135 @@ static void test_enter_list_update(void)
 	store_test_rm_rf(dir);
 }
 
+/* Queue body for one remote recipient (no local copy). */
+static void submit_body(struct store *s, const char *body)
+{
+	struct store_queue_rcpt_in in = { .address = "far@remote.test" };
+	struct store_delivery d = {
+		.return_path = "me@example.test", .body = body, .body_len = strlen(body),
+		.remote = &in, .remote_count = 1,
+	};
+	const char *err = NULL;
+
+	CHECK(store_deliver_sync(s, &d, &err) == 0);
+}
+
+/* The files in dir/spare. */
+static int spare_files(const char *dir, char name_r[256])
+{
+	char path[256];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/spare", dir);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n++ == 0 && name_r != NULL)
+			snprintf(name_r, 256, "%s", de->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Deliver the only queued message's recipient; its path into path_r. */
+static void deliver_only(struct store *s, char path_r[256])
+{
+	struct store_queue_filter all = { .now = clock_now() };
+	struct seen v;
+	struct res r;
+
+	list(s, &all, &v);
+	CHECK(v.msgs == 1);
+	if (v.msgs != 1)
+		return;
+	snprintf(path_r, 256, "%s", v.path[0]);
+	struct store_queue_result done = { .rcpt_id = v.rcpt_id[0][0],
+					   .state = STORE_QUEUE_DELIVERED };
+	CHECK(RUNW(r, store_queue_update(s, NULL, &done, 1, res_cb, &r)) == 0);
+	CHECK(r.count == 1);
+}
+
+static void count_problem(void *ctx, const char *problem)
+{
+	(void)problem;
+	(*(int *)ctx)++;
+}
+
+static void test_spare_reuse(void)
+{
+	const char *dir = store_test_mkdtemp(dirbuf, "/tmp/tern-squeue-XXXXXX");
+	struct store *s = store_test_open(dir, &(struct store_options){ 0 });
+	struct store_queue_filter all = { .now = clock_now() };
+	char path[256] = "", spare[256] = "", spare_path[512];
+	const char *shorter = "Subject: two\r\n\r\nshort\r\n";
+	struct buf longer;
+	struct stat sb_spare, sb_new;
+	struct seen v;
+	const char *err = NULL;
+	int problems = 0;
+
+	buf_init(&longer, BUF_UNLIMITED);
+	buf_append_str(&longer, "Subject: one\r\n\r\n");
+	for (int i = 0; i < 200; i++)
+		buf_append_str(&longer, "a line of the first, longer message\r\n");
+	CHECK(spare_files(dir, NULL) == 0);
+	submit_body(s, buf_cstr(&longer));
+	deliver_only(s, path);
+	/* the file left messages/ for spare/, under the same name */
+	CHECK(access(path, F_OK) < 0);
+	CHECK(spare_files(dir, spare) == 1);
+	CHECK(strlen(path) > 16 && strcmp(spare, path + strlen(path) - 16) == 0);
+	snprintf(spare_path, sizeof(spare_path), "%s/spare/%s", dir, spare);
+	CHECK(stat(spare_path, &sb_spare) == 0 && sb_spare.st_size == (off_t)longer.len);
+
+	/* the next message takes it: same inode, only the new content */
+	submit_body(s, shorter);
+	CHECK(spare_files(dir, NULL) == 0);
+	list(s, &all, &v);
+	CHECK(v.msgs == 1);
+	CHECK(stat(v.path[0], &sb_new) == 0 && sb_new.st_ino == sb_spare.st_ino);
+	CHECK(sb_new.st_size == (off_t)strlen(shorter));
+	{
+		char buf[128] = { 0 };
+		FILE *f = fopen(v.path[0], "r");
+		CHECK(f != NULL && fread(buf, 1, sizeof(buf) - 1, f) == strlen(shorter));
+		CHECK(strcmp(buf, shorter) == 0);
+		if (f)
+			fclose(f);
+	}
+	CHECK(store_verify(s, count_problem, &problems, &err) == 0 && problems == 0);
+
+	/* spares found at open are used too */
+	deliver_only(s, path);
+	CHECK(spare_files(dir, NULL) == 1);
+	store_close(&s);
+	s = store_test_open(dir, &(struct store_options){ 0 });
+	submit_body(s, shorter);
+	CHECK(spare_files(dir, NULL) == 0);
+	list(s, &all, &v);
+	CHECK(v.msgs == 1 && access(v.path[0], R_OK) == 0);
+	deliver_only(s, path);
+	CHECK(spare_files(dir, NULL) == 1);
+
+	/* a large file is not kept: deleted as before */
+	buf_reset(&longer);
+	buf_append_str(&longer, "Subject: big\r\n\r\n");
+	while (longer.len < 300 * 1024)
+		buf_append_str(&longer, "a line of a message too large to keep as a spare\r\n");
+	submit_body(s, buf_cstr(&longer));
+	CHECK(spare_files(dir, NULL) == 0);
+	deliver_only(s, path);
+	CHECK(access(path, F_OK) < 0);
+	CHECK(spare_files(dir, NULL) == 0);
+	buf_free(&longer);
+	store_close(&s);
+	store_test_rm_rf(dir);
+}
+
 static void test_admin(void)
 {
 	const char *dir = store_test_mkdtemp(dirbuf, "/tmp/tern-squeue-XXXXXX");
@@ -260,5 +393,6 @@ int main(void)
 {
 	RUN(test_enter_list_update);
 	RUN(test_admin);
+	RUN(test_spare_reuse);
 	return unit_summary("store-queue");
 }
