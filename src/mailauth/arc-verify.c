@@ -41,6 +41,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "mailauth/auth-results.h"
 #include "mailauth/dkim-private.h"
 
 #define NO_FIELD ((size_t)-1)
@@ -737,7 +738,9 @@ int arc_result_format(const struct arc_outcome *o, const char *remote_ip, struct
 		e |= buf_printf(out, " (%s)", o->reason);
 	if (o->result == ARC_RESULT_PASS)
 		e |= buf_printf(out, " header.oldest-pass=%u", o->oldest_pass);
-	if (remote_ip && *remote_ip)
-		e |= buf_printf(out, " smtp.remote-ip=%s", remote_ip);
+	if (remote_ip && *remote_ip) {
+		e |= buf_append_str(out, " smtp.remote-ip=");
+		e |= auth_results_append_pvalue(out, remote_ip);
+	}
 	return e ? -1 : 0;
 }

@@ -76,7 +76,8 @@ void arc_verify_destroy(struct arc_verify **v);
 /* Append the RFC 8601 resinfo of an outcome, e.g. "arc=pass
  * header.oldest-pass=0 smtp.remote-ip=192.0.2.1" (RFC 8617 section 10.1
  * registers both properties); with the reason as a comment when not pass.
- * remote_ip may be NULL.  0, or -1 when out is full. */
+ * remote_ip (quoted when it is not a token, as an IPv6 address) may be
+ * NULL.  0, or -1 when out is full. */
 int arc_result_format(const struct arc_outcome *o, const char *remote_ip, struct buf *out);
 
 #endif

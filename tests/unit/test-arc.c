@@ -373,7 +373,7 @@ static void test_none_and_format(void)
 	o.result = ARC_RESULT_NONE;
 	o.reason = "";
 	CHECK(arc_result_format(&o, "2001:db8::1", &b) == 0);
-	CHECK_STR(buf_cstr(&b), "arc=none smtp.remote-ip=2001:db8::1");
+	CHECK_STR(buf_cstr(&b), "arc=none smtp.remote-ip=\"2001:db8::1\"");
 	buf_free(&b);
 	CHECK_STR(arc_result_name(ARC_RESULT_FAIL), "fail");
 }
