@@ -42,11 +42,15 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "mailauth/auth-results.h"
+#include "mailauth/arc-private.h"
 #include "mailauth/dkim-private.h"
 
 #define NO_FIELD ((size_t)-1)
 
-enum arc_kind { KIND_AAR, KIND_AMS, KIND_AS, KIND_NONE };
+#define KIND_AAR ARC_KIND_AAR
+#define KIND_AMS ARC_KIND_AMS
+#define KIND_AS ARC_KIND_AS
+#define KIND_NONE ARC_KIND_NONE
 
 struct aset {
 	size_t field[3];             /* by enum arc_kind, NO_FIELD when absent */
@@ -109,7 +113,7 @@ static bool is_wsp(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static enum arc_kind field_kind(const struct dkim_msg *m, const struct dkim_field *f)
+enum arc_kind arc_field_kind(const struct dkim_msg *m, const struct dkim_field *f)
 {
 	const char *p = m->header.data + f->name_off;
 	size_t l = f->name_len;
@@ -175,6 +179,11 @@ static unsigned tag_instance(const char *p, size_t len)
 		return 0;
 	const struct dkim_tag *t = dkim_tag_find(tags, n, "i");
 	return t ? parse_instance(t->value.p, t->value.len) : 0;
+}
+
+unsigned arc_field_instance(enum arc_kind kind, const char *value, size_t len)
+{
+	return kind == KIND_AAR ? aar_instance(value, len) : tag_instance(value, len);
 }
 
 static const char *field_value(const struct arc_verify *v, size_t field, size_t *len_r)
@@ -334,7 +343,7 @@ static void on_header_end(void *ctx)
 		return;
 	}
 	for (size_t i = 0; i < v->msg.n_fields; i++) {
-		enum arc_kind k = field_kind(&v->msg, &v->msg.fields[i]);
+		enum arc_kind k = arc_field_kind(&v->msg, &v->msg.fields[i]);
 		if (k == KIND_NONE)
 			continue;
 		v->any = true;
@@ -346,7 +355,7 @@ static void on_header_end(void *ctx)
 		}
 		size_t len;
 		const char *value = field_value(v, i, &len);
-		unsigned inst = k == KIND_AAR ? aar_instance(value, len) : tag_instance(value, len);
+		unsigned inst = arc_field_instance(k, value, len);
 		if (inst == 0) {
 			v->broken = "ARC instance missing or out of range";
 			continue;

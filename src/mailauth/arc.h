@@ -80,4 +80,28 @@ void arc_verify_destroy(struct arc_verify **v);
  * NULL.  0, or -1 when out is full. */
 int arc_result_format(const struct arc_outcome *o, const char *remote_ip, struct buf *out);
 
+/* ---- sealing (arc-seal.c, RFC 8617 section 5.1) ---- */
+
+struct arc_seal_request {
+	const char *domain;          /* d= of the AMS and AS */
+	const char *selector;        /* s= */
+	enum dkim_alg alg;           /* RSA_SHA256 (what every verifier knows) or
+					ED25519_SHA256 */
+	const char *key_id;          /* handed to signer->sign() */
+	/* the value of our Authentication-Results field ("host;\r\n\tspf=..."),
+	 * copied into the ARC-Authentication-Results */
+	const char *auth_results;
+	time_t timestamp;            /* t=; 0: clock_now() */
+};
+
+/* Append a new ARC set for msg (CRLF line ends), instance one above the
+ * highest in it, to header_out: "ARC-Seal: ...", "ARC-Message-Signature:
+ * ...", "ARC-Authentication-Results: ...", each folded and ending in
+ * CRLF, ready to put on top of the message.  cv= is none for instance 1,
+ * else pass: seal only a chain that verified.  -1 with *error_r when the
+ * message has a broken ARC structure or 50 sets already, no From, a header
+ * section too large, or the signer fails. */
+int arc_seal_message(const struct arc_seal_request *req, const struct dkim_signer *signer,
+		     const char *msg, size_t len, struct buf *header_out, const char **error_r);
+
 #endif

@@ -13,6 +13,10 @@ keys made here pass in Tern with the right sealer and oldest-pass 0, and
 dkimpy agrees; a body changed after sealing, a changed ARC header and a
 missing key fail in both.
 
+Sealing: messages Tern seals (tests/unit/test-arc.c's --seal driver over
+src/mailauth/arc-seal.c), alone and above a dkimpy set, pass
+dkim.arc_verify.
+
 Run directly (/usr/bin/python3 tests/integration/test_arc.py) for the
 summary line "arc: N passed, N failed".
 """
@@ -150,6 +154,38 @@ def test_dkimpy_chain_tampered(sealers):
     del records["arc._domainkey." + DOMAINS[0]]
     res = tern_verify(records, msg)
     assert res[0] == "fail" and "i=1" in res[3], res
+
+
+def tern_seal(sealers, msg, domain, ar):
+    """Tern's arc-seal.c through the driver; the sealed message."""
+    with tempfile.TemporaryDirectory() as d:
+        mf = os.path.join(d, "msg")
+        kf = os.path.join(d, "key.pem")
+        open(mf, "wb").write(msg)
+        open(kf, "wb").write(sealers.keys[domain])
+        out = subprocess.run([driver_path(), "--seal", mf, "--domain", domain, "--selector", "arc",
+                              "--key", kf, "--ar", ar], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_dkimpy_verifies_tern_seals(sealers):
+    import dkim
+    # Tern seals first (i=1, cv=none)
+    one = tern_seal(sealers, SAMPLE, DOMAINS[0], "mx.lists.example.org;\r\n\tspf=pass smtp.mailfrom=x")
+    assert one.startswith(b"ARC-Seal: i=1;")
+    res = dkim.arc_verify(one, dnsfunc=sealers.dnsfunc)
+    assert res[0] == b"pass", res
+    # dkimpy seals on top (i=2), then Tern again (i=3)
+    two = sealers.seal(one, DOMAINS[1], "pass")
+    three = tern_seal(sealers, two, DOMAINS[2], "mx.relay.example.com; arc=pass")
+    assert three.startswith(b"ARC-Seal: i=3;")
+    res = dkim.arc_verify(three, dnsfunc=sealers.dnsfunc)
+    assert res[0] == b"pass", res
+    assert tern_verify(sealers.records, three) == ("pass", 0, DOMAINS[2], "")
+    # and dkimpy notices a change
+    assert dkim.arc_verify(three.replace(b"hungry yet?", b"hungry now?"),
+                           dnsfunc=sealers.dnsfunc)[0] == b"fail"
 
 
 def test_no_chain(sealers):
