@@ -10,13 +10,19 @@ dkimpy (Debian's python3-dkim, dkim.arc_sign).
   smtp.remote-ip=127.0.0.1, dmarc=fail (... dis=NONE) and the policy.dmarc
   override note, event=arc_override logged;
 - with it, but the body changed after sealing: arc=fail, rejected;
-- mail without ARC fields gets no arc clause (and DMARC as before)."""
+- mail without ARC fields gets no arc clause (and DMARC as before);
+- sealing: a Tern forwarding an alias (local.test, key from `tern dkim
+  keygen`) to another Tern adds its ARC set (i=2 above the list's, i=1 on
+  unsealed mail), which dkimpy's arc_verify passes; a chain that failed
+  here is forwarded unsealed."""
 import base64
 import os
+import re
 import shutil
 import smtplib
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -177,3 +183,117 @@ def test_no_chain_no_clause(trusting):
     clauses = clauses_of(stored(trusting, "arc none"))
     assert not any(c.startswith("arc=") for c in clauses), clauses
     assert clauses[-1].startswith("dmarc=none"), clauses
+
+
+# ---- sealing what Tern forwards ----
+
+LINE = re.compile(r'^(\S+)\. IN TXT \( (.*) \)$')
+
+
+@pytest.fixture(scope="module")
+def final():
+    """Where the forwarded mail ends: a plain Tern for remote.test."""
+    s = tern_harness.TernServer(name="arc-final")
+    s.add_domain("remote.test")
+    s.add_user("carol@remote.test", PASSWORD)
+    s.start()
+    yield s
+    finish(s)
+
+
+@pytest.fixture(scope="module")
+def forwarder(dns, final):
+    """Tern for local.test with a DKIM key and an alias forwarding to
+    carol@remote.test; trusts lists.test's seals."""
+    s = tern_harness.TernServer(name="arc-fwd", spf=True, dkim=True, dmarc=True)
+    s.add_domain("local.test")
+    s.add_user("bob@local.test", PASSWORD)
+    p = s.tern("dkim", "keygen", "local.test")
+    assert p.returncode == 0, p.stderr
+    records = {}
+    for line in p.stdout.splitlines():
+        m = LINE.match(line)
+        if m:
+            records[m.group(1)] = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+    assert any("k=rsa" in v for v in records.values()), p.stdout
+    s.add_alias("fwd@local.test", "carol@remote.test")
+    s.set("srs.domain", "local.test")
+    with open(s.conf, "a") as f:
+        f.write("\n" + dns.tern_config(timeout=1, dnssec=False) + "\n")
+        f.write('mailauth = {\n  arc_trusted_sealers = [ "lists.test" ];\n};\n')
+        f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
+                "  routes = ( { domain = \"remote.test\"; host = \"127.0.0.1\"; port = %d; } );\n"
+                "};\n" % final.port("smtp"))
+    s.start()
+    yield s, records
+    finish(s)
+
+
+def forwarded(final, subject):
+    marker = "Subject: %s\r\n" % subject
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        found = tern_harness.find_stored(final, "carol@remote.test", marker, "INBOX")
+        if found:
+            return tern_harness.split_stored(found[0])[1]
+        time.sleep(0.3)
+    raise AssertionError("not forwarded: " + subject)
+
+
+def test_forwarded_mail_is_sealed(forwarder, final, key):
+    srv, records = forwarder
+    # mail from a list (already sealed, i=1) to the alias: Tern adds i=2
+    msg = seal(message("arc forward"), key)
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp"), local_hostname="mail.lists.test",
+                      timeout=60) as c:
+        c.sendmail("bounces@lists.test", ["fwd@local.test"], msg)
+    got = forwarded(final, "arc forward")
+    assert b"ARC-Seal: i=2;" in got, srv.log_tail(60)
+    assert b"ARC-Authentication-Results: i=2; " + HOST.encode() + b";" in got, got[:1500]
+    assert b"arc=pass header.oldest-pass=0" in got.split(b"ARC-Message-Signature: i=2", 1)[1] \
+        .split(b"\r\n\r\n", 1)[0]
+    all_records = dict(records)
+    all_records["arc._domainkey.lists.test"] = key[1]
+
+    def dnsfunc(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        return all_records.get(name.rstrip("."), "").encode()
+    # dkimpy verifies the chain as it left Tern (the final hop's own
+    # fields removed: everything from our ARC-Seal down)
+    sent = got[got.index(b"ARC-Seal: i=2;"):]
+    res = dkim.arc_verify(sent, dnsfunc=dnsfunc)
+    assert res[0] == b"pass", res
+    srv.wait_log(r"event=arc_sealed domain=local\.test")
+
+
+def test_forwarded_unsealed_mail_gets_first_set(forwarder, final):
+    srv, records = forwarder
+    msg = (b"From: Dave <dave@lists.test>\r\nTo: fwd@local.test\r\nSubject: arc first\r\n"
+           b"Message-ID: <first@lists.test>\r\n\r\nplain mail\r\n")
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp"), local_hostname="mail.lists.test",
+                      timeout=60) as c:
+        c.sendmail("dave@lists.test", ["fwd@local.test"], msg)
+    got = forwarded(final, "arc first")
+    sent = got[got.index(b"ARC-Seal: i=1;"):]
+    assert b"cv=none" in sent.split(b"\r\n\r\n", 1)[0]
+
+    def dnsfunc(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        return records.get(name.rstrip("."), "").encode()
+    res = dkim.arc_verify(sent, dnsfunc=dnsfunc)
+    assert res[0] == b"pass", res
+
+
+def test_failed_chain_not_sealed(forwarder, final, key):
+    srv, _ = forwarder
+    msg = seal(message("arc unsealable").replace(b"alice@author.test", b"dave@lists.test"), key)
+    msg = msg.replace(b"this is arc unsealable.", b"this is arc unsealable!")
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp"), local_hostname="mail.lists.test",
+                      timeout=60) as c:
+        c.sendmail("dave@lists.test", ["fwd@local.test"], msg)
+    got = forwarded(final, "arc unsealable")
+    assert b"\tarc=fail (ARC-Message-Signature i=1: body hash did not verify)" in got
+    assert b"ARC-Seal: i=2;" not in got
+    srv.wait_log(r"event=arc_seal_skipped domain=local\.test reason=chain_not_verified")
