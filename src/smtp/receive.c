@@ -20,7 +20,9 @@
  * targets in the queue copy (ORCPT = the alias address), its envelope
  * sender rewritten with SRS (mail/srs.h, group srs of the config) when it
  * arrived on the MX port from a foreign domain, so SPF passes at the
- * destination.  Mail to SRS0=/SRS1= addresses at the SRS domain is a bounce
+ * destination; such mail is also ARC-sealed by the alias's domain through
+ * the hook's seal callback (RFC 8617 5.1, docs/arc.md), unless our check
+ * found its chain failed.  Mail to SRS0=/SRS1= addresses at the SRS domain is a bounce
  * coming back: only the null sender may send there (anything else would
  * let whoever saw one forwarded message mail the original sender through
  * us), the hash and age are checked (550 5.1.1 when wrong) and the message
