@@ -29,7 +29,7 @@ import tempfile
 
 import pytest
 
-yaml = pytest.importorskip("yaml") if __name__ != "__main__" else __import__("yaml")
+import yaml  # noqa: E402 (python3-yaml, scripts/deps.sh)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUITE = os.path.join(os.environ.get("TERN_SHARED_TESTDATA", os.path.join(ROOT, "..", "shared", "testdata")),
