@@ -541,7 +541,7 @@ static void dmarc_report_record(struct mailauth_wait *w)
 	size_t ndkim = w->dkim_timed_out ? 0 : o->count;
 	struct buf dk;
 
-	if (store == NULL)
+	if (store == NULL || !smtp_session_listener(s)->cfg->dmarc_reports.enabled)
 		return;
 	buf_init(&dk, 4096);
 	for (size_t i = 0; i < ndkim; i++)
