@@ -527,6 +527,14 @@ static void dmarc_report_note(struct dmarc_author_state *d, const struct dmarc_o
 	d->report_rua = buf_steal(&b);
 }
 
+/* The commit thread's answer to a recorded evaluation (runs there). */
+static void dmarc_recorded(void *ctx, int status, const char *error)
+{
+	(void)ctx;
+	if (status < 0)
+		log_error("smtp", "event=dmarc_record_failed error=%s", log_quote(error ? error : ""));
+}
+
 /* Record the evaluations of domains whose record had a rua for the daily
  * aggregate report (store/dmarc.h): queued to the commit thread, never
  * waited for; a deferred message is not recorded (it comes back). */
@@ -566,7 +574,7 @@ static void dmarc_report_record(struct mailauth_wait *w)
 			.policy = d->report_policy,
 			.rua = d->report_rua,
 		};
-		if (store_dmarc_add(store, NULL, &r, NULL, NULL) < 0)
+		if (store_dmarc_add(store, NULL, &r, dmarc_recorded, NULL) < 0)
 			log_error("smtp", "sid=%s id=%s event=dmarc_record_failed domain=%s",
 				  smtp_session_id(s), smtp_session_msgid(s), d->domain);
 	}

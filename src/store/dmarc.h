@@ -36,7 +36,7 @@ struct store_dmarc_result {
 };
 
 /* Add one evaluation on the commit thread (fields copied before return);
- * cb (may be NULL) runs on base after the commit.  0 queued, <0 when a
+ * cb runs on base (the commit thread when NULL) after the commit.  0 queued, <0 when a
  * field is too long or holds CR/LF, or the store refuses writes. */
 int store_dmarc_add(struct store *store, struct event_base *base,
 		    const struct store_dmarc_result *r, store_done_cb *cb, void *ctx);
