@@ -220,8 +220,8 @@ static int op_prune(struct store *store, struct store_op *op, char **error_r)
 	struct store_conn *c = &store->wconn;
 	static const char *const sql[] = {
 		"DELETE FROM dmarc_results WHERE day < ?1",
-		"DELETE FROM dmarc_report_rows WHERE report IN"
-		" (SELECT id FROM dmarc_reports WHERE date_end < ?1 * 86400)",
+		("DELETE FROM dmarc_report_rows WHERE report IN"
+		 " (SELECT id FROM dmarc_reports WHERE date_end < ?1 * 86400)"),
 		"DELETE FROM dmarc_reports WHERE date_end < ?1 * 86400",
 	};
 

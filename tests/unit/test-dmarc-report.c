@@ -305,7 +305,8 @@ static void test_mail_roundtrip(void)
 	CHECK(dmarcrep_mail_build(&m, &msg, &err) < 0);
 	/* a mail without a report */
 	buf_reset(&att);
-	CHECK(dmarc_report_from_message("Subject: hi\r\n\r\nhello\r\n", 24, &att, &err) < 0);
+	const char *plain = "Subject: hi\r\n\r\nhello\r\n";
+	CHECK(dmarc_report_from_message(plain, strlen(plain), &att, &err) < 0);
 	buf_free(&xml);
 	buf_free(&gz);
 	buf_free(&msg);
