@@ -7,6 +7,9 @@
  *   tern dmarc import FILE|-       keep a received report: a mail with
  *                                  the report attached, or the report
  *                                  itself (XML, gzip or zip)
+ *   tern dmarc import --mailbox ADDRESS [--folder NAME]
+ *                                  the same for every message of a
+ *                                  user's folder (INBOX), for a daily job
  *   tern dmarc summary DOMAIN [--days N] [--json]
  *                                  per sending source, what the received
  *                                  reports say passed and failed
@@ -75,61 +78,29 @@ static bool looks_like_report(const struct buf *b)
 	return i < b->len && d[i] == '<';
 }
 
-static int dmarc_import(struct config *cfg, int argc, char **argv)
+/* Parse the report in data[0..len) (the report itself, or a mail with
+ * it attached) and keep it: 1 stored, 0 already there, -1 with *error_r.
+ * *what_r (malloc'd) describes the report on success. */
+static int import_bytes(struct store *store, const char *data, size_t len, char **what_r,
+			const char **error_r)
 {
-	struct buf in, att;
+	struct buf in = { .data = (char *)data, .len = len }, att;
 	const struct buf *rep = &in;
 	struct dmarc_report_in r;
-	struct store *store;
-	const char *error = NULL;
-	int fd, rc;
-	long got;
+	int rc;
 
-	if (argc != 3)
-		return cli_usage_error("usage: tern dmarc import FILE|-");
-	fd = strcmp(argv[2], "-") == 0 ? 0 : open(argv[2], O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cli_error("dmarc import: %s: %s", argv[2], strerror(errno));
-	buf_init(&in, DMARC_IMPORT_MAX);
 	buf_init(&att, DMARC_IMPORT_MAX);
-	for (;;) {
-		char chunk[65536];
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		if (buf_append(&in, chunk, (size_t)got) < 0) {
-			got = -1;
-			break;
-		}
-	}
-	if (fd != 0)
-		close(fd);
-	if (got < 0) {
-		buf_free(&in);
-		buf_free(&att);
-		return cli_error("dmarc import: %s: read failed or larger than %u bytes", argv[2],
-				 DMARC_IMPORT_MAX);
-	}
 	if (!looks_like_report(&in)) {
-		if (dmarc_report_from_message(in.data != NULL ? in.data : "", in.len, &att,
-					      &error) < 0) {
-			buf_free(&in);
+		if (dmarc_report_from_message(data, len, &att, error_r) < 0) {
 			buf_free(&att);
-			return cli_error("dmarc import: %s", error);
+			return -1;
 		}
 		rep = &att;
 	}
-	rc = dmarc_report_parse(rep->data != NULL ? rep->data : "", rep->len, &r, &error);
-	buf_free(&in);
+	rc = dmarc_report_parse(rep->data != NULL ? rep->data : "", rep->len, &r, error_r);
 	buf_free(&att);
 	if (rc < 0)
-		return cli_error("dmarc import: %s", error);
-	if (cli_store_open(cfg, false, &store) < 0) {
-		dmarc_report_clear(&r);
-		return CLI_FAIL;
-	}
+		return -1;
 	struct store_dmarc_row *rows = xcalloc(r.count ? r.count : 1, sizeof(*rows));
 	for (size_t i = 0; i < r.count; i++) {
 		const struct dmarc_report_row *w = &r.rows[i];
@@ -145,16 +116,140 @@ static int dmarc_import(struct config *cfg, int argc, char **argv)
 		.domain = r.domain, .date_begin = r.begin, .date_end = r.end,
 		.rows = rows, .count = r.count,
 	};
-	rc = store_dmarc_import(store, &sr, &error);
-	store_close(&store);
+	rc = store_dmarc_import(store, &sr, error_r);
 	free(rows);
-	if (rc < 0) {
-		dmarc_report_clear(&r);
-		return cli_error("dmarc import: %s", error);
-	}
-	printf("dmarc: report %s from %s for %s, %zu record%s%s\n", r.report_id, r.org_name,
-	       r.domain, r.count, r.count == 1 ? "" : "s", rc == 0 ? " (already imported)" : "");
+	if (rc >= 0)
+		*what_r = xasprintf("report %s from %s for %s, %zu record%s", r.report_id,
+				    r.org_name, r.domain, r.count, r.count == 1 ? "" : "s");
 	dmarc_report_clear(&r);
+	return rc;
+}
+
+/* Read fd to its end into in (at most DMARC_IMPORT_MAX bytes); 0 or -1. */
+static int read_all(int fd, struct buf *in)
+{
+	for (;;) {
+		char chunk[65536];
+		ssize_t got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			return 0;
+		if (buf_append(in, chunk, (size_t)got) < 0)
+			return -1;
+	}
+}
+
+struct mailbox_ctx {
+	struct store *store;
+	unsigned imported, known, other;
+};
+
+static int import_message(void *ctx, const struct store_message *m)
+{
+	struct mailbox_ctx *c = ctx;
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	const char *error = NULL;
+	char *what = NULL;
+	struct buf in;
+	int rc = -1;
+
+	buf_init(&in, DMARC_IMPORT_MAX);
+	if (fd >= 0 && read_all(fd, &in) == 0)
+		rc = import_bytes(c->store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	if (fd >= 0)
+		close(fd);
+	if (rc > 0) {
+		printf("dmarc: UID %u: %s\n", m->uid, what);
+		c->imported++;
+	} else if (rc == 0) {
+		c->known++;
+	} else {
+		c->other++;
+	}
+	free(what);
+	buf_free(&in);
+	return 0;
+}
+
+/* --mailbox ADDRESS [--folder NAME]: every message of the folder. */
+static int import_mailbox(struct config *cfg, const char *address, const char *folder)
+{
+	struct mailbox_ctx c = { 0 };
+	struct store_user u = { 0 };
+	struct store_mailbox mb = { 0 };
+	const char *error = NULL;
+	int rc;
+
+	if (cli_store_open(cfg, false, &c.store) < 0)
+		return CLI_FAIL;
+	if (store_user_get(c.store, address, &u, &error) < 0 ||
+	    store_mailbox_get(c.store, u.id, folder, &mb, &error) < 0) {
+		store_user_clear(&u);
+		store_close(&c.store);
+		return cli_error("dmarc import: %s/%s: %s", address, folder,
+				 error ? error : "not found");
+	}
+	rc = store_message_list(c.store, mb.id, 1, import_message, &c, &error);
+	store_mailbox_clear(&mb);
+	store_user_clear(&u);
+	store_close(&c.store);
+	if (rc < 0)
+		return cli_error("dmarc import: %s", error);
+	printf("dmarc: %u report%s imported, %u already imported, %u other message%s\n",
+	       c.imported, c.imported == 1 ? "" : "s", c.known, c.other, c.other == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+static int dmarc_import(struct config *cfg, int argc, char **argv)
+{
+	const char *mailbox = NULL, *folder = "INBOX", *file = NULL, *error = NULL;
+	struct store *store;
+	struct buf in;
+	char *what = NULL;
+	int fd, rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--mailbox") == 0 && i + 1 < argc)
+			mailbox = argv[++i];
+		else if (strcmp(argv[i], "--folder") == 0 && i + 1 < argc)
+			folder = argv[++i];
+		else if ((argv[i][0] != '-' || strcmp(argv[i], "-") == 0) && file == NULL)
+			file = argv[i];
+		else
+			return cli_usage_error("usage: tern dmarc import FILE|- | --mailbox ADDRESS "
+					       "[--folder NAME]");
+	}
+	if ((file == NULL) == (mailbox == NULL))
+		return cli_usage_error("usage: tern dmarc import FILE|- | --mailbox ADDRESS "
+				       "[--folder NAME]");
+	if (mailbox != NULL)
+		return import_mailbox(cfg, mailbox, folder);
+	fd = strcmp(file, "-") == 0 ? 0 : open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_error("dmarc import: %s: %s", file, strerror(errno));
+	buf_init(&in, DMARC_IMPORT_MAX);
+	rc = read_all(fd, &in);
+	if (fd != 0)
+		close(fd);
+	if (rc < 0) {
+		buf_free(&in);
+		return cli_error("dmarc import: %s: read failed or larger than %u bytes", file,
+				 DMARC_IMPORT_MAX);
+	}
+	if (cli_store_open(cfg, false, &store) < 0) {
+		buf_free(&in);
+		return CLI_FAIL;
+	}
+	rc = import_bytes(store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	store_close(&store);
+	buf_free(&in);
+	if (rc < 0)
+		return cli_error("dmarc import: %s", error);
+	printf("dmarc: %s%s\n", what, rc == 0 ? " (already imported)" : "");
+	free(what);
 	return CLI_OK;
 }
 

@@ -74,6 +74,7 @@ void cli_usage(FILE *f)
 "DMARC aggregate reports (docs/dmarc.md):\n"
 "  tern dmarc send [--now]      send the due reports now (--now: today's too)\n"
 "  tern dmarc import FILE|-     keep a received report (a mail, XML, gzip or zip)\n"
+"  tern dmarc import --mailbox ADDRESS [--folder NAME]   every report in a folder\n"
 "  tern dmarc summary DOMAIN [--days N] [--json]   per source, pass and fail counts\n"
 "\n"
 "DKIM signing keys (docs/dkim.md):\n"

@@ -13,8 +13,9 @@ reports"): two Terns and the test DNS.
   reports through its queue to the owner Tern (a route to its port 25).
 - On the owner Tern the report arrives in rua@a.test's INBOX; python's
   xml.etree reads it; `tern dmarc import -` keeps it (a second import is
-  recognised) and `tern dmarc summary a.test --json` shows 127.0.0.1 with
-  2 messages, 1 SPF pass, 0 DKIM pass, 1 aligned pass.
+  recognised), `tern dmarc import --mailbox rua@a.test` picks up the other
+  one, and `tern dmarc summary a.test --json` shows 127.0.0.1 with 2
+  messages, 1 SPF pass, 0 DKIM pass, 1 aligned pass.
 - A second `tern dmarc send --now` finds nothing left to report."""
 import email
 import gzip
@@ -127,6 +128,13 @@ def test_reports_sent_received_and_summarised(reporter, owner):
     assert "for a.test, 2 records" in p.stdout, p.stdout
     p = owner.tern("dmarc", "import", "-", input=reports["a.test"][0].decode("latin-1"))
     assert p.returncode == 0 and "already imported" in p.stdout, p.stdout + p.stderr
+    # the whole report mailbox: the ext.test report is new, a.test's known
+    p = owner.tern("dmarc", "import", "--mailbox", "rua@a.test")
+    assert p.returncode == 0, p.stderr
+    assert "1 report imported, 1 already imported, 0 other messages" in p.stdout, p.stdout
+    assert "for ext.test, 1 record" in p.stdout, p.stdout
+    p = owner.tern("dmarc", "summary", "ext.test", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["aligned_pass"] == 1, p.stdout
     p = owner.tern("dmarc", "summary", "a.test", "--days", "2", "--json")
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
