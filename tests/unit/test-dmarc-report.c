@@ -7,6 +7,7 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
+#include "lib/config.h"
 #include "mailauth/dmarc-report.h"
 #include "queue/dmarcrep.h"
 #include "queue/tlsrpt.h"
@@ -418,8 +419,41 @@ static void test_store(void)
 	store_test_rm_rf(dir);
 }
 
+static void test_config(void)
+{
+	char *error = NULL;
+	struct config *cfg = config_parse_string("hostname = \"mx.example.net\";\n", "/tmp/t.conf",
+						 &error);
+
+	CHECK(cfg != NULL && cfg->dmarc_reports.enabled && cfg->dmarc_reports.send_hour == 1 &&
+	      cfg->dmarc_reports.keep_days == 14 && cfg->dmarc_reports.sender == NULL);
+	config_free(&cfg);
+	cfg = config_parse_string("hostname = \"h\";\ndmarc_reports = { enabled = false;\n"
+				  "  organization = \"Org\"; contact = \"a@b.test\";\n"
+				  "  sender = \"r@b.test\"; send_hour = 5; keep_days = 30; };\n",
+				  "/tmp/t.conf", &error);
+	CHECK(cfg != NULL && !cfg->dmarc_reports.enabled && cfg->dmarc_reports.send_hour == 5 &&
+	      cfg->dmarc_reports.keep_days == 30);
+	CHECK(cfg != NULL && strcmp(cfg->dmarc_reports.sender, "r@b.test") == 0 &&
+	      strcmp(cfg->dmarc_reports.organization, "Org") == 0);
+	config_free(&cfg);
+	free(error);
+	error = NULL;
+	cfg = config_parse_string("hostname = \"h\";\ndmarc_reports = { sender = \"not one\"; };\n",
+				  "/tmp/t.conf", &error);
+	CHECK(cfg == NULL && error != NULL && strstr(error, "dmarc_reports.sender") != NULL &&
+	      strstr(error, "/tmp/t.conf:2") != NULL);
+	free(error);
+	error = NULL;
+	cfg = config_parse_string("hostname = \"h\";\ndmarc_reports = { send_hour = 24; };\n",
+				  "/tmp/t.conf", &error);
+	CHECK(cfg == NULL && error != NULL);
+	free(error);
+}
+
 int main(void)
 {
+	RUN(test_config);
 	RUN(test_xml_golden);
 	RUN(test_xml_etree);
 	RUN(test_parse_xml_gzip);
