@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistr.h>
 #include <zip.h>
 #include <zlib.h>
 
@@ -39,6 +40,19 @@ static bool text_ok(const char *s)
 static void xml_text(struct buf *out, const char *s)
 {
 	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s >= 0x80) {
+			/* UTF-8 kept as it is; a stray byte becomes '?' so the
+			 * document stays well-formed */
+			ucs4_t uc;
+			int n = u8_mbtoucr(&uc, (const uint8_t *)s, strlen(s));
+			if (n > 0) {
+				buf_append(out, s, (size_t)n);
+				s += n - 1;
+			} else {
+				buf_append(out, "?", 1);
+			}
+			continue;
+		}
 		switch (*s) {
 		case '&': buf_append_str(out, "&amp;"); break;
 		case '<': buf_append_str(out, "&lt;"); break;

@@ -518,11 +518,15 @@ static void dmarc_report_note(struct dmarc_author_state *d, const struct dmarc_o
 	d->report_policy = xasprintf("%s %s %s %s %u", rec->adkim == DMARC_ALIGN_STRICT ? "s" : "r",
 				     rec->aspf == DMARC_ALIGN_STRICT ? "s" : "r",
 				     dmarc_policy_name(rec->p), dmarc_policy_name(rec->sp), rec->pct);
-	buf_init(&b, BUF_UNLIMITED);
+	/* whole URIs only, as many as the store keeps */
+	buf_init(&b, STORE_DMARC_TEXT_MAX);
 	for (size_t i = 0; i < rec->rua.count; i++) {
-		buf_printf(&b, "%s%s", i ? " " : "", rec->rua.uri[i].uri);
-		if (rec->rua.uri[i].max_size > 0)
-			buf_printf(&b, "!%llu", (unsigned long long)rec->rua.uri[i].max_size);
+		char *u = rec->rua.uri[i].max_size > 0
+			? xasprintf("%s%s!%llu", b.len ? " " : "", rec->rua.uri[i].uri,
+				    (unsigned long long)rec->rua.uri[i].max_size)
+			: xasprintf("%s%s", b.len ? " " : "", rec->rua.uri[i].uri);
+		buf_append_str(&b, u);
+		free(u);
 	}
 	d->report_rua = buf_steal(&b);
 }

@@ -419,6 +419,29 @@ static void test_store(void)
 	store_test_rm_rf(dir);
 }
 
+/* peer bytes that are not UTF-8 never make the document ill-formed */
+static void test_xml_utf8(void)
+{
+	struct dmarc_report_eval e = { "192.0.2.1", "b\xc3\xa9b.test", "x\xffy.test", "x.test",
+				       "none", "", false, false, "none", 1 };
+	struct dmarc_report_out r = {
+		.org_name = "o", .email = "e@o", .report_id = "1", .policy_domain = "b.test",
+		.adkim = "r", .aspf = "r", .p = "none", .sp = "none", .pct = 100,
+		.evals = &e, .count = 1,
+	};
+	struct dmarc_report_in in;
+	struct buf out;
+	const char *err = NULL;
+
+	buf_init(&out, BUF_UNLIMITED);
+	CHECK(dmarc_report_xml(&r, &out, &err) == 0);
+	CHECK(strstr(buf_cstr(&out), "<envelope_from>x?y.test</envelope_from>") != NULL);
+	CHECK(dmarc_report_parse(out.data, out.len, &in, &err) == 0);
+	CHECK_STR(in.count == 1 ? in.rows[0].header_from : "", "b\xc3\xa9b.test");
+	dmarc_report_clear(&in);
+	buf_free(&out);
+}
+
 static void test_config(void)
 {
 	char *error = NULL;
@@ -456,6 +479,7 @@ int main(void)
 	RUN(test_config);
 	RUN(test_xml_golden);
 	RUN(test_xml_etree);
+	RUN(test_xml_utf8);
 	RUN(test_parse_xml_gzip);
 	RUN(test_parse_zip);
 	RUN(test_parse_hostile);
