@@ -422,7 +422,7 @@ static void test_store(void)
 /* peer bytes that are not UTF-8 never make the document ill-formed */
 static void test_xml_utf8(void)
 {
-	struct dmarc_report_eval e = { "192.0.2.1", "b\xc3\xa9b.test", "x\xffy.test", "x.test",
+	struct dmarc_report_eval e = { "192.0.2.1", "b\xc3\xa9" "b.test", "x\xff" "y.test", "x.test",
 				       "none", "", false, false, "none", 1 };
 	struct dmarc_report_out r = {
 		.org_name = "o", .email = "e@o", .report_id = "1", .policy_domain = "b.test",
@@ -437,7 +437,7 @@ static void test_xml_utf8(void)
 	CHECK(dmarc_report_xml(&r, &out, &err) == 0);
 	CHECK(strstr(buf_cstr(&out), "<envelope_from>x?y.test</envelope_from>") != NULL);
 	CHECK(dmarc_report_parse(out.data, out.len, &in, &err) == 0);
-	CHECK_STR(in.count == 1 ? in.rows[0].header_from : "", "b\xc3\xa9b.test");
+	CHECK_STR(in.count == 1 ? in.rows[0].header_from : "", "b\xc3\xa9" "b.test");
 	dmarc_report_clear(&in);
 	buf_free(&out);
 }
