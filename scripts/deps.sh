@@ -14,7 +14,7 @@ PKGS=(
   # the DNSSEC root trust anchor for the resolver's system mode
   dns-root-data
   # tests and tools the tests drive
-  openssl ca-certificates curl python3 python3-pytest python3-yaml python3-dkim swaks libnet-ssleay-perl
+  openssl ca-certificates curl python3 python3-pytest python3-yaml python3-dkim python3-authres swaks libnet-ssleay-perl
   fail2ban procps iproute2
   fetchmail
   # the test DNS (tests/harness/testdns.py): an authoritative server and

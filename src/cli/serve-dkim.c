@@ -65,6 +65,16 @@ static int hook_sign(void *ctx, const struct sign_hook_request *req, struct buf 
 	return n < 0 ? -1 : 0;
 }
 
+static int hook_seal(void *ctx, const char *domain, const char *data, size_t len,
+		     const char *auth_results, struct buf *out, const char **error_r)
+{
+	int n = dkim_store_signer_seal(ctx, domain, data, len, auth_results, out, error_r);
+
+	if (n > 0)
+		log_info("dkim", "event=arc_sealed domain=%s", log_quote(domain));
+	return n < 0 ? -1 : 0;
+}
+
 static void check_free(struct check *c)
 {
 	dns_cancel(&c->q);
@@ -178,7 +188,8 @@ void serve_dkim_start(struct event_base *base, struct store *store, struct dns_r
 	dk.grace = cfg->dkim.rotation_grace;
 	if (cfg->dkim.sign) {
 		dk.signer = dkim_store_signer_create(store);
-		struct sign_hook h = { .sign = hook_sign, .ctx = dk.signer, .fields = dkim_fields };
+		struct sign_hook h = { .sign = hook_sign, .ctx = dk.signer, .fields = dkim_fields,
+				       .seal = hook_seal };
 		if (sign_hook_set(&h, &error) < 0)
 			log_error("dkim", "event=hook_failed error=%s", log_quote(error));
 		else

@@ -875,6 +875,33 @@ static int h_dmarc_overrides(struct parse_ctx *p, const config_setting_t *s, con
 	return 0;
 }
 
+static bool arc_sealer_valid(const char *v)
+{
+	return strcmp(v, ".") != 0 && dns_zone_valid(v) && strchr(v, '.') != NULL;
+}
+
+/* arc_trusted_sealers = [ "lists.example.org", ... ] (docs/arc.md): stored
+ * lower case without a trailing dot. */
+static int h_arc_sealers(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	struct config *cfg = p->cfg;
+	(void)k;
+	if (h_addresses(p, s, cfg->mailauth.arc_trusted_sealer,
+			&cfg->mailauth.arc_trusted_sealer_count, CONFIG_MAX_ARC_SEALERS,
+			arc_sealer_valid, "a domain name like \"lists.example.org\" (IDNs in "
+			"their xn-- form)", true) < 0)
+		return -1;
+	for (unsigned i = 0; i < cfg->mailauth.arc_trusted_sealer_count; i++) {
+		char *d = cfg->mailauth.arc_trusted_sealer[i];
+		size_t len = strlen(d);
+		if (len > 1 && d[len - 1] == '.')
+			d[len - 1] = '\0';
+		for (char *c = d; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	return 0;
+}
+
 static void rate_limits_clear(struct config *cfg)
 {
 	for (unsigned i = 0; i < cfg->queue.rate_limit_count; i++) {
@@ -1091,6 +1118,8 @@ static const struct key mailauth_keys[] = {
 	{ "dmarc", h_bool, OFF(mailauth.dmarc), 0, 0, NULL, 0 },
 	{ "dmarc_enforce", h_bool, OFF(mailauth.dmarc_enforce), 0, 0, NULL, 0 },
 	{ "dmarc_overrides", h_dmarc_overrides, 0, 0, 0, NULL, 0 },
+	{ "arc", h_bool, OFF(mailauth.arc), 0, 0, NULL, 0 },
+	{ "arc_trusted_sealers", h_arc_sealers, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1496,6 +1525,7 @@ static void config_set_defaults(struct config *cfg)
 	cfg->mailauth.dkim = true;
 	cfg->mailauth.dmarc = true;
 	cfg->mailauth.dmarc_enforce = true;
+	cfg->mailauth.arc = true;
 	cfg->dkim.sign = true;
 	cfg->dkim.rotation_grace = 7 * 86400;
 	cfg->dkim.check_interval = 3600;
@@ -1720,6 +1750,8 @@ void config_free(struct config **cfgp)
 	free(cfg->mta_sts.mode);
 	for (unsigned i = 0; i < cfg->mta_sts.mx_count; i++)
 		free(cfg->mta_sts.mx[i]);
+	for (unsigned i = 0; i < cfg->mailauth.arc_trusted_sealer_count; i++)
+		free(cfg->mailauth.arc_trusted_sealer[i]);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -1913,6 +1945,8 @@ static void template_text(struct buf *b, const char *hostname, const char *user,
 		"#   dkim = true;\n"
 		"#   dmarc = true;\n"
 		"#   dmarc_enforce = true;\n"
+		"#   arc = true;\n"
+		"#   # arc_trusted_sealers = [ \"lists.example.org\" ];\n"
 		"# };\n"
 		"\n"
 		"# DKIM signing of your users' mail with the keys `tern dkim keygen`\n"

@@ -39,6 +39,7 @@ int listener_kind_default_port(enum listener_kind kind);
 #define CONFIG_MAX_SENDMAIL_USERS 256
 #define CONFIG_MAX_MTA_STS_MX 16
 #define CONFIG_MAX_DMARC_OVERRIDES 1024
+#define CONFIG_MAX_ARC_SEALERS 64
 
 struct config_limits {
 	size_t smtp_line;            /* command line, bytes (2048) */
@@ -112,6 +113,13 @@ struct config {
 			} action;
 		} *dmarc_override;
 		unsigned dmarc_override_count;
+		bool arc;                       /* verify ARC chains on the MX port (true;
+						   docs/arc.md) */
+		/* arc_trusted_sealers = [ "lists.example.org", ... ]: d= of the
+		 * newest ARC-Seal whose passing chain lifts a failed DMARC's
+		 * reject or quarantine (lower case, no trailing dot) */
+		char *arc_trusted_sealer[CONFIG_MAX_ARC_SEALERS];
+		unsigned arc_trusted_sealer_count;
 	} mailauth;
 	/* DKIM signing of outbound mail (group dkim = { ... }; docs/dkim.md) */
 	struct {

@@ -17,6 +17,7 @@
 #include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "mailauth/arc.h"
 #include "store/dkim-keys.h"
 
 #include <openssl/bio.h>
@@ -338,6 +339,34 @@ static struct keyset *keyset_get(struct dkim_store_signer *s, const char **error
 	pthread_mutex_unlock(&s->lock);
 	keyset_unref(ks);
 	return fresh;
+}
+
+int dkim_store_signer_seal(struct dkim_store_signer *s, const char *domain, const char *data,
+			   size_t len, const char *auth_results, struct buf *out,
+			   const char **error_r)
+{
+	struct keyset *ks = keyset_get(s, error_r);
+	const struct keyset_entry *use = NULL;
+	int ret = 0;
+
+	if (ks == NULL)
+		return -1;
+	for (int pass = 0; pass < 2 && use == NULL; pass++) {
+		enum dkim_alg want = pass == 0 ? DKIM_ALG_RSA_SHA256 : DKIM_ALG_ED25519_SHA256;
+		for (size_t i = 0; i < ks->n && use == NULL; i++)
+			if (ks->e[i].alg == want && strcasecmp(ks->e[i].domain, domain) == 0)
+				use = &ks->e[i];
+	}
+	if (use != NULL) {
+		struct dkim_signer signer = dkim_keyring_signer(ks->kr);
+		struct arc_seal_request req = {
+			.domain = use->domain, .selector = use->selector, .alg = use->alg,
+			.key_id = use->key_id, .auth_results = auth_results,
+		};
+		ret = arc_seal_message(&req, &signer, data, len, out, error_r) < 0 ? -1 : 1;
+	}
+	keyset_unref(ks);
+	return ret;
 }
 
 int dkim_store_signer_sign(struct dkim_store_signer *s, const char *domain, const char *data,

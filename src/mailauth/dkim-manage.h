@@ -71,4 +71,13 @@ void dkim_store_signer_destroy(struct dkim_store_signer **s);
 int dkim_store_signer_sign(struct dkim_store_signer *s, const char *domain, const char *data,
 			   size_t len, struct buf *out, const char **error_r);
 
+/* ARC-seal a forwarded message for domain (mailauth/arc.h) with its
+ * active RSA key (what every ARC verifier knows; Ed25519 only when the
+ * domain has no RSA key): append the set's three fields to out.  0 when
+ * the domain has no active key (nothing appended), 1 when sealed, -1 with
+ * *error_r. */
+int dkim_store_signer_seal(struct dkim_store_signer *s, const char *domain, const char *data,
+			   size_t len, const char *auth_results, struct buf *out,
+			   const char **error_r);
+
 #endif

@@ -74,6 +74,21 @@ void dkim_msg_free(struct dkim_msg *m);
 int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
 			   char *const *names, size_t n_names, struct buf *out);
 
+/* ---- key checks shared with ARC (dkim-verify.c) ---- */
+
+/* The public key for a signature with algorithm alg in a key TXT answer:
+ * the first record that parses, checked as for DKIM (revoked, h=, k=
+ * against alg, RSA size per RFC 8301) but without the t=s AUID rule.
+ * DKIM_RESULT_PASS with *pkey_r (caller frees with EVP_PKEY_free()), or
+ * the result word and *reason_r (static text). */
+enum dkim_result dkim_answer_key(const struct dkim_dns_answer *a, enum dkim_alg alg,
+				 EVP_PKEY **pkey_r, const char **reason_r);
+/* Check sig over the 32-byte SHA-256 digest of the signed data with pkey
+ * (PKCS#1 v1.5 for rsa-sha256, PureEdDSA over the digest for
+ * ed25519-sha256, RFC 8463 section 3). */
+bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
+			const uint8_t *sig, size_t siglen);
+
 /* ---- decoded public keys (dkim-keycache.c) ---- */
 
 #define DKIM_KEYCACHE_SIZE 256       /* key records remembered, process-wide */

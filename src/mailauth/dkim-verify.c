@@ -247,8 +247,8 @@ static EVP_PKEY *load_key(const struct dkim_key *key, const char **error_r)
 	return pkey;
 }
 
-static bool crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
-			  const uint8_t *sig, size_t siglen)
+bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
+			const uint8_t *sig, size_t siglen)
 {
 	bool ok = false;
 	if (alg == DKIM_ALG_RSA_SHA256) {
@@ -368,7 +368,7 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 		decide(vs, DKIM_RESULT_PERMERROR, "RSA key longer than 8192 bits");
 	else if (header_digest(vs, digest) < 0)
 		decide(vs, DKIM_RESULT_PERMERROR, "signed header data too large");
-	else if (!crypto_verify(pkey, vs->sig->alg, digest, vs->sig->sig, vs->sig->sig_len))
+	else if (!dkim_crypto_verify(pkey, vs->sig->alg, digest, vs->sig->sig, vs->sig->sig_len))
 		decide(vs, DKIM_RESULT_FAIL, "signature did not verify");
 	else if (vs->res.body_truncated && !vs->v->opts.allow_partial_body)
 		decide(vs, DKIM_RESULT_POLICY, "l= leaves part of the body unsigned");
@@ -379,6 +379,71 @@ static void check_with_key(struct vsig *vs, const struct dkim_dns_answer *a)
 		dkim_keycache_put(record, record_len, key, pkey);
 	EVP_PKEY_free(pkey);
 	dkim_key_free(&parsed);
+}
+
+enum dkim_result dkim_answer_key(const struct dkim_dns_answer *a, enum dkim_alg alg,
+				 EVP_PKEY **pkey_r, const char **reason_r)
+{
+	struct dkim_key *parsed = NULL, cached;
+	const struct dkim_key *key = NULL;
+	EVP_PKEY *pkey = NULL;
+	const char *record = NULL;
+	size_t record_len = 0;
+	const char *error = "no key record";
+	enum dkim_result r = DKIM_RESULT_PERMERROR;
+
+	*pkey_r = NULL;
+	if (a->status == DKIM_DNS_TEMPFAIL) {
+		*reason_r = "key lookup failed temporarily";
+		return DKIM_RESULT_TEMPERROR;
+	}
+	if (a->status == DKIM_DNS_NXDOMAIN || a->count == 0) {
+		*reason_r = "no key for signature";
+		return DKIM_RESULT_PERMERROR;
+	}
+	/* as check_with_key(): the first record that parses */
+	for (size_t i = 0; i < a->count && key == NULL; i++) {
+		const char *s = a->strings[i];
+		size_t len = a->lengths ? a->lengths[i] : strlen(s);
+		const char *e;
+		if ((pkey = dkim_keycache_get(s, len, &cached)) != NULL) {
+			key = &cached;
+		} else if (dkim_key_parse(s, len, &parsed, &e) == 0) {
+			key = parsed;
+			record = s;
+			record_len = len;
+		} else if (i == 0) {
+			error = e;
+		}
+	}
+	enum dkim_key_type want = alg == DKIM_ALG_ED25519_SHA256 ? DKIM_KEY_ED25519 : DKIM_KEY_RSA;
+	if (key == NULL)
+		*reason_r = error;
+	else if (key->revoked)
+		*reason_r = "key revoked";
+	else if (!key->sha256_allowed)
+		*reason_r = "key h= does not allow sha256";
+	else if (key->type != want)
+		*reason_r = "key type does not match a=";
+	else if (pkey == NULL && (pkey = load_key(key, reason_r)) == NULL)
+		;
+	else if (key->type == DKIM_KEY_RSA && EVP_PKEY_get_bits(pkey) < DKIM_RSA_MIN_BITS) {
+		*reason_r = "RSA key shorter than 1024 bits (RFC 8301)";
+		r = DKIM_RESULT_FAIL;
+	} else if (key->type == DKIM_KEY_RSA && EVP_PKEY_get_bits(pkey) > DKIM_RSA_MAX_BITS)
+		*reason_r = "RSA key longer than 8192 bits";
+	else {
+		*reason_r = "";
+		r = DKIM_RESULT_PASS;
+	}
+	if (record != NULL && pkey != NULL)
+		dkim_keycache_put(record, record_len, key, pkey);
+	if (r == DKIM_RESULT_PASS)
+		*pkey_r = pkey;
+	else
+		EVP_PKEY_free(pkey);
+	dkim_key_free(&parsed);
+	return r;
 }
 
 static void vsig_free(struct vsig *vs)

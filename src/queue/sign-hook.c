@@ -21,6 +21,7 @@
 
 struct sign_hook_reg {
 	sign_hook_fn *sign;
+	sign_hook_seal_fn *seal;
 	void *ctx;
 	char *fields[SIGN_HOOK_FIELDS_MAX + 1];
 };
@@ -68,6 +69,7 @@ int sign_hook_set(const struct sign_hook *h, const char **error_r)
 	}
 	hook_clear();
 	hook.sign = h->sign;
+	hook.seal = h->seal;
 	hook.ctx = h->ctx;
 	for (size_t i = 0; i < n; i++)
 		hook.fields[i] = xstrdup(h->fields[i]);
@@ -165,6 +167,54 @@ int sign_hook_sign(const char *domain, const char *data, size_t len, const char 
 	if (hook.sign == NULL)
 		return 0;
 	return call_hook(domain, data, len, false, log_id, out, error_r);
+}
+
+/* Sealer output: header lines ending in CRLF, no NUL, no bare CR or LF. */
+static bool seal_output_ok(const char *p, size_t len)
+{
+	if (len < 2 || p[len - 2] != '\r' || p[len - 1] != '\n')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\0')
+			return false;
+		if (p[i] == '\r' && (i + 1 >= len || p[i + 1] != '\n'))
+			return false;
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			return false;
+	}
+	return true;
+}
+
+int sign_hook_seal(const char *domain, const char *data, size_t len,
+		   const char *auth_results, struct buf *out, const char **error_r)
+{
+	struct buf fields;
+
+	if (hook.seal == NULL)
+		return 0;
+	buf_init(&fields, SIGN_HOOK_MAX + 1);
+	if (hook.seal(hook.ctx, domain, data, len, auth_results, &fields, error_r) < 0) {
+		buf_free(&fields);
+		return -1;
+	}
+	if (fields.len == 0) {
+		buf_free(&fields);
+		return 0;
+	}
+	if (!seal_output_ok(fields.data, fields.len)) {
+		buf_free(&fields);
+		*error_r = "the sealing hook returned malformed header fields";
+		return -1;
+	}
+	buf_reset(out);
+	if (buf_append(out, fields.data, fields.len) < 0 || buf_append(out, data, len) < 0) {
+		buf_free(&fields);
+		buf_reset(out);
+		*error_r = "the sealed message is too large";
+		return -1;
+	}
+	buf_free(&fields);
+	return 1;
 }
 
 size_t sign_hook_signed_prefix(const char *data, size_t len)

@@ -49,9 +49,18 @@ struct sign_hook_request {
 typedef int sign_hook_fn(void *ctx, const struct sign_hook_request *req, struct buf *out,
 			 const char **error_r);
 
+/* ARC sealing (docs/arc.md) of a message Tern forwards for domain (one of
+ * ours): append the three fields of a new ARC set to *out, nothing when
+ * the domain has no key; auth_results is the value of our
+ * Authentication-Results field.  The caller seals only a chain that
+ * verified (or none).  0, or <0 with *error_r. */
+typedef int sign_hook_seal_fn(void *ctx, const char *domain, const char *data, size_t len,
+			      const char *auth_results, struct buf *out, const char **error_r);
+
 struct sign_hook {
 	sign_hook_fn *sign;
 	void *ctx;
+	sign_hook_seal_fn *seal;    /* optional: ARC sealing, same ctx */
 	/* the names of the fields sign adds ("DKIM-Signature"), NULL-terminated,
 	 * 1 to SIGN_HOOK_FIELDS_MAX of them; copied by sign_hook_set */
 	const char *const *fields;
@@ -71,6 +80,13 @@ bool sign_hook_active(void);
  * its output broke the contract (out untouched). */
 int sign_hook_sign(const char *domain, const char *data, size_t len, const char *log_id,
 		   struct buf *out, const char **error_r);
+
+/* Seal data[0..len) (a forwarded message) with an ARC set of domain:
+ * on 1, out (reset first) holds the set followed by the message; 0 when no
+ * sealer is registered or it added nothing (out untouched); <0 with
+ * *error_r (out untouched).  The same output checks as sign_hook_sign. */
+int sign_hook_seal(const char *domain, const char *data, size_t len,
+		   const char *auth_results, struct buf *out, const char **error_r);
 
 /* The length of the run of header fields at the very top of data that
  * carry the registered hook's field names (0 without a hook). */

@@ -31,6 +31,13 @@
  * that could have aligned gave temperror.  mailauth.dmarc_overrides
  * replaces the disposition of failing mail per domain; with
  * mailauth.dmarc_enforce off nothing is applied, only recorded.
+ * ARC (RFC 8617 5.2): the chain is verified beside SPF and DKIM (same
+ * resolver, same waiting point) and recorded as arc=pass|fail|none; when
+ * DMARC fails for an Author Domain, the chain passes and the d= of its
+ * newest ARC-Seal is in mailauth.arc_trusted_sealers, the owner's reject
+ * or quarantine is not applied (RFC 7489 6.7 "local policy override",
+ * RFC 8617 7.2); an administrator's dmarc_overrides entry for the domain
+ * still wins.  The ARC check taking too long gives arc=fail (no override).
  * All end with temperror after RECEIVE_MAILAUTH_TIME_LIMIT seconds in all
  * (RFC 7208 4.6.4), however quickly each lookup answers.
  * Invariants: each loop uses only its own resolver (the registry maps an
@@ -53,6 +60,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "mail/address.h"
+#include "mailauth/arc.h"
 #include "mailauth/auth-results.h"
 #include "mailauth/dkim-dns.h"
 #include "mailauth/dkim.h"
@@ -142,6 +150,8 @@ struct dmarc_author_state {
 	enum dmarc_disposition applied;    /* after overrides and enforcement */
 	bool defer;                        /* temperror acted on: 451 */
 	const char *override;              /* the override's action, or NULL */
+	const char *arc_sealer;            /* the trusted ARC sealer that lifted
+					      the disposition, or NULL */
 	char *policy_domain;
 	/* for aggregate reports (store/dmarc.h), when the record had a rua */
 	bool spf_aligned, dkim_aligned;
@@ -167,6 +177,12 @@ struct mailauth_wait {
 	struct dkim_outcome dkim_outcome;  /* a copy; results owned by dkim
 					      (the callback's struct is its own) */
 	bool dkim_timed_out;
+	/* ARC */
+	bool arc_on, arc_pending;
+	struct arc_verify *arc;
+	enum arc_result arc_result;
+	unsigned arc_oldest_pass;
+	char *arc_sealer, *arc_reason;     /* copies */
 	/* DMARC */
 	bool dmarc_on, dmarc_started;
 	bool expired;           /* the overall deadline has passed */
@@ -189,6 +205,9 @@ static void mailauth_wait_free(struct mailauth_wait *w)
 	free(w->dm);
 	dmarc_authors_clear(&w->authors);
 	dkim_verify_destroy(&w->dkim);
+	arc_verify_destroy(&w->arc);
+	free(w->arc_sealer);
+	free(w->arc_reason);
 	buf_free(&w->msg);
 	free(w->sender);
 	free(w);
@@ -279,6 +298,17 @@ static int build_resinfo(struct mailauth_wait *w, struct buf *out)
 			e |= dkim_result_format(&o->results[i], out);
 		}
 	}
+	/* arc=none is left out, as most receivers do: no chain, nothing to say */
+	if (w->arc_on && w->arc_result != ARC_RESULT_NONE) {
+		struct arc_outcome ao = {
+			.result = w->arc_result,
+			.reason = w->arc_reason != NULL ? w->arc_reason : "",
+			.oldest_pass = w->arc_oldest_pass,
+		};
+		const char *ip = smtp_session_ip(w->s);
+		e |= auth_results_append_separator(out);
+		e |= arc_result_format(&ao, ip, out);
+	}
 	if (w->dmarc_on && w->dmarc_started) {
 		if (w->authors.count == 0 || w->authors.too_many) {
 			struct dmarc_clause c = {
@@ -303,6 +333,9 @@ static int build_resinfo(struct mailauth_wait *w, struct buf *out)
 			};
 			e |= auth_results_append_separator(out);
 			e |= dmarc_clause_format(&c, out);
+			if (d->arc_sealer != NULL)
+				e |= buf_printf(out, " policy.dmarc=none (ARC override: trusted "
+						"sealer %s)", d->arc_sealer);
 		}
 	}
 	return e != 0 ? -1 : 0;
@@ -352,6 +385,17 @@ static const char *const override_names[] = {
 	[CONFIG_DMARC_REJECT] = "reject",
 };
 
+/* Did the ARC chain pass, sealed last by a sealer the administrator trusts? */
+static bool arc_trusted(const struct mailauth_wait *w, const struct config *cfg)
+{
+	if (!w->arc_on || w->arc_result != ARC_RESULT_PASS || w->arc_sealer == NULL)
+		return false;
+	for (unsigned i = 0; i < cfg->mailauth.arc_trusted_sealer_count; i++)
+		if (strcasecmp(cfg->mailauth.arc_trusted_sealer[i], w->arc_sealer) == 0)
+			return true;
+	return false;
+}
+
 /* Decide each Author Domain's disposition: the owner's, replaced by an
  * override for failing mail, nothing at all when not enforcing; a
  * temperror defers unless overridden to none. */
@@ -379,6 +423,13 @@ static void dmarc_decide(struct mailauth_wait *w, const struct config *cfg)
 		} else if (d->result == DMARC_RESULT_TEMPERROR) {
 			d->defer = o == NULL || o->action != CONFIG_DMARC_NONE;
 		}
+		/* RFC 8617 7.2: a trusted intermediary vouches for the original
+		 * authentication; the administrator's own override still wins */
+		if (d->result == DMARC_RESULT_FAIL && o == NULL &&
+		    d->applied != DMARC_DISPOSITION_NONE && arc_trusted(w, cfg)) {
+			d->applied = DMARC_DISPOSITION_NONE;
+			d->arc_sealer = w->arc_sealer;
+		}
 		if (!cfg->mailauth.dmarc_enforce) {
 			d->applied = DMARC_DISPOSITION_NONE;
 			d->defer = false;
@@ -400,6 +451,10 @@ static void dmarc_log(struct mailauth_wait *w, const struct config *cfg, bool qu
 	}
 	for (size_t i = 0; i < w->authors.count; i++) {
 		const struct dmarc_author_state *d = &w->dm[i];
+		if (d->arc_sealer != NULL)
+			log_info("smtp", "sid=%s id=%s event=arc_override domain=%s sealer=%s "
+				 "policy=%s", smtp_session_id(s), smtp_session_msgid(s), d->domain,
+				 d->arc_sealer, d->have_policy ? dmarc_policy_name(d->policy) : "-");
 		log_info("smtp", "sid=%s id=%s event=dmarc domain=%s result=%s policy=%s "
 			 "disposition=%s override=%s enforce=%s policy_domain=%s reason=%s",
 			 smtp_session_id(s), smtp_session_msgid(s), d->domain,
@@ -429,6 +484,11 @@ static void mailauth_finish(struct mailauth_wait *w)
 
 	if (w->dkim_on)
 		dkim_log(w);
+	if (w->arc_on)
+		log_info("smtp", "sid=%s id=%s event=arc result=%s oldest_pass=%u sealer=%s reason=%s",
+			 smtp_session_id(s), smtp_session_msgid(s), arc_result_name(w->arc_result),
+			 w->arc_oldest_pass, w->arc_sealer != NULL ? w->arc_sealer : "-",
+			 log_quote(w->arc_reason != NULL ? w->arc_reason : ""));
 	if (w->spf_on && w->spf_result == SPF_RESULT_TEMPERROR) {
 		smtp_reply_set(&reply, 451, "4.4.3",
 			       "SPF check failed temporarily (DNS), try again later");
@@ -663,7 +723,7 @@ static void dmarc_start(struct mailauth_wait *w)
  * DMARC starts when SPF and DKIM are done. */
 static void mailauth_maybe_finish(struct mailauth_wait *w)
 {
-	if (w->starting || w->spf_pending || w->dkim_pending)
+	if (w->starting || w->spf_pending || w->dkim_pending || w->arc_pending)
 		return;
 	if (w->dmarc_on && !w->dmarc_started &&
 	    !(w->spf_on && w->spf_result == SPF_RESULT_TEMPERROR)) {
@@ -697,6 +757,18 @@ static void on_dkim_done(void *ctx, const struct dkim_outcome *o)
 	mailauth_maybe_finish(w);
 }
 
+static void on_arc_done(void *ctx, const struct arc_outcome *o)
+{
+	struct mailauth_wait *w = ctx;
+
+	w->arc_result = o->result;
+	w->arc_oldest_pass = o->oldest_pass;
+	w->arc_sealer = o->sealer[0] != '\0' ? xstrdup(o->sealer) : NULL;
+	w->arc_reason = xstrdup(o->reason);
+	w->arc_pending = false;
+	mailauth_maybe_finish(w);
+}
+
 /* RFC 7208 4.6.4: an overall limit (at least 20 s) whose end is a
  * temperror; each lookup is also bounded by dns.timeout. */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -714,6 +786,12 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		dkim_verify_destroy(&w->dkim);  /* cancels its lookups */
 		w->dkim_pending = false;
 		w->dkim_timed_out = true;
+	}
+	if (w->arc_pending) {
+		arc_verify_destroy(&w->arc);    /* cancels its lookups */
+		w->arc_pending = false;
+		w->arc_result = ARC_RESULT_FAIL;
+		w->arc_reason = xstrdup("the ARC check took too long");
 	}
 	for (size_t i = 0; w->dm != NULL && i < w->authors.count; i++) {
 		struct dmarc_author_state *d = &w->dm[i];
@@ -766,6 +844,17 @@ static void dkim_start(struct mailauth_wait *w, const struct registration *reg)
 	dkim_verify_finish(w->dkim, dns, on_dkim_done, w);
 }
 
+static void arc_start(struct mailauth_wait *w, const struct registration *reg)
+{
+	const struct dkim_dns *dns = reg != NULL && reg->dkim != NULL
+		? dkim_dns_adapter_dns(reg->dkim) : &no_dns;
+
+	w->arc = arc_verify_create(NULL);
+	arc_verify_feed(w->arc, w->msg.data != NULL ? w->msg.data : "", w->msg.len);
+	/* the outcome comes through on_arc_done(), now or from the loop */
+	arc_verify_finish(w->arc, dns, on_arc_done, w);
+}
+
 void receive_mailauth_check(struct smtp_session *s, const struct buf *message,
 			    receive_mailauth_deliver_fn *deliver)
 {
@@ -780,11 +869,14 @@ void receive_mailauth_check(struct smtp_session *s, const struct buf *message,
 	w->helo_identity = w->sender[0] == '\0';
 	w->spf_on = cfg->mailauth.spf;
 	w->dkim_on = cfg->mailauth.dkim;
+	/* ARC uses the DKIM machinery and matters only beside it */
+	w->arc_on = cfg->mailauth.arc && w->dkim_on;
 	/* DMARC needs both results (with one missing, passing mail could fail) */
 	w->dmarc_on = cfg->mailauth.dmarc && w->spf_on && w->dkim_on && psl != NULL;
 	w->reg = reg;
 	w->spf_pending = w->spf_on;
 	w->dkim_pending = w->dkim_on;
+	w->arc_pending = w->arc_on;
 	buf_init(&w->msg, message->max);
 	buf_append(&w->msg, message->data != NULL ? message->data : "", message->len);
 	w->starting = true;
@@ -792,8 +884,10 @@ void receive_mailauth_check(struct smtp_session *s, const struct buf *message,
 		spf_start(w, reg);
 	if (w->dkim_on)
 		dkim_start(w, reg);
+	if (w->arc_on)
+		arc_start(w, reg);
 	w->starting = false;
-	if (!w->spf_pending && !w->dkim_pending) {
+	if (!w->spf_pending && !w->dkim_pending && !w->arc_pending) {
 		mailauth_maybe_finish(w);
 		return;
 	}

@@ -20,7 +20,9 @@
  * targets in the queue copy (ORCPT = the alias address), its envelope
  * sender rewritten with SRS (mail/srs.h, group srs of the config) when it
  * arrived on the MX port from a foreign domain, so SPF passes at the
- * destination.  Mail to SRS0=/SRS1= addresses at the SRS domain is a bounce
+ * destination; such mail is also ARC-sealed by the alias's domain through
+ * the hook's seal callback (RFC 8617 5.1, docs/arc.md), unless our check
+ * found its chain failed.  Mail to SRS0=/SRS1= addresses at the SRS domain is a bounce
  * coming back: only the null sender may send there (anything else would
  * let whoever saw one forwarded message mail the original sender through
  * us), the hash and age are checked (550 5.1.1 when wrong) and the message
@@ -569,6 +571,63 @@ static bool receive_sign(struct smtp_session *s, const struct buf *msg, const ch
 	return ret == 1;
 }
 
+/* ARC sealing (docs/arc.md) of mail forwarded from a foreign sender on
+ * port 25: the alias's domain seals it with its DKIM key, recording our
+ * Authentication-Results (the first such field of msg) in the new set.
+ * Not sealed: a chain our check found failed (arc=fail), ARC fields our
+ * check did not pass (mailauth.arc off), no field of ours.  A failing
+ * sealer is logged and the message forwarded unsealed.  Returns true when
+ * *out holds the sealed message. */
+static bool receive_seal(struct smtp_session *s, const struct buf *msg, const char *domain,
+			 struct buf *out)
+{
+	static const char ar[] = "Authentication-Results:";
+	const char *data = buf_cstr(msg), *error = NULL;
+	const char *end, *hdr_end;
+	char *value;
+	bool sealed;
+
+	/* ours is the first (receive-mailauth.c puts it under our Received) */
+	hdr_end = strstr(data, "\r\n\r\n");
+	const char *f = data;
+	while (f != NULL && (hdr_end == NULL || f < hdr_end) &&
+	       strncasecmp(f, ar, sizeof(ar) - 1) != 0) {
+		f = strstr(f, "\r\n");
+		f = f != NULL ? f + 2 : NULL;
+	}
+	if (f == NULL || (hdr_end != NULL && f >= hdr_end))
+		return false;
+	end = f + sizeof(ar) - 1;
+	while ((end = strstr(end, "\r\n")) != NULL && (end[2] == ' ' || end[2] == '\t'))
+		end += 2;
+	if (end == NULL)
+		return false;
+	value = xstrndup(f + sizeof(ar) - 1, (size_t)(end - f) - (sizeof(ar) - 1));
+	bool has_arc = false;
+	for (const char *p = data; p != NULL && (hdr_end == NULL || p < hdr_end);
+	     p = strstr(p + 1, "\r\n"))
+		if (strncasecmp(p, "\r\nARC-Seal:", 11) == 0)
+			has_arc = true;
+	/* each clause of ours starts a line (auth_results_append_separator);
+	 * "\tarc=" so that "dmarc=fail" does not count */
+	if (strstr(value, "\tarc=fail") != NULL ||
+	    (has_arc && strstr(value, "\tarc=pass") == NULL)) {
+		log_info("smtp", "sid=%s id=%s event=arc_seal_skipped domain=%s reason=%s",
+			 smtp_session_id(s), smtp_session_msgid(s), log_quote(domain),
+			 "chain_not_verified");
+		free(value);
+		return false;
+	}
+	int ret = sign_hook_seal(domain, data, msg->len, value, out, &error);
+	free(value);
+	if (ret < 0)
+		log_error("smtp", "sid=%s id=%s event=arc_seal_failed domain=%s error=%s",
+			  smtp_session_id(s), smtp_session_msgid(s), log_quote(domain),
+			  log_quote(error));
+	sealed = ret == 1;
+	return sealed;
+}
+
 /* mailbox: of every local copy (NULL = INBOX; "Junk" for DMARC quarantine) */
 static void receive_deliver(struct smtp_session *s, const struct buf *msg, const char *mailbox)
 {
@@ -584,10 +643,12 @@ static void receive_deliver(struct smtp_session *s, const struct buf *msg, const
 	const char *error = NULL;
 	char *return_path = NULL, *dsn = NULL, *queue_sender = NULL;
 	bool forwarded = false;
+	const char *forward_domain = NULL;  /* of the first forwarding alias */
 	struct delivery_wait *w = NULL;
-	struct buf signed_msg;
+	struct buf signed_msg, sealed_msg;
 
 	buf_init(&signed_msg, BUF_UNLIMITED);
+	buf_init(&sealed_msg, BUF_UNLIMITED);
 
 	if (l->role == SMTP_ROLE_SUBMISSION && !receive_check_from(s, msg, &reply))
 		goto reply;
@@ -658,6 +719,8 @@ static void receive_deliver(struct smtp_session *s, const struct buf *msg, const
 			}
 			if (r->kind != STORE_RCPT_REMOTE) {
 				forwarded = true;
+				if (forward_domain == NULL && strrchr(rcpt, '@') != NULL)
+					forward_domain = strrchr(rcpt, '@') + 1;
 				/* RFC 3461 4.2: the address the client gave, so a DSN
 				 * names the alias (ASCII only: "rfc822" type) */
 				bool ascii = true;
@@ -703,6 +766,9 @@ static void receive_deliver(struct smtp_session *s, const struct buf *msg, const
 	if (nremote > 0 && queue_sender == NULL && sign_hook_active() &&
 	    receive_sign(s, msg, return_path, &signed_msg))
 		msg = &signed_msg;
+	else if (forwarded && forward_domain != NULL && l->role == SMTP_ROLE_MX &&
+		 sign_hook_active() && receive_seal(s, msg, forward_domain, &sealed_msg))
+		msg = &sealed_msg;
 	dsn = receive_dsn_string(s);
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
@@ -754,6 +820,7 @@ reply:
 	free(queue_sender);
 	free(dsn);
 	buf_free(&signed_msg);
+	buf_free(&sealed_msg);
 	if (reply.code != 0)
 		smtp_session_data_done(s, &reply);
 }

@@ -15,8 +15,8 @@ give policy when text is appended.
 
 Run directly (/usr/bin/python3 tests/integration/test_dkim_vectors.py) for
 the summary line "dkim: N passed, N failed".  Of mail-auth's ARC vectors
-only the DKIM signatures are checked: ARC is not part of this library
-(docs/dkim.md).
+only the DKIM signatures are checked here; their ARC chains are verified
+by tests/integration/test_arc.py (docs/arc.md).
 """
 import base64
 import os

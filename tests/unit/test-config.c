@@ -657,6 +657,38 @@ static void test_dmarc_settings(void)
 		     "/tmp/t.conf:2: mailauth.dmarc_enforce must be true or false");
 }
 
+/* mailauth.arc and arc_trusted_sealers (docs/arc.md) */
+static void test_arc_settings(void)
+{
+	char *error = NULL;
+	struct config *cfg = parse("hostname = \"a\";\n", &error);
+
+	CHECK(cfg != NULL);
+	if (cfg != NULL)
+		CHECK(cfg->mailauth.arc && cfg->mailauth.arc_trusted_sealer_count == 0);
+	config_free(&cfg);
+	cfg = parse("hostname = \"a\";\nmailauth = {\n arc = false;\n"
+		    " arc_trusted_sealers = [ \"Lists.Example.ORG.\", \"fwd.example.net\" ];\n};\n",
+		    &error);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		fprintf(stderr, "  error: %s\n", error);
+		free(error);
+		return;
+	}
+	CHECK(!cfg->mailauth.arc);
+	CHECK(cfg->mailauth.arc_trusted_sealer_count == 2);
+	CHECK_STR(cfg->mailauth.arc_trusted_sealer[0], "lists.example.org");
+	CHECK_STR(cfg->mailauth.arc_trusted_sealer[1], "fwd.example.net");
+	config_free(&cfg);
+	expect_error("hostname = \"a\";\nmailauth = {\n arc_trusted_sealers = [ \"a b\" ];\n};\n",
+		     "/tmp/t.conf:3: mailauth.arc_trusted_sealers: \"a b\" is not a domain name");
+	expect_error("hostname = \"a\";\nmailauth = {\n arc_trusted_sealers = [ \"com\" ];\n};\n",
+		     "/tmp/t.conf:3: mailauth.arc_trusted_sealers: \"com\" is not a domain name");
+	expect_error("hostname = \"a\";\nmailauth = {\n arc_trusted_sealers = 5;\n};\n",
+		     "/tmp/t.conf:3: mailauth.arc_trusted_sealers must be a list of strings");
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -669,5 +701,6 @@ int main(void)
 	RUN(test_pop3_group);
 	RUN(test_srs_group);
 	RUN(test_dmarc_settings);
+	RUN(test_arc_settings);
 	return unit_summary("config");
 }
