@@ -8,7 +8,7 @@
 # Every .c file under src/<module>/ is part of the server; src/cli/main.c
 # holds main().  Tests, fuzz targets and benchmarks find their sources by name.
 
-PKGS      := openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig libargon2 libcrypt zlib libunbound libcurl jansson libpsl libidn2
+PKGS      := openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig libargon2 libcrypt zlib libunbound libcurl jansson libpsl libidn2 libxml-2.0 libzip
 CC        ?= cc
 BUILD     ?= build
 OPT       ?= -O2

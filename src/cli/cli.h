@@ -32,6 +32,8 @@ int cli_queue(struct config *cfg, int argc, char **argv);
 int cli_dns(struct config *cfg, int argc, char **argv);
 /* `tern tlsrpt list|send` (cli-tlsrpt.c): TLS reporting, RFC 8460. */
 int cli_tlsrpt(struct config *cfg, int argc, char **argv);
+/* `tern dmarc send|import|summary` (cli-dmarc.c): DMARC aggregate reports. */
+int cli_dmarc(struct config *cfg, int argc, char **argv);
 /* `tern dkim keygen|list|rotate|activate` (cli-dkim.c): DKIM signing keys. */
 int cli_dkim(struct config *cfg, int argc, char **argv);
 /* `tern sendmail` (cli-sendmail.c): argv[0] is "sendmail" (or the name

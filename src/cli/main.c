@@ -71,6 +71,12 @@ void cli_usage(FILE *f)
 "  tern tlsrpt list [--domain D] [--json]   outbound TLS results collected\n"
 "  tern tlsrpt send [--now]     send the due reports now (--now: today's too)\n"
 "\n"
+"DMARC aggregate reports (docs/dmarc.md):\n"
+"  tern dmarc send [--now]      send the due reports now (--now: today's too)\n"
+"  tern dmarc import FILE|-     keep a received report (a mail, XML, gzip or zip)\n"
+"  tern dmarc import --mailbox ADDRESS [--folder NAME]   every report in a folder\n"
+"  tern dmarc summary DOMAIN [--days N] [--json]   per source, pass and fail counts\n"
+"\n"
 "DKIM signing keys (docs/dkim.md):\n"
 "  tern dkim keygen DOMAIN [--selector S] [--algorithm rsa2048|ed25519]\n"
 "                               new key(s) (default both); prints the DNS records\n"
@@ -116,6 +122,8 @@ static int run(const char *config_path, int argc, char **argv)
 		fn = cli_tlsrpt;
 	else if (strcmp(cmd, "dkim") == 0)
 		fn = cli_dkim;
+	else if (strcmp(cmd, "dmarc") == 0)
+		fn = cli_dmarc;
 	else
 		return cli_usage_error("unknown command '%s'", cmd);
 

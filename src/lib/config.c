@@ -1371,6 +1371,39 @@ static const struct key tlsrpt_keys[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* dmarc_reports.organization / contact / sender: one line of printable
+ * text; the sender and contact also an address */
+static int h_dmarcrep_text(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	const char *v;
+	char **dst;
+
+	if (get_string(p, s, k, &v) < 0)
+		return -1;
+	for (const char *c = v; *c != '\0'; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			return fail(p, s, "dmarc_reports.%s must be one line of text", k->name);
+	if (strlen(v) > 254)
+		return fail(p, s, "dmarc_reports.%s is longer than 254 bytes", k->name);
+	if (k->index == 1 && *v != '\0' && !sendmail_address_valid(v))
+		return fail(p, s, "dmarc_reports.%s \"%s\" is not an address like "
+			    "user@example.com", k->name, v);
+	dst = target(p, k);
+	free(*dst);
+	*dst = *v == '\0' ? NULL : xstrdup(v);
+	return 0;
+}
+
+static const struct key dmarc_reports_keys[] = {
+	{ "enabled", h_bool, OFF(dmarc_reports.enabled), 0, 0, NULL, 0 },
+	{ "organization", h_dmarcrep_text, OFF(dmarc_reports.organization), 0, 0, NULL, 0 },
+	{ "contact", h_dmarcrep_text, OFF(dmarc_reports.contact), 0, 0, NULL, 1 },
+	{ "sender", h_dmarcrep_text, OFF(dmarc_reports.sender), 0, 0, NULL, 1 },
+	{ "send_hour", h_unsigned, OFF(dmarc_reports.send_hour), 0, 23, NULL, 0 },
+	{ "keep_days", h_unsigned, OFF(dmarc_reports.keep_days), 1, 3650, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
 static int h_mta_sts_mode(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
 {
 	static const char *const choices[] = { "testing", "enforce", "none", NULL };
@@ -1421,6 +1454,7 @@ static const struct key root_keys[] = {
 	{ "srs", h_group, 0, 0, 0, srs_keys, 0 },
 	{ "sendmail", h_group, 0, 0, 0, sendmail_keys, 0 },
 	{ "tlsrpt", h_group, 0, 0, 0, tlsrpt_keys, 0 },
+	{ "dmarc_reports", h_group, 0, 0, 0, dmarc_reports_keys, 0 },
 	{ "mta_sts", h_group, 0, 0, 0, mta_sts_policy_keys, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
@@ -1515,6 +1549,9 @@ static void config_set_defaults(struct config *cfg)
 	cfg->tlsrpt.send_hour = 1;
 	cfg->tlsrpt.keep_days = 14;
 	cfg->tlsrpt.timeout = 30;
+	cfg->dmarc_reports.enabled = true;
+	cfg->dmarc_reports.send_hour = 1;
+	cfg->dmarc_reports.keep_days = 14;
 	cfg->mta_sts.mode = xstrdup("testing");
 	cfg->mta_sts.max_age = 604800;
 }
@@ -1707,6 +1744,9 @@ void config_free(struct config **cfgp)
 	free(cfg->tlsrpt.contact);
 	free(cfg->tlsrpt.sender);
 	free(cfg->tlsrpt.ca_file);
+	free(cfg->dmarc_reports.organization);
+	free(cfg->dmarc_reports.contact);
+	free(cfg->dmarc_reports.sender);
 	free(cfg->mta_sts.mode);
 	for (unsigned i = 0; i < cfg->mta_sts.mx_count; i++)
 		free(cfg->mta_sts.mx[i]);

@@ -210,6 +210,17 @@ struct config {
 		char *ca_file;                  /* CA bundle for https: reports; NULL: system */
 		unsigned timeout;               /* seconds per HTTPS POST (30) */
 	} tlsrpt;
+	/* DMARC aggregate reports, RFC 7489 7.2 (group dmarc_reports = { ... };
+	   docs/dmarc.md "Aggregate reports") */
+	struct {
+		bool enabled;                   /* record and send (true) */
+		char *organization;             /* org_name; NULL = hostname */
+		char *contact;                  /* email; NULL = postmaster@hostname */
+		char *sender;                   /* From of report mails; NULL =
+						   noreply-dmarc@hostname */
+		unsigned send_hour;             /* UTC hour of the daily reports (1) */
+		unsigned keep_days;             /* results and received reports kept (14) */
+	} dmarc_reports;
 	/* local submission, `tern sendmail` (group sendmail = { ... };
 	   docs/delivery.md "Local submission") */
 	struct {

@@ -88,6 +88,7 @@
 #include "queue/mta-sts.h"
 #include "queue/sign-hook.h"
 #include "queue/tlsrpt.h"
+#include "queue/dmarcrep.h"
 #include "queue/rate-limit.h"
 #include "smtp/client.h"
 #include "store/mta-sts.h"
@@ -210,6 +211,7 @@ struct queue {
 	char *smarthost_pass;       /* from queue.smarthost.password_file */
 	struct tlsrpt_collector *tlsrpt;     /* TLS results (RFC 8460), NULL when off */
 	struct tlsrpt_service *tlsrpt_daily; /* the daily reports */
+	struct dmarcrep_service *dmarc_daily; /* daily DMARC aggregate reports */
 	struct queue_rate *rate;    /* queue.rate_limits */
 	struct event *rate_timer;   /* a scan when the earliest parked window ends */
 	struct idle_conn *idle;     /* cached sessions, newest first */
@@ -1800,6 +1802,7 @@ static void tlsrpt_kick(void *ctx)
 /* TLS reporting: the collector of results and the daily reports. */
 static void tlsrpt_begin(struct queue *q)
 {
+	q->dmarc_daily = dmarcrep_service_start(q->d.base, q->d.store, q->d.cfg, tlsrpt_kick, q);
 	if (!q->d.cfg->tlsrpt.enabled)
 		return;
 	q->tlsrpt = tlsrpt_collector_new(q->d.base, q->d.store, 5);
@@ -1896,6 +1899,7 @@ void queue_stop(struct queue **qp)
 		job_free(j);
 	}
 	tlsrpt_service_stop(&q->tlsrpt_daily);
+	dmarcrep_service_stop(&q->dmarc_daily);
 	tlsrpt_collector_free(&q->tlsrpt);
 	event_free(q->timer);
 	event_free(q->kick);

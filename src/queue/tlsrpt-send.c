@@ -22,21 +22,19 @@
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
-#include "lib/threadpool.h"
+#include "queue/report.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define TLSRPT_ROWS_MAX 200000        /* results looked at per run */
 #define TLSRPT_REPORT_MAX (8u << 20)  /* gzip'd bytes of one report */
-#define TLSRPT_CHECK_SECONDS 300      /* the service looks at the clock this often */
 
 /* ---- the rows of a run ---- */
 
@@ -257,37 +255,6 @@ out:
 	return ret;
 }
 
-/* ---- mail (RFC 8460 5.3) ---- */
-
-static int mail_report(struct store *store, const char *to, const struct buf *msg,
-		       const char **error_r)
-{
-	struct store_rcpt owner = { 0 };
-	struct store_delivery_rcpt *local = NULL;
-	struct store_queue_rcpt_in remote = { .address = to };
-	const char *err = NULL;
-	struct store_delivery d = {
-		.return_path = "", .body = msg->data, .body_len = msg->len,
-		.internal_date = clock_now(),
-	};
-	int rc;
-
-	/* a rua of ours goes to the mailbox, anyone else's through the queue */
-	if (store_rcpt_resolve(store, to, "+", &owner, &err) == 0 &&
-	    owner.kind == STORE_RCPT_LOCAL && owner.user_count > 0) {
-		local = store_rcpt_deliveries(&owner);
-		d.rcpts = local;
-		d.rcpt_count = owner.user_count;
-	} else {
-		d.remote = &remote;
-		d.remote_count = 1;
-	}
-	rc = store_deliver_sync(store, &d, error_r);
-	free(local);
-	store_rcpt_clear(&owner);
-	return rc;
-}
-
 /* ---- one domain ---- */
 
 static void report_id(const struct config *cfg, time_t start, char *out, size_t outsz)
@@ -375,7 +342,7 @@ static int report_domain(struct run *r, const char *domain, const struct store_t
 			};
 			buf_init(&msg, BUF_UNLIMITED);
 			if (tlsrpt_mail_build(&m, &msg, &error) == 0 &&
-			    mail_report(r->store, u->value, &msg, &error) == 0)
+			    report_mail_deliver(r->store, u->value, &msg, &error) == 0)
 				ok++;
 			else
 				why = xstrdup(error);
@@ -467,20 +434,15 @@ int tlsrpt_send_run(struct store *store, const struct config *cfg, bool include_
 	return ret;
 }
 
-/* ---- the daily service ---- */
+/* ---- the daily service (queue/report.h) ---- */
 
 struct tlsrpt_service {
 	struct store *store;
 	const struct config *cfg;
-	struct event *timer, *first;
-	struct threadpool *pool;
-	void (*kick)(void *ctx);
-	void *kick_ctx;
-	int64_t done_day;           /* the UTC day whose run has started */
-	atomic_bool running;
+	struct report_daily *daily;
 };
 
-static void service_work(void *arg)
+static int service_run(void *arg)
 {
 	struct tlsrpt_service *s = arg;
 	struct tlsrpt_send_stats st;
@@ -488,24 +450,7 @@ static void service_work(void *arg)
 
 	if (tlsrpt_send_run(s->store, s->cfg, false, &st, &error) < 0)
 		log_error("tlsrpt", "event=run_failed error=%s", log_quote(error ? error : ""));
-	if (st.reports > 0 && s->kick != NULL)
-		s->kick(s->kick_ctx);
-	atomic_store(&s->running, false);
-}
-
-static void service_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct tlsrpt_service *s = arg;
-	time_t now = clock_now();
-	int64_t day = (int64_t)(now / 86400);
-	unsigned hour = (unsigned)((now % 86400) / 3600);
-
-	(void)fd; (void)what;
-	if (day == s->done_day || hour < s->cfg->tlsrpt.send_hour || atomic_load(&s->running))
-		return;
-	s->done_day = day;
-	atomic_store(&s->running, true);
-	threadpool_submit(s->pool, NULL, service_work, NULL, s);
+	return st.reports > 0;
 }
 
 struct tlsrpt_service *tlsrpt_service_start(struct event_base *base, struct store *store,
@@ -513,22 +458,13 @@ struct tlsrpt_service *tlsrpt_service_start(struct event_base *base, struct stor
 					    void (*kick)(void *ctx), void *kick_ctx)
 {
 	struct tlsrpt_service *s;
-	struct timeval tv = { TLSRPT_CHECK_SECONDS, 0 }, soon = { 10, 0 };
 
 	if (!cfg->tlsrpt.enabled)
 		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	s->store = store;
 	s->cfg = cfg;
-	s->kick = kick;
-	s->kick_ctx = kick_ctx;
-	s->done_day = -1;
-	s->pool = threadpool_create(1);
-	s->timer = event_new(base, -1, EV_PERSIST, service_tick, s);
-	event_add(s->timer, &tv);
-	/* the first look soon after start, then every TLSRPT_CHECK_SECONDS */
-	s->first = evtimer_new(base, service_tick, s);
-	evtimer_add(s->first, &soon);
+	s->daily = report_daily_start(base, cfg->tlsrpt.send_hour, service_run, s, kick, kick_ctx);
 	return s;
 }
 
@@ -538,9 +474,7 @@ void tlsrpt_service_stop(struct tlsrpt_service **sp)
 
 	if (s == NULL)
 		return;
-	event_free(s->timer);
-	event_free(s->first);
-	threadpool_destroy(&s->pool);
+	report_daily_stop(&s->daily);
 	free(s);
 	*sp = NULL;
 }

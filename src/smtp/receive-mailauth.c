@@ -69,6 +69,7 @@
 #include "mailauth/spf-dns.h"
 #include "mailauth/spf.h"
 #include "smtp/parse.h"
+#include "store/dmarc.h"
 
 /* seconds for the whole check (RFC 7208 4.6.4: at least 20) */
 #define RECEIVE_MAILAUTH_TIME_LIMIT 20
@@ -152,6 +153,10 @@ struct dmarc_author_state {
 	const char *arc_sealer;            /* the trusted ARC sealer that lifted
 					      the disposition, or NULL */
 	char *policy_domain;
+	/* for aggregate reports (store/dmarc.h), when the record had a rua */
+	bool spf_aligned, dkim_aligned;
+	char *report_policy;               /* "adkim aspf p sp pct" */
+	char *report_rua;                  /* the rua URIs, "!size" kept */
 };
 
 struct mailauth_wait {
@@ -194,6 +199,8 @@ static void mailauth_wait_free(struct mailauth_wait *w)
 	for (size_t i = 0; w->dm != NULL && i < w->authors.count; i++) {
 		dmarc_cancel(&w->dm[i].ev);
 		free(w->dm[i].policy_domain);
+		free(w->dm[i].report_policy);
+		free(w->dm[i].report_rua);
 	}
 	free(w->dm);
 	dmarc_authors_clear(&w->authors);
@@ -461,6 +468,8 @@ static void dmarc_log(struct mailauth_wait *w, const struct config *cfg, bool qu
 	}
 }
 
+static void dmarc_report_record(struct mailauth_wait *w);
+
 /* Every check is done: end the data hook with deliver() or a reply. */
 static void mailauth_finish(struct mailauth_wait *w)
 {
@@ -505,6 +514,8 @@ static void mailauth_finish(struct mailauth_wait *w)
 		if (w->authors.too_many && cfg->mailauth.dmarc_enforce)
 			quarantine = true;
 		dmarc_log(w, cfg, quarantine && rejected == NULL && deferred == NULL);
+		if (deferred == NULL)
+			dmarc_report_record(w);
 		if (rejected != NULL) {
 			smtp_reply_set(&reply, 550, "5.7.1", "Message rejected: it fails DMARC "
 				       "authentication for the From domain %s, %s", rejected,
@@ -556,6 +567,84 @@ static void deadline_arm(struct mailauth_wait *w)
 
 static void mailauth_maybe_finish(struct mailauth_wait *w);
 
+/* Keep what an aggregate report needs of a record with a rua. */
+static void dmarc_report_note(struct dmarc_author_state *d, const struct dmarc_outcome *o)
+{
+	const struct dmarc_record *rec = o->record;
+	struct buf b;
+
+	d->spf_aligned = o->spf_aligned;
+	d->dkim_aligned = o->dkim_aligned;
+	d->report_policy = xasprintf("%s %s %s %s %u", rec->adkim == DMARC_ALIGN_STRICT ? "s" : "r",
+				     rec->aspf == DMARC_ALIGN_STRICT ? "s" : "r",
+				     dmarc_policy_name(rec->p), dmarc_policy_name(rec->sp), rec->pct);
+	/* whole URIs only, as many as the store keeps */
+	buf_init(&b, STORE_DMARC_TEXT_MAX);
+	for (size_t i = 0; i < rec->rua.count; i++) {
+		char *u = rec->rua.uri[i].max_size > 0
+			? xasprintf("%s%s!%llu", b.len ? " " : "", rec->rua.uri[i].uri,
+				    (unsigned long long)rec->rua.uri[i].max_size)
+			: xasprintf("%s%s", b.len ? " " : "", rec->rua.uri[i].uri);
+		buf_append_str(&b, u);
+		free(u);
+	}
+	d->report_rua = buf_steal(&b);
+}
+
+/* The commit thread's answer to a recorded evaluation (runs there). */
+static void dmarc_recorded(void *ctx, int status, const char *error)
+{
+	(void)ctx;
+	if (status < 0)
+		log_error("smtp", "event=dmarc_record_failed error=%s", log_quote(error ? error : ""));
+}
+
+/* Record the evaluations of domains whose record had a rua for the daily
+ * aggregate report (store/dmarc.h): queued to the commit thread, never
+ * waited for; a deferred message is not recorded (it comes back). */
+static void dmarc_report_record(struct mailauth_wait *w)
+{
+	struct smtp_session *s = w->s;
+	struct store *store = smtp_session_listener(s)->store;
+	const char *helo = smtp_session_helo(s);
+	const char *at = strrchr(w->sender, '@');
+	const char *env = at != NULL ? at + 1 : "";
+	const struct dkim_outcome *o = &w->dkim_outcome;
+	size_t ndkim = w->dkim_timed_out ? 0 : o->count;
+	struct buf dk;
+
+	if (store == NULL || !smtp_session_listener(s)->cfg->dmarc_reports.enabled)
+		return;
+	buf_init(&dk, 4096);
+	for (size_t i = 0; i < ndkim; i++)
+		buf_printf(&dk, "%s%s:%s", dk.len ? " " : "", o->results[i].domain,
+			   dkim_result_name(o->results[i].result));
+	for (size_t i = 0; i < w->authors.count && !w->authors.too_many; i++) {
+		const struct dmarc_author_state *d = &w->dm[i];
+		if (d->report_rua == NULL || d->defer || d->policy_domain == NULL)
+			continue;
+		struct store_dmarc_result r = {
+			.day = (int64_t)(clock_now() / 86400),
+			.policy_domain = d->policy_domain,
+			.from_domain = d->domain,
+			.source_ip = smtp_session_ip(s),
+			.envelope_from = env,
+			.spf_domain = env[0] != '\0' ? env : (helo != NULL ? helo : ""),
+			.spf_result = spf_result_name(w->spf_result),
+			.dkim = buf_cstr(&dk),
+			.spf_aligned = d->spf_aligned,
+			.dkim_aligned = d->dkim_aligned,
+			.disposition = dmarc_disposition_name(d->applied),
+			.policy = d->report_policy,
+			.rua = d->report_rua,
+		};
+		if (store_dmarc_add(store, NULL, &r, dmarc_recorded, NULL) < 0)
+			log_error("smtp", "sid=%s id=%s event=dmarc_record_failed domain=%s",
+				  smtp_session_id(s), smtp_session_msgid(s), d->domain);
+	}
+	buf_free(&dk);
+}
+
 static void on_dmarc_done(void *ctx, const struct dmarc_outcome *o)
 {
 	struct dmarc_author_state *d = ctx;
@@ -572,6 +661,8 @@ static void on_dmarc_done(void *ctx, const struct dmarc_outcome *o)
 		d->sp = o->record->sp;
 		d->policy = o->policy;
 		d->asked = o->disposition;
+		if (o->record->rua.count > 0)
+			dmarc_report_note(d, o);
 	}
 	if (o->policy_domain != NULL)
 		d->policy_domain = xstrdup(o->policy_domain);

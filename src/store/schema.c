@@ -236,6 +236,53 @@ static const char *const migrations[] = {
 	"  activated INTEGER,"
 	"  retire_at INTEGER,"
 	"  UNIQUE(domain, selector));",
+
+	/* version 7: DMARC aggregate reports (RFC 7489 7.2).  dmarc_results:
+	 * one row per inbound DMARC evaluation whose policy record had a rua,
+	 * kept for the daily report we send (day = Unix time / 86400; dkim
+	 * holds "domain:result" pairs separated by spaces; policy the
+	 * published adkim/aspf/p/sp/pct as "r r none none 100"; rua the
+	 * record's rua URIs separated by spaces); reported is set once a
+	 * report included the row.  dmarc_reports / dmarc_report_rows: the
+	 * aggregate reports others sent us, one row per <record>. */
+	"CREATE TABLE dmarc_results ("
+	"  id INTEGER PRIMARY KEY,"
+	"  day INTEGER NOT NULL,"
+	"  policy_domain TEXT NOT NULL COLLATE NOCASE,"
+	"  from_domain TEXT NOT NULL,"
+	"  source_ip TEXT NOT NULL,"
+	"  envelope_from TEXT NOT NULL,"
+	"  spf_domain TEXT NOT NULL,"
+	"  spf_result TEXT NOT NULL,"
+	"  dkim TEXT NOT NULL,"
+	"  spf_aligned INTEGER NOT NULL,"
+	"  dkim_aligned INTEGER NOT NULL,"
+	"  disposition TEXT NOT NULL,"
+	"  policy TEXT NOT NULL,"
+	"  rua TEXT NOT NULL,"
+	"  reported INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX dmarc_results_domain ON dmarc_results(reported, policy_domain, day);"
+	"CREATE TABLE dmarc_reports ("
+	"  id INTEGER PRIMARY KEY,"
+	"  org_name TEXT NOT NULL,"
+	"  email TEXT NOT NULL,"
+	"  report_id TEXT NOT NULL,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  date_begin INTEGER NOT NULL,"
+	"  date_end INTEGER NOT NULL,"
+	"  received INTEGER NOT NULL,"
+	"  UNIQUE(org_name, report_id));"
+	"CREATE TABLE dmarc_report_rows ("
+	"  report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,"
+	"  source_ip TEXT NOT NULL,"
+	"  count INTEGER NOT NULL,"
+	"  disposition TEXT NOT NULL,"
+	"  eval_dkim TEXT NOT NULL,"
+	"  eval_spf TEXT NOT NULL,"
+	"  header_from TEXT NOT NULL,"
+	"  dkim_result TEXT NOT NULL,"
+	"  spf_result TEXT NOT NULL);"
+	"CREATE INDEX dmarc_report_rows_report ON dmarc_report_rows(report);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION_CURRENT,

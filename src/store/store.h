@@ -34,7 +34,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION_CURRENT 6
+#define STORE_SCHEMA_VERSION_CURRENT 7
 
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS,   /* one syncfs() per batch (default) */

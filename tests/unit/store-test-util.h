@@ -53,8 +53,15 @@ static inline struct store *store_test_open(const char *dir, const struct store_
 	return s;
 }
 
-/* SQL that takes a schema-6 index back to schema 5. */
+/* SQL that takes a schema-7 index back to schema 6. */
+#define STORE_TEST_UNDO_V7							\
+	"DROP TABLE dmarc_report_rows; DROP TABLE dmarc_reports;"		\
+	"DROP TABLE dmarc_results;"						\
+	"DELETE FROM schema_version WHERE version = 7;"
+
+/* SQL that takes a current index back to schema 5. */
 #define STORE_TEST_UNDO_V6							\
+	STORE_TEST_UNDO_V7							\
 	"DROP TABLE dkim_keys; DROP TABLE tls_results;"				\
 	"DROP TABLE mta_sts_policies;"						\
 	"DELETE FROM schema_version WHERE version = 6;"

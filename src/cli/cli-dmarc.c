@@ -1,0 +1,347 @@
+/* `tern dmarc send|import|summary`: DMARC aggregate reports (RFC 7489
+ * 7.2) for administrators (queue/dmarcrep.h sends ours,
+ * mailauth/dmarc-report.h parses others', store/dmarc.h keeps both).
+ *
+ *   tern dmarc send [--now]        send the due reports at once; --now
+ *                                  also reports today so far
+ *   tern dmarc import FILE|-       keep a received report: a mail with
+ *                                  the report attached, or the report
+ *                                  itself (XML, gzip or zip)
+ *   tern dmarc import --mailbox ADDRESS [--folder NAME]
+ *                                  the same for every message of a
+ *                                  user's folder (INBOX), for a daily job
+ *   tern dmarc summary DOMAIN [--days N] [--json]
+ *                                  per sending source, what the received
+ *                                  reports say passed and failed
+ *
+ * Input is read up to DMARC_IMPORT_MAX bytes; more is refused. */
+#include "cli/cli.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "mailauth/dmarc-report.h"
+#include "queue/dmarcrep.h"
+#include "store/dmarc.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DMARC_IMPORT_MAX (64u << 20)   /* bytes of one mail or report file */
+
+static int dmarc_send(struct config *cfg, int argc, char **argv)
+{
+	struct dmarcrep_send_stats st;
+	struct store *store;
+	const char *error = NULL;
+	bool now = false;
+	int rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--now") == 0)
+			now = true;
+		else
+			return cli_usage_error("dmarc send: unknown option '%s'", argv[i]);
+	}
+	if (!cfg->dmarc_reports.enabled)
+		return cli_error("dmarc send: DMARC reports are disabled (dmarc_reports.enabled)");
+	if (cli_store_open(cfg, false, &store) < 0)
+		return CLI_FAIL;
+	rc = dmarcrep_send_run(store, cfg, now, &st, &error);
+	store_close(&store);
+	if (rc < 0)
+		return cli_error("dmarc send: %s", error ? error : "failed");
+	printf("dmarc: %u domain%s, %u report%s sent, %u without a usable rua, %u failed\n",
+	       st.domains, st.domains == 1 ? "" : "s", st.reports, st.reports == 1 ? "" : "s",
+	       st.skipped, st.failed);
+	return st.failed > 0 ? CLI_FAIL : CLI_OK;
+}
+
+static bool looks_like_report(const struct buf *b)
+{
+	const unsigned char *d = (const unsigned char *)b->data;
+	size_t i = 0;
+
+	if (b->len >= 2 && d[0] == 0x1f && d[1] == 0x8b)
+		return true;
+	if (b->len >= 4 && memcmp(d, "PK\003\004", 4) == 0)
+		return true;
+	if (b->len >= 3 && memcmp(d, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < b->len && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n'))
+		i++;
+	return i < b->len && d[i] == '<';
+}
+
+/* Parse the report in data[0..len) (the report itself, or a mail with
+ * it attached) and keep it: 1 stored, 0 already there, -1 with *error_r.
+ * *what_r (malloc'd) describes the report on success. */
+static int import_bytes(struct store *store, const char *data, size_t len, char **what_r,
+			const char **error_r)
+{
+	struct buf in = { .data = (char *)data, .len = len }, att;
+	const struct buf *rep = &in;
+	struct dmarc_report_in r;
+	int rc;
+
+	buf_init(&att, DMARC_IMPORT_MAX);
+	if (!looks_like_report(&in)) {
+		if (dmarc_report_from_message(data, len, &att, error_r) < 0) {
+			buf_free(&att);
+			return -1;
+		}
+		rep = &att;
+	}
+	rc = dmarc_report_parse(rep->data != NULL ? rep->data : "", rep->len, &r, error_r);
+	buf_free(&att);
+	if (rc < 0)
+		return -1;
+	struct store_dmarc_row *rows = xcalloc(r.count ? r.count : 1, sizeof(*rows));
+	for (size_t i = 0; i < r.count; i++) {
+		const struct dmarc_report_row *w = &r.rows[i];
+		rows[i] = (struct store_dmarc_row){
+			.source_ip = w->source_ip, .count = w->count, .disposition = w->disposition,
+			.eval_dkim = w->eval_dkim, .eval_spf = w->eval_spf,
+			.header_from = w->header_from, .dkim_result = w->dkim_result,
+			.spf_result = w->spf_result,
+		};
+	}
+	struct store_dmarc_report sr = {
+		.org_name = r.org_name, .email = r.email, .report_id = r.report_id,
+		.domain = r.domain, .date_begin = r.begin, .date_end = r.end,
+		.rows = rows, .count = r.count,
+	};
+	rc = store_dmarc_import(store, &sr, error_r);
+	free(rows);
+	if (rc >= 0)
+		*what_r = xasprintf("report %s from %s for %s, %zu record%s", r.report_id,
+				    r.org_name, r.domain, r.count, r.count == 1 ? "" : "s");
+	dmarc_report_clear(&r);
+	return rc;
+}
+
+/* Read fd to its end into in (at most DMARC_IMPORT_MAX bytes); 0 or -1. */
+static int read_all(int fd, struct buf *in)
+{
+	for (;;) {
+		char chunk[65536];
+		ssize_t got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			return 0;
+		if (buf_append(in, chunk, (size_t)got) < 0)
+			return -1;
+	}
+}
+
+struct mailbox_ctx {
+	struct store *store;
+	unsigned imported, known, other;
+};
+
+static int import_message(void *ctx, const struct store_message *m)
+{
+	struct mailbox_ctx *c = ctx;
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	const char *error = NULL;
+	char *what = NULL;
+	struct buf in;
+	int rc = -1;
+
+	buf_init(&in, DMARC_IMPORT_MAX);
+	if (fd >= 0 && read_all(fd, &in) == 0)
+		rc = import_bytes(c->store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	if (fd >= 0)
+		close(fd);
+	if (rc > 0) {
+		printf("dmarc: UID %u: %s\n", m->uid, what);
+		c->imported++;
+	} else if (rc == 0) {
+		c->known++;
+	} else {
+		c->other++;
+	}
+	free(what);
+	buf_free(&in);
+	return 0;
+}
+
+/* --mailbox ADDRESS [--folder NAME]: every message of the folder. */
+static int import_mailbox(struct config *cfg, const char *address, const char *folder)
+{
+	struct mailbox_ctx c = { 0 };
+	struct store_user u = { 0 };
+	struct store_mailbox mb = { 0 };
+	const char *error = NULL;
+	int rc;
+
+	if (cli_store_open(cfg, false, &c.store) < 0)
+		return CLI_FAIL;
+	if (store_user_get(c.store, address, &u, &error) < 0 ||
+	    store_mailbox_get(c.store, u.id, folder, &mb, &error) < 0) {
+		store_user_clear(&u);
+		store_close(&c.store);
+		return cli_error("dmarc import: %s/%s: %s", address, folder,
+				 error ? error : "not found");
+	}
+	rc = store_message_list(c.store, mb.id, 1, import_message, &c, &error);
+	store_mailbox_clear(&mb);
+	store_user_clear(&u);
+	store_close(&c.store);
+	if (rc < 0)
+		return cli_error("dmarc import: %s", error);
+	printf("dmarc: %u report%s imported, %u already imported, %u other message%s\n",
+	       c.imported, c.imported == 1 ? "" : "s", c.known, c.other, c.other == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+static int dmarc_import(struct config *cfg, int argc, char **argv)
+{
+	const char *mailbox = NULL, *folder = "INBOX", *file = NULL, *error = NULL;
+	struct store *store;
+	struct buf in;
+	char *what = NULL;
+	int fd, rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--mailbox") == 0 && i + 1 < argc)
+			mailbox = argv[++i];
+		else if (strcmp(argv[i], "--folder") == 0 && i + 1 < argc)
+			folder = argv[++i];
+		else if ((argv[i][0] != '-' || strcmp(argv[i], "-") == 0) && file == NULL)
+			file = argv[i];
+		else
+			return cli_usage_error("usage: tern dmarc import FILE|- | --mailbox ADDRESS "
+					       "[--folder NAME]");
+	}
+	if ((file == NULL) == (mailbox == NULL))
+		return cli_usage_error("usage: tern dmarc import FILE|- | --mailbox ADDRESS "
+				       "[--folder NAME]");
+	if (mailbox != NULL)
+		return import_mailbox(cfg, mailbox, folder);
+	fd = strcmp(file, "-") == 0 ? 0 : open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_error("dmarc import: %s: %s", file, strerror(errno));
+	buf_init(&in, DMARC_IMPORT_MAX);
+	rc = read_all(fd, &in);
+	if (fd != 0)
+		close(fd);
+	if (rc < 0) {
+		buf_free(&in);
+		return cli_error("dmarc import: %s: read failed or larger than %u bytes", file,
+				 DMARC_IMPORT_MAX);
+	}
+	if (cli_store_open(cfg, false, &store) < 0) {
+		buf_free(&in);
+		return CLI_FAIL;
+	}
+	rc = import_bytes(store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	store_close(&store);
+	buf_free(&in);
+	if (rc < 0)
+		return cli_error("dmarc import: %s", error);
+	printf("dmarc: %s%s\n", what, rc == 0 ? " (already imported)" : "");
+	free(what);
+	return CLI_OK;
+}
+
+struct summary_ctx {
+	bool json;
+	json_t *array;
+	unsigned count;
+};
+
+static int summary_row(void *ctx, const struct store_dmarc_summary *s)
+{
+	struct summary_ctx *c = ctx;
+
+	c->count++;
+	if (c->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "source_ip", json_string(s->source_ip));
+		json_object_set_new(o, "reporters", json_string(s->org_name));
+		json_object_set_new(o, "messages", json_integer(s->total));
+		json_object_set_new(o, "spf_pass", json_integer(s->spf_pass));
+		json_object_set_new(o, "spf_fail", json_integer(s->total - s->spf_pass));
+		json_object_set_new(o, "dkim_pass", json_integer(s->dkim_pass));
+		json_object_set_new(o, "dkim_fail", json_integer(s->total - s->dkim_pass));
+		json_object_set_new(o, "aligned_pass", json_integer(s->aligned_pass));
+		json_object_set_new(o, "aligned_fail", json_integer(s->total - s->aligned_pass));
+		json_array_append_new(c->array, o);
+		return 0;
+	}
+	if (c->count == 1)
+		printf("%-39s %8s %8s %8s %8s %8s %8s %8s  %s\n", "source", "messages", "spf-ok",
+		       "spf-bad", "dkim-ok", "dkim-bad", "dmarc-ok", "dmarc-bad", "reported by");
+	printf("%-39s %8lld %8lld %8lld %8lld %8lld %8lld %8lld  %s\n", s->source_ip,
+	       (long long)s->total, (long long)s->spf_pass, (long long)(s->total - s->spf_pass),
+	       (long long)s->dkim_pass, (long long)(s->total - s->dkim_pass),
+	       (long long)s->aligned_pass, (long long)(s->total - s->aligned_pass), s->org_name);
+	return 0;
+}
+
+static int dmarc_summary(struct config *cfg, int argc, char **argv)
+{
+	struct summary_ctx c = { 0 };
+	const char *domain = NULL, *error = NULL;
+	unsigned long days = 7;
+	struct store *store;
+	int rc;
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			c.json = true;
+		} else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+			char *end;
+			days = strtoul(argv[++i], &end, 10);
+			if (*end != '\0' || days == 0 || days > 3650)
+				return cli_usage_error("dmarc summary: --days takes 1 to 3650");
+		} else if (argv[i][0] != '-' && domain == NULL) {
+			domain = argv[i];
+		} else {
+			return cli_usage_error("dmarc summary: unknown option '%s'", argv[i]);
+		}
+	}
+	if (domain == NULL)
+		return cli_usage_error("usage: tern dmarc summary DOMAIN [--days N] [--json]");
+	if (cli_store_open(cfg, true, &store) < 0)
+		return CLI_FAIL;
+	if (c.json)
+		c.array = json_array();
+	rc = store_dmarc_summary(store, domain, (int64_t)clock_now() - (int64_t)days * 86400,
+				 summary_row, &c, &error);
+	store_close(&store);
+	if (rc < 0) {
+		json_decref(c.array);
+		return cli_error("dmarc summary: %s", error);
+	}
+	if (c.json) {
+		char *s = json_dumps(c.array, JSON_INDENT(1));
+		puts(s != NULL ? s : "[]");
+		free(s);
+		json_decref(c.array);
+	} else if (c.count == 0) {
+		printf("no DMARC reports for %s in the last %lu day%s\n", domain, days,
+		       days == 1 ? "" : "s");
+	}
+	return CLI_OK;
+}
+
+int cli_dmarc(struct config *cfg, int argc, char **argv)
+{
+	if (strcmp(argv[1], "send") == 0)
+		return dmarc_send(cfg, argc, argv);
+	if (strcmp(argv[1], "import") == 0)
+		return dmarc_import(cfg, argc, argv);
+	if (strcmp(argv[1], "summary") == 0)
+		return dmarc_summary(cfg, argc, argv);
+	return cli_usage_error("unknown dmarc action '%s'", argv[1]);
+}
