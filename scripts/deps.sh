@@ -9,6 +9,9 @@ PKGS=(
   gcc make pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libsqlite3-dev libconfig-dev libcrypt-dev libargon2-dev
   libunistring-dev zlib1g-dev libunbound-dev libcurl4-openssl-dev libjansson-dev libpsl-dev publicsuffix libidn2-dev
+  # libunbound.pc names hogweed and nettle: without their .pc files
+  # `pkg-config --cflags` fails as a whole and the build loses every -I flag
+  nettle-dev
   libxml2-dev
   libzip-dev
   # the DNSSEC root trust anchor for the resolver's system mode
