@@ -16,7 +16,10 @@
  *    libunbound queries still running (ub_cancel: their callbacks never
  *    run) and reports DNS_TEMPFAIL;
  *  - data that failed DNSSEC validation is reported as DNS_BOGUS and never
- *    parsed; `secure` is set only when every answer used was validated.
+ *    parsed; `secure` is set only when every answer used was validated;
+ *  - a question asked again within its answer's TTL is answered from the
+ *    resolver's own cache (cache.c) with the very same answer, still
+ *    through q->later, so the callback never runs inside the call.
  *
  * Status mapping (RFC 2308, RFC 4035 5.5): NXDOMAIN rcode, or a name that
  * is not valid DNS syntax (a label over 63 octets, say) -> NXDOMAIN; no
@@ -30,9 +33,11 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unbound.h>
 #include <unistd.h>
 
+#include "dns/cache.h"
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -46,6 +51,7 @@
 #define RR_TLSA 52
 #define RR_SRV 33
 #define RCODE_NXDOMAIN 3
+#define CACHE_ENTRIES 4096       /* answers kept per resolver (cache.c) */
 
 enum query_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT, Q_PTR, Q_SRV };
 
@@ -57,7 +63,8 @@ struct dns_sub {
 	bool timed_out;
 	int err;                 /* libunbound error code, 0 = none */
 	const char *fail;        /* our own reason the lookup did not start */
-	struct ub_result *res;
+	struct dns_answer *answer;  /* our reference to the answer ... */
+	struct ub_result *res;      /* ... and its libunbound result (read only) */
 };
 
 struct dns_query {
@@ -97,6 +104,7 @@ struct dns_resolver {
 	unsigned stub_zone_count;
 	struct dns_query *queries;
 	size_t pending;
+	struct dns_cache *cache;
 };
 
 static void query_step(struct dns_query *q);
@@ -282,6 +290,7 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf
 		free(r);
 		return NULL;
 	}
+	r->cache = dns_cache_new(CACHE_ENTRIES);
 	log_debug("dns", "event=resolver-ready mode=%s dnssec=%s timeout=%u",
 		  cfg->dns.mode != NULL ? cfg->dns.mode : "system",
 		  cfg->dns.dnssec ? "yes" : "no", r->timeout);
@@ -318,8 +327,7 @@ static void subs_stop(struct dns_query *q)
 static void subs_clear(struct dns_query *q)
 {
 	for (unsigned i = 0; i < q->nsubs; i++) {
-		if (q->sub[i].res != NULL)
-			ub_resolve_free(q->sub[i].res);
+		dns_answer_unref(&q->sub[i].answer);
 		memset(&q->sub[i], 0, sizeof(q->sub[i]));
 	}
 	q->nsubs = 0;
@@ -377,6 +385,7 @@ void dns_resolver_free(struct dns_resolver **rp)
 		query_free(r->queries);
 	event_free(r->ev);
 	ub_ctx_delete(r->ub);
+	dns_cache_free(&r->cache);
 	for (unsigned i = 0; i < r->stub_zone_count; i++)
 		free(r->stub_zones[i]);
 	free(r->stub_zones);
@@ -406,6 +415,14 @@ static void on_later(evutil_socket_t fd, short what, void *arg)
 	query_step(arg);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void ub_done(void *arg, int err, struct ub_result *res)
 {
 	struct dns_sub *s = arg;
@@ -414,6 +431,11 @@ static void ub_done(void *arg, int err, struct ub_result *res)
 	s->running = false;
 	s->err = err;
 	s->res = res;
+	if (res != NULL) {
+		s->answer = dns_answer_wrap(res);
+		if (err == 0)
+			dns_cache_put(q->r->cache, q->name, s->rrtype, s->answer, now_ms());
+	}
 	if (--q->running == 0)
 		query_step(q);
 }
@@ -446,6 +468,12 @@ static void subs_start(struct dns_query *q, const char *name, const int *rrtypes
 		s->rrtype = rrtypes[i];
 		if (!name_allowed(r, name)) {
 			s->fail = "the name is outside the configured dns.stub zones";
+			continue;
+		}
+		/* a repeated question: no trip through libunbound's thread;
+		 * q->later completes the query from the loop as for a failure */
+		if ((s->answer = dns_cache_get(r->cache, name, rrtypes[i], now_ms())) != NULL) {
+			s->res = s->answer->res;
 			continue;
 		}
 		/* count it first: ub_resolve_async never calls back before
