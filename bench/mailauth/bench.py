@@ -333,8 +333,97 @@ def cpu_seconds(s):
     return total / tick
 
 
+def settle(s, quiet=1.5, limit=60):
+    """Wait until server s used no CPU for quiet seconds: it indexes new
+    mail for search in the background once deliveries stop, and that work
+    must not land in a profile."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(s)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpu_seconds(s)
+        if now == last:
+            return
+        last = now
+
+
 def stored_count(s):
     return len(s.message_rows(RCPT))
+
+
+def symbol_groups():
+    """Which part of Tern each function name (global or static) belongs
+    to: "checks" (src/mailauth/, src/smtp/receive-mailauth.c), "dns"
+    (src/dns/), "shared" (src/lib/, src/mail/: helpers that the checks and
+    everything else call) or "other"; a name defined in two groups is
+    left out."""
+    objdir = os.path.join(os.path.dirname(os.environ["TERN_BIN"]), "src")
+    groups = {}
+    for sub in sorted(os.listdir(objdir)):
+        d = os.path.join(objdir, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if not name.endswith(".o"):
+                continue
+            group = ("checks" if sub == "mailauth" or name == "receive-mailauth.o"
+                     else "dns" if sub == "dns" else "shared" if sub in ("lib", "mail")
+                     else "other")
+            out = subprocess.run(["nm", "--defined-only", os.path.join(d, name)],
+                                 capture_output=True, text=True).stdout
+            for f in (l.split() for l in out.splitlines()):
+                if len(f) == 3 and f[1] in "Tt":
+                    groups.setdefault(f[2], set()).add(group)
+    return {n: g.pop() for n, g in groups.items() if len(g) == 1}
+
+
+def sample_owner(frames, groups):
+    """The part of the server a stack sample's CPU time belongs to: the
+    Tern function nearest the leaf that is not a shared helper decides
+    (so libcrypto under DKIM counts for the checks, and the delivery that
+    the checks' completion callback resumes counts for the rest);
+    libunbound counts for DNS."""
+    for f in frames:
+        if len(f) < 2:
+            continue
+        if "libunbound" in f[-1]:
+            return "dns"
+        g = groups.get(f[1].split("+")[0])
+        if g in ("checks", "dns", "other"):
+            return g
+    return "other"
+
+
+def perf_share(s, run):
+    """Share of the server's CPU samples spent in the inbound checks while
+    run() loads it: `perf record` (cpu-clock, DWARF call graphs) on the
+    worker process, every thread, each sample given to a part of the
+    server by sample_owner().  Returns (checks, dns, samples), or None
+    when perf is missing."""
+    perf = shutil.which("perf")
+    if perf is None:
+        log("perf missing (apt-get install linux-perf): no profile")
+        return None
+    groups = symbol_groups()
+    data = os.path.join(WORK, "perf-%s.data" % os.path.basename(s.dir))
+    settle(s)
+    rec = subprocess.Popen([perf, "record", "-q", "-e", "cpu-clock", "-F", "1999",
+                            "--call-graph", "dwarf,16384", "-p", str(s.wait_worker()),
+                            "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)                       # let perf attach to every thread
+    try:
+        run()
+    finally:
+        rec.send_signal(signal.SIGINT)
+        err = rec.communicate(timeout=120)[1]
+    if not os.path.exists(data):
+        fail("perf record: %s" % err.decode(errors="replace")[-300:])
+    out = subprocess.run([perf, "script", "-i", data, "-F", "ip,sym,dso"],
+                         capture_output=True, text=True, timeout=600).stdout
+    count = {"checks": 0, "dns": 0, "other": 0}
+    for sample in out.split("\n\n"):
+        frames = [l.split() for l in sample.strip().splitlines()]
+        if frames:
+            count[sample_owner(frames, groups)] += 1
+    return count["checks"], count["dns"], sum(count.values())
 
 
 def part_smtp(keys, dkim_rates):
@@ -418,24 +507,32 @@ def part_smtp(keys, dkim_rates):
             for on in (True, False):
                 servers[on] = make_server(dns, "bench-load-%s" % ("on" if on else "off"), on, dmarc)
                 send_one(servers[on].port("smtp"), sender, data)   # warms one loop's cache
+
+            def load(s):
+                base = stored_count(s)
+                p = subprocess.run([SOURCE, "-s", str(S), "-m", str(T), "-F", msgfile,
+                                    "-M", "client.bench.test", "-f", sender, "-t", RCPT,
+                                    "127.0.0.1:%d" % s.port("smtp")],
+                                   capture_output=True, text=True, timeout=LOAD_TIMEOUT)
+                if p.returncode != 0:
+                    fail("smtp-source: %s %s" % (p.stdout[-300:], p.stderr[-300:]))
+                n = stored_count(s) - base
+                if n != T:
+                    fail("smtp-source run: %d of %d messages stored" % (n, T))
+
             for r in range(RUNS):
                 for on in ((True, False) if r % 2 == 0 else (False, True)):
                     s = servers[on]
-                    base = stored_count(s)
                     c0 = cpu_seconds(s)
                     t0 = time.perf_counter()
-                    p = subprocess.run([SOURCE, "-s", str(S), "-m", str(T), "-F", msgfile,
-                                        "-M", "client.bench.test", "-f", sender, "-t", RCPT,
-                                        "127.0.0.1:%d" % s.port("smtp")],
-                                       capture_output=True, text=True, timeout=LOAD_TIMEOUT)
+                    load(s)
                     t = time.perf_counter() - t0
                     cpu[on].append((cpu_seconds(s) - c0) / T)
-                    if p.returncode != 0:
-                        fail("smtp-source: %s %s" % (p.stdout[-300:], p.stderr[-300:]))
-                    n = stored_count(s) - base
-                    if n != T:
-                        fail("smtp-source run: %d of %d messages stored" % (n, T))
                     runs[on].append(T / t)
+            # one more run, profiled: the share within one server and one
+            # run, which the machine's other load does not skew
+            profile = perf_share(servers[True], lambda: load(servers[True]))
+            profile_off = perf_share(servers[False], lambda: load(servers[False]))
             last = servers[True].messages(RCPT)[-1].split(b"\r\n\r\n", 1)[0]
             if b"dkim=pass" not in last or b"spf=pass" not in last:
                 fail("smtp-source message not verified: %r" % last[:600])
@@ -468,6 +565,24 @@ def part_smtp(keys, dkim_rates):
     print("  target: under 10%%; DKIM verification alone (part 1): %.3f ms/msg = %.1f%% of"
           " the CPU per message with the checks on" % (dkim_ms, dkim_ms / (c_on * 1e3) * 100
                                                       if c_on else 0))
+    if profile:
+        p_checks, p_dns, p_total = profile
+        print("  profile of one more run with the checks on (perf, %d samples of the server):"
+              % p_total)
+        print("    in the checks (SPF, DKIM, DMARC, ARC code and what it calls): %.1f%%"
+              % (100.0 * p_checks / max(p_total, 1)))
+        print("    in their DNS lookups (resolver, libunbound): %.1f%%"
+              % (100.0 * p_dns / max(p_total, 1)))
+        print("    together: %.1f%% of the server's CPU (target: under 10%%)"
+              % (100.0 * (p_checks + p_dns) / max(p_total, 1)))
+        print("    the same run with the checks off: %d samples (%.1f%% fewer)"
+              % (profile_off[2], 100.0 * (1 - profile_off[2] / max(p_total, 1))))
+        result("smtp_load_profile_off_samples", profile_off[2])
+        result("smtp_load_profile_samples", p_total)
+        result("smtp_load_profile_checks_percent", "%.1f" % (100.0 * p_checks / max(p_total, 1)))
+        result("smtp_load_profile_dns_percent", "%.1f" % (100.0 * p_dns / max(p_total, 1)))
+        result("smtp_load_profile_mailauth_percent",
+               "%.1f" % (100.0 * (p_checks + p_dns) / max(p_total, 1)))
     result("smtp_load_off_msgs_per_s", fmt(r_off))
     result("smtp_load_on_msgs_per_s", fmt(r_on))
     result("smtp_load_off_cpu_ms_per_msg", "%.3f" % (c_off * 1e3))
