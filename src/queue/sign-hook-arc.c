@@ -138,7 +138,8 @@ size_t sign_hook_arc_top(const char *data, size_t len, struct sign_hook_arc_set 
 	/* the three fields, in the sealer's order, from the very first byte */
 	for (int k = 0; k < 3; k++) {
 		if (header_iter_next(&it, &top[k]) != 1 || arc_kind(top[k].name) != k ||
-		    (size_t)(top[k].raw.p - data) != end)
+		    (size_t)(top[k].raw.p - data) != end ||
+		    top[k].raw.p[top[k].raw.len - 1] != '\n')
 			return 0;
 		end += top[k].raw.len;
 		unsigned i = instance_of(top[k].value);
