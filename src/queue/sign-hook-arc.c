@@ -106,9 +106,13 @@ static int arc_kind(struct slice name)
 static char *aar_payload(struct slice value)
 {
 	const char *semi = memchr(value.p, ';', value.len);
-	size_t off;
+	size_t off = 0;
 
-	if (semi == NULL)
+	/* "i=N" comes first, as the sealer writes it */
+	while (off < value.len && fws(value.p[off]))
+		off++;
+	if (semi == NULL || off + 1 >= value.len || value.p[off] != 'i' ||
+	    (value.p[off + 1] != '=' && !fws(value.p[off + 1])))
 		return NULL;
 	off = (size_t)(semi - value.p) + 1;
 	while (off < value.len && fws(value.p[off]))

@@ -478,6 +478,9 @@ static void test_top_shape(void)
 		"ARC-Seal: i=51; cv=pass; d=a.example\r\nARC-Message-Signature: i=51; d=a.example\r\n"
 		"ARC-Authentication-Results: i=51; h\r\n\r\n",
 		"ARC-Seal: i=1; cv=none; d=a.example\r\n\r\n",
+		/* the AAR does not start with i= */
+		"ARC-Seal: i=1; cv=none; d=a.example\r\nARC-Message-Signature: i=1; d=a.example\r\n"
+		"ARC-Authentication-Results: h; i=1\r\n\r\n",
 		"",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
