@@ -1,6 +1,8 @@
 /* The signing hook's plumbing (sign-hook.h): registration, the checks on
  * what a hook returns, and the removal of its old fields before a
- * converted message is signed again.
+ * converted message is signed again (the ARC set our sealer added is
+ * found and made again in sign-hook-arc.c; sign_hook_downgrade takes the
+ * layers off outermost first and puts them back innermost first).
  *
  * Invariants: a message leaves here either unchanged or with well-formed
  * header fields prepended (RFC 5322 2.2: a name of printable ASCII
@@ -256,8 +258,10 @@ int sign_hook_resign(const char *domain, const char *data, size_t len, const cha
 int sign_hook_downgrade(const char *domain, const char *data, size_t len, const char *log_id,
 			struct buf *out, const char **error_r)
 {
-	struct buf conv;
-	const char *error = NULL;
+	struct buf conv, resigned;
+	struct sign_hook_arc_set set;
+	const char *error = NULL, *body;
+	size_t arc_len = 0, body_len;
 	int ret;
 
 	buf_init(&conv, out->max);
@@ -265,22 +269,55 @@ int sign_hook_downgrade(const char *domain, const char *data, size_t len, const 
 		buf_free(&conv);
 		return -1;
 	}
-	ret = hook.sign != NULL ? sign_hook_resign(domain, conv.data != NULL ? conv.data : "",
-						   conv.len, log_id, out, &error) : 0;
-	if (ret == 0) {
+	body = buf_cstr(&conv);
+	body_len = conv.len;
+	memset(&set, 0, sizeof(set));
+	/* outermost first: our ARC set, whose message signature covers any
+	 * DKIM-Signature under it, comes off first and goes back on last */
+	if (hook.seal != NULL)
+		arc_len = sign_hook_arc_top(body, body_len, &set);
+	body += arc_len;
+	body_len -= arc_len;
+	buf_init(&resigned, out->max);
+	ret = hook.sign != NULL ? sign_hook_resign(domain, body, body_len, log_id, &resigned,
+						   &error) : 0;
+	if (ret < 0) {
+		log_error("queue", "event=resign_failed id=%s domain=%s error=%s",
+			  log_id != NULL ? log_id : "", log_quote(domain), log_quote(error));
+	} else if (ret > 0) {
+		log_info("queue", "event=resigned id=%s domain=%s signed=%s",
+			 log_id != NULL ? log_id : "", log_quote(domain), ret == 1 ? "yes" : "no");
+	}
+	if (ret != 0) {
+		body = buf_cstr(&resigned);
+		body_len = resigned.len;
+	}
+	if (arc_len > 0) {
+		error = NULL;
+		if (sign_hook_arc_reseal(&set, body, body_len, out, &error) == 0) {
+			log_info("queue", "event=arc_resealed id=%s domain=%s instance=%u cv=%s",
+				 log_id != NULL ? log_id : "", log_quote(set.domain), set.instance,
+				 set.cv_pass ? "pass" : "none");
+		} else {
+			/* sent without it: a set that no longer verifies makes the
+			 * next hop's whole chain fail */
+			log_error("queue", "event=arc_reseal_failed id=%s domain=%s instance=%u "
+				  "error=%s", log_id != NULL ? log_id : "", log_quote(set.domain),
+				  set.instance, log_quote(error));
+			arc_len = 0;
+		}
+	}
+	sign_hook_arc_set_free(&set);
+	if (arc_len == 0) {
 		buf_reset(out);
-		if (buf_append(out, buf_cstr(&conv), conv.len) < 0) {
+		if (buf_append(out, body, body_len) < 0) {
+			buf_free(&resigned);
 			buf_free(&conv);
 			*error_r = "the converted message is too large";
 			return -1;
 		}
-	} else if (ret < 0) {
-		log_error("queue", "event=resign_failed id=%s domain=%s error=%s",
-			  log_id != NULL ? log_id : "", log_quote(domain), log_quote(error));
-	} else {
-		log_info("queue", "event=resigned id=%s domain=%s signed=%s",
-			 log_id != NULL ? log_id : "", log_quote(domain), ret == 1 ? "yes" : "no");
 	}
+	buf_free(&resigned);
 	buf_free(&conv);
 	return 0;
 }

@@ -10,7 +10,8 @@
  *     peer without 8BITMIME, with sign_hook_resign: the fields the hook
  *     added at queue entry are removed and the converted message is
  *     signed again, so a signature is replaced, never stacked, and never
- *     breaks in transit.
+ *     breaks in transit; an ARC set the sealer added to forwarded mail
+ *     is made again the same way (sign_hook_arc_reseal, same i= and cv=).
  *
  * Contract for the hook: it gets the sender's domain and the message as
  * it will be sent (CRLF line ends), and appends zero or more header
@@ -103,11 +104,48 @@ size_t sign_hook_signed_prefix(const char *data, size_t len);
 int sign_hook_resign(const char *domain, const char *data, size_t len, const char *log_id,
 		     struct buf *out, const char **error_r);
 
-/* Convert data for a peer without 8BITMIME (mail_downgrade_7bit) and,
- * when it carried the hook's fields, sign the converted form again
- * (sign_hook_resign; a failure there is logged and the unsigned
- * conversion is sent).  out (reset first, its max applies) gets what to
- * send.  0, or -1 with *error_r when the message cannot be converted. */
+/* ---- ARC sets after a conversion (sign-hook-arc.c, docs/arc.md) ---- */
+
+/* The ARC set our sealer put on top of a queued message. */
+struct sign_hook_arc_set {
+	unsigned instance;          /* i=, 1..50 */
+	bool cv_pass;               /* cv=pass (instance > 1), else cv=none */
+	char *domain;               /* d= of the ARC-Seal (= that of the AMS) */
+	char *aar;                  /* the ARC-Authentication-Results value after
+				       "i=N;", folds kept: our results on arrival */
+};
+
+/* Does data start with an ARC set made by our sealer (the three fields in
+ * the order sign_hook_seal writes them, one instance N on all of them, N
+ * above every other ARC instance in the message, the seal's d= equal to
+ * the message signature's, cv= none for N = 1 and pass above)?  Then
+ * *set is filled (free it with sign_hook_arc_set_free) and the length of
+ * the three fields is returned; else 0 and *set is empty. */
+size_t sign_hook_arc_top(const char *data, size_t len, struct sign_hook_arc_set *set);
+
+/* Free set's strings and clear it. */
+void sign_hook_arc_set_free(struct sign_hook_arc_set *set);
+
+/* Seal data (a message whose own set `set` was removed) again with the
+ * same instance, cv= and ARC-Authentication-Results payload, through the
+ * registered sealer and set->domain's key.  0 with out (reset first)
+ * holding the new set followed by data; -1 with *error_r when there is no
+ * sealer or key, the sealer failed, or its set differs from the removed
+ * one (out then holds nothing useful). */
+int sign_hook_arc_reseal(const struct sign_hook_arc_set *set, const char *data, size_t len,
+			 struct buf *out, const char **error_r);
+
+/* Convert data for a peer without 8BITMIME (mail_downgrade_7bit) and
+ * make what the hook added at queue entry valid again for the converted
+ * form: when it starts with our ARC set (sign_hook_arc_top) that set is
+ * removed; the DKIM fields now on top, if any, are signed again
+ * (sign_hook_resign); then the removed ARC set is made again over that
+ * (sign_hook_arc_reseal; its message signature covers the new
+ * DKIM-Signature fields).  A failure is logged (event=resign_failed,
+ * event=arc_reseal_failed) and the message sent without the fields that
+ * would no longer verify.  out (reset first, its max applies) gets what
+ * to send.  0, or -1 with *error_r when the message cannot be
+ * converted. */
 int sign_hook_downgrade(const char *domain, const char *data, size_t len, const char *log_id,
 			struct buf *out, const char **error_r);
 

@@ -14,14 +14,21 @@ dkimpy (Debian's python3-dkim, dkim.arc_sign).
 - sealing: a Tern forwarding an alias (local.test, key from `tern dkim
   keygen`) to another Tern adds its ARC set (i=2 above the list's, i=1 on
   unsealed mail), which dkimpy's arc_verify passes; a chain that failed
-  here is forwarded unsealed."""
+  here is forwarded unsealed;
+- resealing after the 8BITMIME downgrade: an 8-bit message from the list
+  to an alias whose target's server does not offer 8BITMIME (a small
+  SMTP peer here) leaves converted to 7 bits, with Tern's set made again
+  (i=2, cv=pass, the same ARC-Authentication-Results), and dkimpy's
+  arc_verify passes it."""
 import base64
 import os
 import re
 import shutil
 import smtplib
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -201,10 +208,83 @@ def final():
     finish(s)
 
 
+class SevenBitPeer:
+    """An SMTP server for seven.test that offers no 8BITMIME (RFC 6152):
+    Tern must convert 8-bit mail for it.  Keeps every message it gets."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.messages = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 seven.test ESMTP\r\n")
+        for _ in range(100):
+            line = f.readline(2000)
+            if not line:
+                return
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-seven.test\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                lines = []
+                for _ in range(200000):
+                    ln = f.readline(10000)
+                    if not ln or ln == b".\r\n":
+                        break
+                    lines.append(ln[1:] if ln.startswith(b".") else ln)
+                self.messages.append(b"".join(lines))
+                conn.sendall(b"250 kept\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
+                conn.sendall(b"250 ok\r\n")
+            else:
+                conn.sendall(b"502 not here\r\n")
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.thread.join(5)
+
+
 @pytest.fixture(scope="module")
-def forwarder(dns, final):
+def seven():
+    p = SevenBitPeer()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def forwarder(dns, final, seven):
     """Tern for local.test with a DKIM key and an alias forwarding to
-    carol@remote.test; trusts lists.test's seals."""
+    carol@remote.test (and one to x@seven.test, no 8BITMIME); trusts
+    lists.test's seals."""
     s = tern_harness.TernServer(name="arc-fwd", spf=True, dkim=True, dmarc=True)
     s.add_domain("local.test")
     s.add_user("bob@local.test", PASSWORD)
@@ -217,13 +297,15 @@ def forwarder(dns, final):
             records[m.group(1)] = "".join(re.findall(r'"([^"]*)"', m.group(2)))
     assert any("k=rsa" in v for v in records.values()), p.stdout
     s.add_alias("fwd@local.test", "carol@remote.test")
+    s.add_alias("fwd8@local.test", "x@seven.test")
     s.set("srs.domain", "local.test")
     with open(s.conf, "a") as f:
         f.write("\n" + dns.tern_config(timeout=1, dnssec=False) + "\n")
         f.write('mailauth = {\n  arc_trusted_sealers = [ "lists.test" ];\n};\n')
         f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
-                "  routes = ( { domain = \"remote.test\"; host = \"127.0.0.1\"; port = %d; } );\n"
-                "};\n" % final.port("smtp"))
+                "  routes = ( { domain = \"remote.test\"; host = \"127.0.0.1\"; port = %d; },\n"
+                "             { domain = \"seven.test\"; host = \"127.0.0.1\"; port = %d; } );\n"
+                "};\n" % (final.port("smtp"), seven.port))
     s.start()
     yield s, records
     finish(s)
@@ -297,3 +379,46 @@ def test_failed_chain_not_sealed(forwarder, final, key):
     assert b"\tarc=fail (ARC-Message-Signature i=1: body hash did not verify)" in got
     assert b"ARC-Seal: i=2;" not in got
     srv.wait_log(r"event=arc_seal_skipped domain=local\.test reason=chain_not_verified")
+
+
+def test_8bit_forward_resealed_after_downgrade(forwarder, seven, key):
+    srv, records = forwarder
+    msg = message("arc eight").replace(
+        b"Hello list,\r\n\r\nthis is arc eight.\r\n",
+        "Bonjour la liste,\r\n\r\nun caf\u00e9 cr\u00e8me (arc eight).\r\n".encode())
+    msg = msg.replace(b"\r\n\r\n", b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; "
+                      b"charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", 1)
+    msg = seal(msg, key)
+    with smtplib.SMTP("127.0.0.1", srv.port("smtp"), local_hostname="mail.lists.test",
+                      timeout=60) as c:
+        c.sendmail("bounces@lists.test", ["fwd8@local.test"], msg,
+                   mail_options=["BODY=8BITMIME"])
+    deadline = time.time() + 30
+    got = None
+    while got is None and time.time() < deadline:
+        got = next((m for m in seven.messages if b"Subject: arc eight\r\n" in m), None)
+        time.sleep(0.2)
+    assert got is not None, srv.log_tail(60)
+    assert all(b < 0x80 for b in got), "not converted"
+    assert re.search(rb"(?im)^Content-Transfer-Encoding: quoted-printable", got), got[:3000]
+    # Tern's set, made again on top: the same instance and cv, one of each
+    assert got.startswith(b"ARC-Seal: i=2;"), got[:500]
+    head = got.split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"ARC-Seal: i=2;") == 1 and head.count(b"ARC-Message-Signature: i=2;") == 1
+    assert b"cv=pass;" in head.split(b"ARC-Message-Signature:", 1)[0]
+    aar = re.search(rb"ARC-Authentication-Results: i=2; ([^\r]*(?:\r\n[ \t][^\r]*)*)", head)
+    assert aar and aar.group(1).startswith(HOST.encode() + b";"), head[:2000]
+    assert b"arc=pass header.oldest-pass=0" in aar.group(1)
+    all_records = dict(records)
+    all_records["arc._domainkey.lists.test"] = key[1]
+
+    def dnsfunc(name, timeout=5):
+        if isinstance(name, bytes):
+            name = name.decode()
+        return all_records.get(name.rstrip("."), "").encode()
+    res = dkim.arc_verify(got, dnsfunc=dnsfunc)
+    assert res[0] == b"pass", res
+    # the list's AMS covered the 8-bit body: only the newest must verify
+    # (RFC 8617 5.2), and dkimpy reports the older one as not valid
+    assert [r["ams-valid"] for r in res[1] if r["instance"] == 1] == [False], res
+    srv.wait_log(r"event=arc_resealed id=\S+ domain=local\.test instance=2 cv=pass")
