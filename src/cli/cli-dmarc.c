@@ -72,6 +72,7 @@ static char *describe(const struct dmarcrep_import_info *info)
 
 struct mailbox_ctx {
 	struct store *store;
+	int64_t not_before;
 	unsigned imported, known, other;
 };
 
@@ -86,7 +87,7 @@ static int import_message(void *ctx, const struct store_message *m)
 	int rc = -1;
 
 	if (fd >= 0 && dmarcrep_import_read(fd, &data, &len, &error) == 0)
-		rc = dmarcrep_import_bytes(c->store, data, len, &info, &error);
+		rc = dmarcrep_import_bytes(c->store, data, len, c->not_before, &info, &error);
 	if (fd >= 0)
 		close(fd);
 	free(data);
@@ -108,7 +109,7 @@ static int import_message(void *ctx, const struct store_message *m)
 /* --mailbox ADDRESS [--folder NAME]: every message of the folder. */
 static int import_mailbox(struct config *cfg, const char *address, const char *folder)
 {
-	struct mailbox_ctx c = { 0 };
+	struct mailbox_ctx c = { .not_before = dmarcrep_import_not_before(cfg, clock_now()) };
 	struct store_user u = { 0 };
 	struct store_mailbox mb = { 0 };
 	const char *error = NULL;
@@ -171,7 +172,8 @@ static int dmarc_import(struct config *cfg, int argc, char **argv)
 		free(data);
 		return CLI_FAIL;
 	}
-	rc = dmarcrep_import_bytes(store, data, len, &info, &error);
+	rc = dmarcrep_import_bytes(store, data, len, dmarcrep_import_not_before(cfg, clock_now()),
+				   &info, &error);
 	store_close(&store);
 	free(data);
 	if (rc < 0)

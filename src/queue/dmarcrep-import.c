@@ -11,7 +11,9 @@
  *    administrator still finds every report in the mailbox;
  *  - a report counts once: the store recognises org_name + report_id
  *    (RFC 7489 7.2.2 makes report_id unique per reporter), so a rescan
- *    after a restart, or the same report mailed twice, adds nothing;
+ *    after a restart, or the same report mailed twice, adds nothing; and
+ *    a report older than dmarc_reports.keep_days is not kept, so a rescan
+ *    does not bring back what the daily pruning removed;
  *  - bounded work: a message over DMARCREP_IMPORT_MAX bytes is not read,
  *    a pass reads at most DMARCREP_IMPORT_PASS_MESSAGES messages and
  *    DMARCREP_IMPORT_PASS_BYTES bytes, and looks at no more than
@@ -21,6 +23,7 @@
 #include "queue/dmarcrep-import.h"
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/threadpool.h"
@@ -56,8 +59,16 @@ static bool looks_like_report(const unsigned char *d, size_t len)
 	return i < len && d[i] == '<';
 }
 
+int64_t dmarcrep_import_not_before(const struct config *cfg, int64_t now)
+{
+	int64_t today = now / 86400;
+
+	return (today - (int64_t)cfg->dmarc_reports.keep_days) * 86400;
+}
+
 int dmarcrep_import_bytes(struct store *store, const void *data, size_t len,
-			  struct dmarcrep_import_info *info_r, const char **error_r)
+			  int64_t not_before, struct dmarcrep_import_info *info_r,
+			  const char **error_r)
 {
 	const struct buf *rep;
 	struct buf in = { .data = (char *)data, .len = len }, att;
@@ -78,6 +89,11 @@ int dmarcrep_import_bytes(struct store *store, const void *data, size_t len,
 	buf_free(&att);
 	if (rc < 0)
 		return DMARCREP_IMPORT_FAILED;
+	if (r.end < not_before) {
+		*error_r = "the report ended before the days kept (dmarc_reports.keep_days)";
+		dmarc_report_clear(&r);
+		return DMARCREP_IMPORT_TOO_OLD;
+	}
 	struct store_dmarc_row *rows = xcalloc(r.count ? r.count : 1, sizeof(*rows));
 	for (size_t i = 0; i < r.count; i++) {
 		const struct dmarc_report_row *w = &r.rows[i];
@@ -383,7 +399,9 @@ static void import_one(struct pass *p, const char *address, const struct pending
 	rc = dmarcrep_import_read(fd, &data, &len, &error);
 	close(fd);
 	if (rc == 0)
-		rc = dmarcrep_import_bytes(p->imp->store, data, len, &info, &error);
+		rc = dmarcrep_import_bytes(p->imp->store, data, len,
+					   dmarcrep_import_not_before(p->imp->cfg, clock_now()),
+					   &info, &error);
 	free(data);
 	if (rc == 1) {
 		log_info("dmarc", "event=report_imported mailbox=%s uid=%u org=%s report_id=%s "
@@ -396,7 +414,7 @@ static void import_one(struct pass *p, const char *address, const struct pending
 			  log_quote(address), m->uid, log_quote(info.org_name),
 			  log_quote(info.report_id));
 		p->st->known++;
-	} else if (rc == DMARCREP_IMPORT_NOT_REPORT) {
+	} else if (rc == DMARCREP_IMPORT_NOT_REPORT || rc == DMARCREP_IMPORT_TOO_OLD) {
 		log_info("dmarc", "event=report_import_skipped mailbox=%s uid=%u reason=%s",
 			 log_quote(address), m->uid, log_quote(error ? error : "no report"));
 		p->st->other++;

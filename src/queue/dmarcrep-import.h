@@ -31,6 +31,7 @@ struct store;
 /* dmarcrep_import_bytes() results besides 1 (stored) and 0 (known) */
 #define DMARCREP_IMPORT_FAILED (-1)      /* a report that could not be kept */
 #define DMARCREP_IMPORT_NOT_REPORT (-2)  /* a message with no report attached */
+#define DMARCREP_IMPORT_TOO_OLD (-3)     /* a report that ended before not_before */
 
 struct dmarcrep_import_info {
 	char *org_name, *report_id, *domain;   /* malloc'd; control bytes already
@@ -39,12 +40,20 @@ struct dmarcrep_import_info {
 };
 
 /* Parse data[0..len) (the report itself, XML, gzip or zip, or a mail with
- * it attached) and keep it.  1 stored, 0 already there (same org_name and
- * report_id), DMARCREP_IMPORT_NOT_REPORT or DMARCREP_IMPORT_FAILED with
- * *error_r (static text).  On 1 and 0, *info_r is filled (free it with
+ * it attached) and keep it, unless its range ended before not_before (Unix
+ * time; see dmarcrep_import_not_before).  1 stored, 0 already there (same
+ * org_name and report_id), DMARCREP_IMPORT_NOT_REPORT,
+ * DMARCREP_IMPORT_TOO_OLD or DMARCREP_IMPORT_FAILED with *error_r (static
+ * text).  On 1 and 0, *info_r is filled (free it with
  * dmarcrep_import_info_clear).  Waits for the store: never on a loop. */
 int dmarcrep_import_bytes(struct store *store, const void *data, size_t len,
-			  struct dmarcrep_import_info *info_r, const char **error_r);
+			  int64_t not_before, struct dmarcrep_import_info *info_r,
+			  const char **error_r);
+/* The oldest end of a report worth keeping at time now: the start of the
+ * UTC day dmarc_reports.keep_days days before today, where the daily
+ * pruning (store_dmarc_prune) would delete it anyway.  Without this a
+ * rescan of a report mailbox would bring pruned reports back. */
+int64_t dmarcrep_import_not_before(const struct config *cfg, int64_t now);
 /* Free what info holds and zero it. */
 void dmarcrep_import_info_clear(struct dmarcrep_import_info *info);
 
@@ -81,6 +90,7 @@ struct dmarcrep_import_stats {
  * in memory only; a new importer, as after a restart, starts at UID 1 and
  * recognises what it imported before). */
 struct dmarcrep_importer *dmarcrep_importer_new(struct store *store, const struct config *cfg);
+/* Free the importer; *imp = NULL. */
 void dmarcrep_importer_free(struct dmarcrep_importer **imp);
 /* One pass over the report mailboxes: the messages that arrived since the
  * last pass, at most DMARCREP_IMPORT_PASS_MESSAGES messages and

@@ -39,8 +39,8 @@ def srv():
     finish(s)
 
 
-def report_xml(report_id, domain, rows):
-    now = int(time.time())
+def report_xml(report_id, domain, rows, age=0):
+    now = int(time.time()) - age
     recs = "".join(
         "<record><row><source_ip>%s</source_ip><count>%d</count>"
         "<policy_evaluated><disposition>none</disposition><dkim>fail</dkim>"
@@ -57,14 +57,14 @@ def report_xml(report_id, domain, rows):
             "</feedback>" % (report_id, now - 86400, now, domain, recs)).encode()
 
 
-def report_mail(to, report_id, domain, rows, kind="gzip"):
+def report_mail(to, report_id, domain, rows, kind="gzip", age=0):
     m = EmailMessage()
     m["From"] = "noreply@reporter.test"
     m["To"] = to
     m["Subject"] = "Report Domain: %s Submitter: reporter.test Report-ID: <%s>" % (
         domain, report_id)
     m.set_content("This is an aggregate report.\n")
-    xml = report_xml(report_id, domain, rows)
+    xml = report_xml(report_id, domain, rows, age)
     name = "reporter.test!%s!1!2" % domain
     if kind == "gzip":
         m.add_attachment(gzip.compress(xml), maintype="application", subtype="gzip",
@@ -83,8 +83,8 @@ def deliver(srv, to, data):
         c.sendmail("noreply@reporter.test", [to], data)
 
 
-def summary(srv, domain):
-    p = srv.tern("dmarc", "summary", domain, "--json")
+def summary(srv, domain, days=7):
+    p = srv.tern("dmarc", "summary", domain, "--json", "--days", str(days))
     assert p.returncode == 0, p.stderr
     return {r["source_ip"]: r for r in json.loads(p.stdout)}
 
@@ -115,14 +115,20 @@ def test_other_mail_left_alone_and_duplicates_count_once(srv):
     # the pass has been over the two before it
     deliver(srv, "dmarc-reports@a.test",
             report_mail("dmarc-reports@a.test", "imp-1", "a.test", [("192.0.2.1", 3)]))
+    # older than dmarc_reports.keep_days (14): the pruning would delete it
+    deliver(srv, "dmarc-reports@a.test",
+            report_mail("dmarc-reports@a.test", "imp-old", "a.test", [("192.0.2.7", 9)],
+                        age=30 * 86400))
     deliver(srv, "dmarc-reports@a.test",
             report_mail("dmarc-reports@a.test", "imp-2", "a.test", [("192.0.2.2", 5)],
                         kind="zip"))
     wait_summary(srv, "a.test", lambda s: "192.0.2.2" in s)
-    s = summary(srv, "a.test")
+    s = summary(srv, "a.test", days=3650)
     assert s["192.0.2.1"]["messages"] == 3, s
     assert s["192.0.2.2"]["messages"] == 5, s
-    assert len(srv.messages("dmarc-reports@a.test")) == 4
+    assert "192.0.2.7" not in s, s
+    assert "report_id=imp-old" not in srv.log()
+    assert len(srv.messages("dmarc-reports@a.test")) == 5
     assert "event=report_import_skipped" in srv.log(), srv.log_tail()
     assert "event=report_import_failed" not in srv.log(), srv.log_tail()
     # a user can still read the mailbox: the server is fine

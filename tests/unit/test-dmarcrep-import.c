@@ -215,17 +215,25 @@ static void test_bytes(void)
 	const char *xml = strstr(mail, "<feedback>");
 
 	/* the report itself, then the mail carrying it: known */
-	CHECK(dmarcrep_import_bytes(s, xml, strlen(xml), &info, &err) == 1);
+	CHECK(dmarcrep_import_bytes(s, xml, strlen(xml), 0, &info, &err) == 1);
 	CHECK_STR(info.report_id, "id-9");
 	CHECK_STR(info.domain, "z.test");
 	CHECK(info.records == 1);
 	dmarcrep_import_info_clear(&info);
-	CHECK(dmarcrep_import_bytes(s, mail, strlen(mail), &info, &err) == 0);
+	CHECK(dmarcrep_import_bytes(s, mail, strlen(mail), 0, &info, &err) == 0);
 	dmarcrep_import_info_clear(&info);
-	CHECK(dmarcrep_import_bytes(s, PLAIN, strlen(PLAIN), &info, &err) ==
+	CHECK(dmarcrep_import_bytes(s, PLAIN, strlen(PLAIN), 0, &info, &err) ==
 	      DMARCREP_IMPORT_NOT_REPORT);
-	CHECK(dmarcrep_import_bytes(s, "", 0, &info, &err) == DMARCREP_IMPORT_NOT_REPORT);
-	CHECK(dmarcrep_import_bytes(s, "<feedback>", 10, &info, &err) == DMARCREP_IMPORT_FAILED);
+	CHECK(dmarcrep_import_bytes(s, "", 0, 0, &info, &err) == DMARCREP_IMPORT_NOT_REPORT);
+	CHECK(dmarcrep_import_bytes(s, "<feedback>", 10, 0, &info, &err) == DMARCREP_IMPORT_FAILED);
+	/* a report that ended before the days kept is not kept */
+	char *old = report_mail("id-old", "z.test", 1);
+	CHECK(dmarcrep_import_bytes(s, old, strlen(old), (int64_t)clock_now() + 3600, &info,
+				    &err) == DMARCREP_IMPORT_TOO_OLD);
+	CHECK(dmarcrep_import_bytes(s, old, strlen(old), (int64_t)clock_now() - 7200, &info,
+				    &err) == 1);
+	dmarcrep_import_info_clear(&info);
+	free(old);
 	free(mail);
 	store_close(&s);
 	store_test_rm_rf(dir);
@@ -238,6 +246,8 @@ static void test_config(void)
 
 	CHECK(cfg != NULL && cfg->dmarc_reports.import && cfg->dmarc_reports.import_interval == 300);
 	CHECK(cfg != NULL && cfg->dmarc_reports.import_address_count == 0);
+	/* keep_days 14: reports ending on day 86 or later are kept on day 100 */
+	CHECK(cfg != NULL && dmarcrep_import_not_before(cfg, 100 * 86400 + 5) == 86 * 86400);
 	config_free(&cfg);
 	cfg = conf("dmarc_reports = { import = false; import_interval = 1;\n"
 		   "  import_addresses = [ \"r@a.test\", \"s@b.test\" ]; };\n");
