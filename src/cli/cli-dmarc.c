@@ -9,18 +9,20 @@
  *                                  itself (XML, gzip or zip)
  *   tern dmarc import --mailbox ADDRESS [--folder NAME]
  *                                  the same for every message of a
- *                                  user's folder (INBOX), for a daily job
+ *                                  user's folder (INBOX); the server does
+ *                                  it by itself for the report mailboxes
+ *                                  (queue/dmarcrep-import.h)
  *   tern dmarc summary DOMAIN [--days N] [--json]
  *                                  per sending source, what the received
  *                                  reports say passed and failed
  *
- * Input is read up to DMARC_IMPORT_MAX bytes; more is refused. */
+ * Input is read up to DMARCREP_IMPORT_MAX bytes; more is refused. */
 #include "cli/cli.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/config.h"
-#include "mailauth/dmarc-report.h"
 #include "queue/dmarcrep.h"
+#include "queue/dmarcrep-import.h"
 #include "store/dmarc.h"
 #include "store/store.h"
 
@@ -31,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define DMARC_IMPORT_MAX (64u << 20)   /* bytes of one mail or report file */
 
 static int dmarc_send(struct config *cfg, int argc, char **argv)
 {
@@ -62,88 +62,17 @@ static int dmarc_send(struct config *cfg, int argc, char **argv)
 	return st.failed > 0 ? CLI_FAIL : CLI_OK;
 }
 
-static bool looks_like_report(const struct buf *b)
+/* "report R from O for D, N records" (malloc'd) */
+static char *describe(const struct dmarcrep_import_info *info)
 {
-	const unsigned char *d = (const unsigned char *)b->data;
-	size_t i = 0;
-
-	if (b->len >= 2 && d[0] == 0x1f && d[1] == 0x8b)
-		return true;
-	if (b->len >= 4 && memcmp(d, "PK\003\004", 4) == 0)
-		return true;
-	if (b->len >= 3 && memcmp(d, "\xef\xbb\xbf", 3) == 0)
-		i = 3;
-	while (i < b->len && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n'))
-		i++;
-	return i < b->len && d[i] == '<';
-}
-
-/* Parse the report in data[0..len) (the report itself, or a mail with
- * it attached) and keep it: 1 stored, 0 already there, -1 with *error_r.
- * *what_r (malloc'd) describes the report on success. */
-static int import_bytes(struct store *store, const char *data, size_t len, char **what_r,
-			const char **error_r)
-{
-	struct buf in = { .data = (char *)data, .len = len }, att;
-	const struct buf *rep = &in;
-	struct dmarc_report_in r;
-	int rc;
-
-	buf_init(&att, DMARC_IMPORT_MAX);
-	if (!looks_like_report(&in)) {
-		if (dmarc_report_from_message(data, len, &att, error_r) < 0) {
-			buf_free(&att);
-			return -1;
-		}
-		rep = &att;
-	}
-	rc = dmarc_report_parse(rep->data != NULL ? rep->data : "", rep->len, &r, error_r);
-	buf_free(&att);
-	if (rc < 0)
-		return -1;
-	struct store_dmarc_row *rows = xcalloc(r.count ? r.count : 1, sizeof(*rows));
-	for (size_t i = 0; i < r.count; i++) {
-		const struct dmarc_report_row *w = &r.rows[i];
-		rows[i] = (struct store_dmarc_row){
-			.source_ip = w->source_ip, .count = w->count, .disposition = w->disposition,
-			.eval_dkim = w->eval_dkim, .eval_spf = w->eval_spf,
-			.header_from = w->header_from, .dkim_result = w->dkim_result,
-			.spf_result = w->spf_result,
-		};
-	}
-	struct store_dmarc_report sr = {
-		.org_name = r.org_name, .email = r.email, .report_id = r.report_id,
-		.domain = r.domain, .date_begin = r.begin, .date_end = r.end,
-		.rows = rows, .count = r.count,
-	};
-	rc = store_dmarc_import(store, &sr, error_r);
-	free(rows);
-	if (rc >= 0)
-		*what_r = xasprintf("report %s from %s for %s, %zu record%s", r.report_id,
-				    r.org_name, r.domain, r.count, r.count == 1 ? "" : "s");
-	dmarc_report_clear(&r);
-	return rc;
-}
-
-/* Read fd to its end into in (at most DMARC_IMPORT_MAX bytes); 0 or -1. */
-static int read_all(int fd, struct buf *in)
-{
-	for (;;) {
-		char chunk[65536];
-		ssize_t got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -1;
-		if (got == 0)
-			return 0;
-		if (buf_append(in, chunk, (size_t)got) < 0)
-			return -1;
-	}
+	return xasprintf("report %s from %s for %s, %zu record%s", info->report_id,
+			 info->org_name, info->domain, info->records,
+			 info->records == 1 ? "" : "s");
 }
 
 struct mailbox_ctx {
 	struct store *store;
+	int64_t not_before;
 	unsigned imported, known, other;
 };
 
@@ -151,33 +80,36 @@ static int import_message(void *ctx, const struct store_message *m)
 {
 	struct mailbox_ctx *c = ctx;
 	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	struct dmarcrep_import_info info;
 	const char *error = NULL;
-	char *what = NULL;
-	struct buf in;
+	char *data = NULL;
+	size_t len = 0;
 	int rc = -1;
 
-	buf_init(&in, DMARC_IMPORT_MAX);
-	if (fd >= 0 && read_all(fd, &in) == 0)
-		rc = import_bytes(c->store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	if (fd >= 0 && dmarcrep_import_read(fd, &data, &len, &error) == 0)
+		rc = dmarcrep_import_bytes(c->store, data, len, c->not_before, &info, &error);
 	if (fd >= 0)
 		close(fd);
+	free(data);
 	if (rc > 0) {
+		char *what = describe(&info);
 		printf("dmarc: UID %u: %s\n", m->uid, what);
+		free(what);
 		c->imported++;
 	} else if (rc == 0) {
 		c->known++;
 	} else {
 		c->other++;
 	}
-	free(what);
-	buf_free(&in);
+	if (rc >= 0)
+		dmarcrep_import_info_clear(&info);
 	return 0;
 }
 
 /* --mailbox ADDRESS [--folder NAME]: every message of the folder. */
 static int import_mailbox(struct config *cfg, const char *address, const char *folder)
 {
-	struct mailbox_ctx c = { 0 };
+	struct mailbox_ctx c = { .not_before = dmarcrep_import_not_before(cfg, clock_now()) };
 	struct store_user u = { 0 };
 	struct store_mailbox mb = { 0 };
 	const char *error = NULL;
@@ -185,8 +117,8 @@ static int import_mailbox(struct config *cfg, const char *address, const char *f
 
 	if (cli_store_open(cfg, false, &c.store) < 0)
 		return CLI_FAIL;
-	if (store_user_get(c.store, address, &u, &error) < 0 ||
-	    store_mailbox_get(c.store, u.id, folder, &mb, &error) < 0) {
+	if (store_user_get(c.store, address, &u, &error) <= 0 ||
+	    store_mailbox_get(c.store, u.id, folder, &mb, &error) <= 0) {
 		store_user_clear(&u);
 		store_close(&c.store);
 		return cli_error("dmarc import: %s/%s: %s", address, folder,
@@ -206,9 +138,10 @@ static int import_mailbox(struct config *cfg, const char *address, const char *f
 static int dmarc_import(struct config *cfg, int argc, char **argv)
 {
 	const char *mailbox = NULL, *folder = "INBOX", *file = NULL, *error = NULL;
+	struct dmarcrep_import_info info;
 	struct store *store;
-	struct buf in;
-	char *what = NULL;
+	char *data = NULL, *what;
+	size_t len = 0;
 	int fd, rc;
 
 	for (int i = 2; i < argc; i++) {
@@ -230,26 +163,25 @@ static int dmarc_import(struct config *cfg, int argc, char **argv)
 	fd = strcmp(file, "-") == 0 ? 0 : open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cli_error("dmarc import: %s: %s", file, strerror(errno));
-	buf_init(&in, DMARC_IMPORT_MAX);
-	rc = read_all(fd, &in);
+	rc = dmarcrep_import_read(fd, &data, &len, &error);
 	if (fd != 0)
 		close(fd);
-	if (rc < 0) {
-		buf_free(&in);
-		return cli_error("dmarc import: %s: read failed or larger than %u bytes", file,
-				 DMARC_IMPORT_MAX);
-	}
+	if (rc < 0)
+		return cli_error("dmarc import: %s: %s", file, error);
 	if (cli_store_open(cfg, false, &store) < 0) {
-		buf_free(&in);
+		free(data);
 		return CLI_FAIL;
 	}
-	rc = import_bytes(store, in.data != NULL ? in.data : "", in.len, &what, &error);
+	rc = dmarcrep_import_bytes(store, data, len, dmarcrep_import_not_before(cfg, clock_now()),
+				   &info, &error);
 	store_close(&store);
-	buf_free(&in);
+	free(data);
 	if (rc < 0)
 		return cli_error("dmarc import: %s", error);
+	what = describe(&info);
 	printf("dmarc: %s%s\n", what, rc == 0 ? " (already imported)" : "");
 	free(what);
+	dmarcrep_import_info_clear(&info);
 	return CLI_OK;
 }
 

@@ -508,7 +508,8 @@ static int h_addresses(struct parse_ctx *p, const config_setting_t *s, char **ds
 	} else {
 		fail(p, s, "%s must be a list of strings like [ \"%s\" ], not %s", name,
 		     what[0] == 'I' ? "0.0.0.0" : strstr(what, "MX") != NULL ? "mail.example.com"
-		     : "10.0.0.0/8", type_name(s));
+		     : strchr(what, '@') != NULL ? "dmarc@example.com" : "10.0.0.0/8",
+		     type_name(s));
 		goto out;
 	}
 	if (n == 0 && !allow_empty) {
@@ -1394,6 +1395,14 @@ static int h_dmarcrep_text(struct parse_ctx *p, const config_setting_t *s, const
 	return 0;
 }
 
+static int h_dmarcrep_import(struct parse_ctx *p, const config_setting_t *s, const struct key *k)
+{
+	(void)k;
+	return h_addresses(p, s, p->cfg->dmarc_reports.import_addresses,
+			   &p->cfg->dmarc_reports.import_address_count, CONFIG_MAX_DMARC_IMPORT,
+			   sendmail_address_valid, "an address like \"dmarc@example.com\"", true);
+}
+
 static const struct key dmarc_reports_keys[] = {
 	{ "enabled", h_bool, OFF(dmarc_reports.enabled), 0, 0, NULL, 0 },
 	{ "organization", h_dmarcrep_text, OFF(dmarc_reports.organization), 0, 0, NULL, 0 },
@@ -1401,6 +1410,9 @@ static const struct key dmarc_reports_keys[] = {
 	{ "sender", h_dmarcrep_text, OFF(dmarc_reports.sender), 0, 0, NULL, 1 },
 	{ "send_hour", h_unsigned, OFF(dmarc_reports.send_hour), 0, 23, NULL, 0 },
 	{ "keep_days", h_unsigned, OFF(dmarc_reports.keep_days), 1, 3650, NULL, 0 },
+	{ "import", h_bool, OFF(dmarc_reports.import), 0, 0, NULL, 0 },
+	{ "import_interval", h_unsigned, OFF(dmarc_reports.import_interval), 1, 86400, NULL, 0 },
+	{ "import_addresses", h_dmarcrep_import, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -1552,6 +1564,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->dmarc_reports.enabled = true;
 	cfg->dmarc_reports.send_hour = 1;
 	cfg->dmarc_reports.keep_days = 14;
+	cfg->dmarc_reports.import = true;
+	cfg->dmarc_reports.import_interval = 300;
 	cfg->mta_sts.mode = xstrdup("testing");
 	cfg->mta_sts.max_age = 604800;
 }
@@ -1747,6 +1761,8 @@ void config_free(struct config **cfgp)
 	free(cfg->dmarc_reports.organization);
 	free(cfg->dmarc_reports.contact);
 	free(cfg->dmarc_reports.sender);
+	for (unsigned i = 0; i < cfg->dmarc_reports.import_address_count; i++)
+		free(cfg->dmarc_reports.import_addresses[i]);
 	free(cfg->mta_sts.mode);
 	for (unsigned i = 0; i < cfg->mta_sts.mx_count; i++)
 		free(cfg->mta_sts.mx[i]);

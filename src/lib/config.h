@@ -31,6 +31,7 @@ const char *listener_kind_name(enum listener_kind kind);
 int listener_kind_default_port(enum listener_kind kind);
 
 #define CONFIG_MAX_BIND 16
+#define CONFIG_MAX_DMARC_IMPORT 64   /* dmarc_reports.import_addresses entries */
 #define CONFIG_MAX_TRUSTED 32
 #define CONFIG_MAX_DNS_SERVERS 8
 #define CONFIG_MAX_DNS_STUBS 32
@@ -220,6 +221,12 @@ struct config {
 						   noreply-dmarc@hostname */
 		unsigned send_hour;             /* UTC hour of the daily reports (1) */
 		unsigned keep_days;             /* results and received reports kept (14) */
+		bool import;                    /* import received reports from the
+						   report mailboxes in the server (true) */
+		unsigned import_interval;       /* seconds between two looks (300) */
+		char *import_addresses[CONFIG_MAX_DMARC_IMPORT]; /* report mailboxes besides
+						   dmarc-reports@ each local domain */
+		unsigned import_address_count;
 	} dmarc_reports;
 	/* local submission, `tern sendmail` (group sendmail = { ... };
 	   docs/delivery.md "Local submission") */

@@ -89,6 +89,7 @@
 #include "queue/sign-hook.h"
 #include "queue/tlsrpt.h"
 #include "queue/dmarcrep.h"
+#include "queue/dmarcrep-import.h"
 #include "queue/rate-limit.h"
 #include "smtp/client.h"
 #include "store/mta-sts.h"
@@ -212,6 +213,7 @@ struct queue {
 	struct tlsrpt_collector *tlsrpt;     /* TLS results (RFC 8460), NULL when off */
 	struct tlsrpt_service *tlsrpt_daily; /* the daily reports */
 	struct dmarcrep_service *dmarc_daily; /* daily DMARC aggregate reports */
+	struct dmarcrep_import_service *dmarc_import; /* received reports, imported */
 	struct queue_rate *rate;    /* queue.rate_limits */
 	struct event *rate_timer;   /* a scan when the earliest parked window ends */
 	struct idle_conn *idle;     /* cached sessions, newest first */
@@ -1803,6 +1805,7 @@ static void tlsrpt_kick(void *ctx)
 static void tlsrpt_begin(struct queue *q)
 {
 	q->dmarc_daily = dmarcrep_service_start(q->d.base, q->d.store, q->d.cfg, tlsrpt_kick, q);
+	q->dmarc_import = dmarcrep_import_start(q->d.base, q->d.store, q->d.cfg);
 	if (!q->d.cfg->tlsrpt.enabled)
 		return;
 	q->tlsrpt = tlsrpt_collector_new(q->d.base, q->d.store, 5);
@@ -1900,6 +1903,7 @@ void queue_stop(struct queue **qp)
 	}
 	tlsrpt_service_stop(&q->tlsrpt_daily);
 	dmarcrep_service_stop(&q->dmarc_daily);
+	dmarcrep_import_stop(&q->dmarc_import);
 	tlsrpt_collector_free(&q->tlsrpt);
 	event_free(q->timer);
 	event_free(q->kick);
