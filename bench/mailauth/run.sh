@@ -22,7 +22,10 @@
 #    has its own DNS cache).  Then throughput: smtp-source (bench/smtp-in's
 #    load generator) sends one signed message T times over S sessions to a
 #    fresh Tern with default settings, checks on and off; the share of
-#    inbound time spent on the checks is 1 - rate_on / rate_off.
+#    inbound time spent on the checks is 1 - rate_on / rate_off.  Then one
+#    more run per server under `perf record` (DWARF call graphs): the share
+#    of the server's CPU samples in the checks' code and in their DNS
+#    lookups, within one run (bench.py's perf_share explains the rule).
 #    DMARC is measured when this Tern accepts mailauth.dmarc (checked with
 #    `tern config check`); otherwise SPF+DKIM, and the output says so.
 #
@@ -39,6 +42,7 @@
 # Output ends with machine-readable lines (key=value), among them:
 #   dkim_rsa_verify_tern_msgs_per_s=N  dkim_rsa_verify_ratio_tern_dkimpy=R
 #   smtp_warm_added_median_ms=X  smtp_load_mailauth_share_percent=P
+#   smtp_load_profile_mailauth_percent=P (the perf profile's share)
 set -u
 . "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."
