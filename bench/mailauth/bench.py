@@ -397,7 +397,7 @@ def perf_share(s, run):
     run() loads it: `perf record` (cpu-clock, DWARF call graphs) on the
     worker process, every thread, each sample given to a part of the
     server by sample_owner().  Returns (checks, dns, samples), or None
-    when perf is missing."""
+    when perf is missing (run() is then not called) or could not record."""
     perf = shutil.which("perf")
     if perf is None:
         log("perf missing (apt-get install linux-perf): no profile")
