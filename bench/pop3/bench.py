@@ -251,9 +251,11 @@ def main():
                 login_results.setdefault(name, []).append(float(kv["login"]))
                 print("run %d %-8s %d messages in %.3f s = %.0f msgs/s; logins done at %.3f s;"
                       " download per client median %.3f s (min %.3f, max %.3f) = %.0f msgs/s;"
+                      " QUIT reply median %.1f ms (max %.1f);"
                       " CPU: machine %.2f s, client %.2f s%s%s"
                       % (run + 1, name + ":", total, wall, rate, float(kv["login"]), dl_median,
-                         float(kv["dl_min"]), float(kv["dl_max"]), dl_rate, busy, ccpu,
+                         float(kv["dl_min"]), float(kv["dl_max"]), dl_rate,
+                         1000 * float(kv["quit_median"]), 1000 * float(kv["quit_max"]), busy, ccpu,
                          "" if ok else "  (INCOMPLETE)", note))
                 failed |= not ok
     finally:

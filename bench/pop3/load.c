@@ -28,7 +28,10 @@
  * Output (one line on stdout):
  *   ok=1 clients=C messages=N bytes=B wall=S client_cpu=S login=S
  *   dl_median=S dl_min=S dl_max=S dl_sum=S tail=S
- * (tail: from the last login to the last QUIT reply.)
+ *   quit_median=S quit_max=S
+ * (tail: from the last login to the last QUIT reply; quit: from a client's
+ * last DELE +OK to its QUIT +OK, the time the server takes to commit the
+ * deletions, over the clients that deleted something.)
  * Exit status 0 when every client got everything, 1 otherwise (reasons on
  * stderr), 2 for usage errors.
  *
@@ -76,6 +79,7 @@ struct client {
 	bool last_cr;           /* the last body byte consumed was CR */
 	double t_login;         /* when the +OK to PASS came (0: not yet) */
 	double t_quit;          /* when the +OK to QUIT came (0: not yet) */
+	double t_last;          /* when the reply before QUIT's came (last DELE +OK) */
 };
 
 static const char *prefix, *suffix, *password;
@@ -294,6 +298,8 @@ static size_t process(struct client *c)
 		case PH_DELE:
 			if (status_ok(c, p, len)) {
 				c->cur++;
+				if (c->cur == c->nsizes)
+					c->t_last = now();
 				c->ph = c->cur < c->nsizes ? PH_RETR_HEAD : PH_QUIT;
 			}
 			break;
@@ -443,8 +449,9 @@ int main(int argc, char **argv)
 	uint32_t messages = 0;
 	long long bytes = 0;
 	double *dl = xmalloc((size_t)nclients * sizeof(*dl));
+	double *qt = xmalloc((size_t)nclients * sizeof(*qt));
 	double last_login = t0, dl_sum = 0;
-	int ndl = 0;
+	int ndl = 0, nqt = 0;
 	for (int i = 0; i < nclients; i++) {
 		struct client *c = &cs[i];
 		messages += c->received;
@@ -455,6 +462,8 @@ int main(int argc, char **argv)
 			dl[ndl++] = c->t_quit - c->t_login;
 			dl_sum += c->t_quit - c->t_login;
 		}
+		if (c->t_last > 0 && c->t_quit >= c->t_last)
+			qt[nqt++] = c->t_quit - c->t_last;
 		if (c->ph == PH_DONE && (c->received != c->nsizes || c->nsizes != expect)) {
 			fprintf(stderr, "client %d: received %u of %u messages, expected %u\n", i,
 				c->received, c->nsizes, expect);
@@ -465,16 +474,23 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
 		ru.ru_stime.tv_usec / 1e6;
-	double dl_median = 0;
+	double dl_median = 0, qt_median = 0;
+	if (nqt > 0) {
+		qsort(qt, (size_t)nqt, sizeof(*qt), cmp_double);
+		qt_median = nqt % 2 ? qt[nqt / 2] : (qt[nqt / 2 - 1] + qt[nqt / 2]) / 2;
+	}
 	if (ndl > 0) {
 		qsort(dl, (size_t)ndl, sizeof(*dl), cmp_double);
 		dl_median = ndl % 2 ? dl[ndl / 2] : (dl[ndl / 2 - 1] + dl[ndl / 2]) / 2;
 	}
 	printf("ok=%d clients=%d messages=%u bytes=%lld wall=%.4f client_cpu=%.3f login=%.4f"
-	       " dl_median=%.4f dl_min=%.4f dl_max=%.4f dl_sum=%.4f tail=%.4f\n",
+	       " dl_median=%.4f dl_min=%.4f dl_max=%.4f dl_sum=%.4f tail=%.4f"
+	       " quit_median=%.4f quit_max=%.4f\n",
 	       failures == 0, nclients, messages, bytes, t_end - t0, cpu, last_login - t0,
 	       dl_median, ndl ? dl[0] : 0.0, ndl ? dl[ndl - 1] : 0.0, dl_sum,
-	       t_end > last_login ? t_end - last_login : 0.0);
+	       t_end > last_login ? t_end - last_login : 0.0, qt_median,
+	       nqt ? qt[nqt - 1] : 0.0);
 	free(dl);
+	free(qt);
 	return failures == 0 ? 0 : 1;
 }
