@@ -5,8 +5,10 @@ same messages, then runs the C load generator (load.c: C concurrent
 clients in one process; each logs in with USER/PASS, runs STAT and LIST,
 then pipelines RETR and DELE for every message and QUIT, checking every
 message) against each server in turn, BENCH_RUNS times on refilled
-mailboxes.  Prints messages per second for each run, the medians and the
-ratio."""
+mailboxes.  Prints for each run the whole-run rate (first connect to last
+QUIT reply), the login phase (first connect to the last PASS +OK) and the
+download rate (messages / the median over clients of the time from a
+client's own PASS +OK to its own QUIT +OK), then the medians and ratios."""
 import os
 import pwd
 import shutil
@@ -48,7 +50,7 @@ def fill_tern(srv, users, per_user, size):
 def run_load(port, users, per_user):
     """One run of the C load generator (load.c) against port; returns
     (ok, messages, wall seconds, client CPU seconds, machine busy CPU
-    seconds during the run)."""
+    seconds during the run, the load generator's key=value fields)."""
     busy0 = busy_cpu()
     p = subprocess.run([LOAD, str(port), str(users), "u", "@bench.test", PASSWORD,
                         str(per_user), "600"], capture_output=True, text=True)
@@ -58,7 +60,7 @@ def run_load(port, users, per_user):
     if "wall" not in kv:
         raise RuntimeError("load generator failed: %r %r" % (p.stdout, p.stderr))
     return (p.returncode == 0 and kv["ok"] == "1", int(kv["messages"]), float(kv["wall"]),
-            float(kv["client_cpu"]), busy)
+            float(kv["client_cpu"]), busy, kv)
 
 
 def settle(pids, quiet=1.5, limit=120):
@@ -212,6 +214,8 @@ def main():
     conf = None
     failed = False
     results = {}
+    dl_results = {}
+    login_results = {}
     try:
         srv.add_domain("bench.test")
         for u in range(users):
@@ -232,7 +236,7 @@ def main():
             # the two servers take turns, run after run, on the same data
             for name in systems:
                 port = srv.port("pop3") if name == "tern" else dport
-                ok, total, wall, ccpu, busy = run_load(port, users, per_user)
+                ok, total, wall, ccpu, busy, kv = run_load(port, users, per_user)
                 note = ""
                 if name == "tern":
                     left = srv.query("SELECT count(*) FROM messages")[0][0]
@@ -240,10 +244,19 @@ def main():
                         ok = False
                         note = "  (%d messages left in the store)" % left
                 rate = total / wall if wall > 0 else 0.0
+                dl_median = float(kv["dl_median"])
+                dl_rate = total / dl_median if dl_median > 0 else 0.0
                 results.setdefault(name, []).append(rate)
-                print("run %d %-8s %d messages in %.3f s = %.0f msgs/s; CPU: machine %.2f s,"
-                      " client %.2f s%s%s" % (run + 1, name + ":", total, wall, rate, busy, ccpu,
-                                             "" if ok else "  (INCOMPLETE)", note))
+                dl_results.setdefault(name, []).append(dl_rate)
+                login_results.setdefault(name, []).append(float(kv["login"]))
+                print("run %d %-8s %d messages in %.3f s = %.0f msgs/s; logins done at %.3f s;"
+                      " download per client median %.3f s (min %.3f, max %.3f) = %.0f msgs/s;"
+                      " QUIT reply median %.1f ms (max %.1f);"
+                      " CPU: machine %.2f s, client %.2f s%s%s"
+                      % (run + 1, name + ":", total, wall, rate, float(kv["login"]), dl_median,
+                         float(kv["dl_min"]), float(kv["dl_max"]), dl_rate,
+                         1000 * float(kv["quit_median"]), 1000 * float(kv["quit_max"]), busy, ccpu,
+                         "" if ok else "  (INCOMPLETE)", note))
                 failed |= not ok
     finally:
         if conf:
@@ -259,6 +272,13 @@ def main():
         print("%s_msgs_per_s=%.0f" % (k, v))
     if "tern" in med and "dovecot" in med and med["dovecot"] > 0:
         print("ratio_tern_dovecot=%.2f" % (med["tern"] / med["dovecot"]))
+    dl_med = {k: statistics.median(v) for k, v in dl_results.items()}
+    for k, v in login_results.items():
+        print("%s_login_s=%.3f" % (k, statistics.median(v)))
+    for k, v in dl_med.items():
+        print("%s_dl_msgs_per_s=%.0f" % (k, v))
+    if "tern" in dl_med and "dovecot" in dl_med and dl_med["dovecot"] > 0:
+        print("ratio_dl_tern_dovecot=%.2f" % (dl_med["tern"] / dl_med["dovecot"]))
     return 1 if failed else 0
 
 

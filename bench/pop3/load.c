@@ -14,9 +14,24 @@
  * Bodies are parsed in place in a fixed receive buffer without copying, so
  * the client costs a small fraction of what the servers spend.
  *
- * Wall time runs from the first connect until the last QUIT reply.
+ * Wall time runs from the first connect until the last QUIT reply.  Each
+ * client also records when its login completed (the +OK to PASS) and when
+ * the +OK to its QUIT came, which splits a run into:
+ *  - the login phase: from the first connect until the last client got its
+ *    PASS +OK (password verification dominates it);
+ *  - each client's download time: from its own PASS +OK to its own QUIT
+ *    +OK (STAT, LIST, every RETR and DELE, and the deletions committed at
+ *    QUIT); the median over the clients is reported, and the download rate
+ *    is messages / median download time: what the C clients get together
+ *    when each takes the median time.  The clients' download phases still
+ *    overlap other clients' logins on the same cores.
  * Output (one line on stdout):
- *   ok=1 clients=C messages=N bytes=B wall=S client_cpu=S
+ *   ok=1 clients=C messages=N bytes=B wall=S client_cpu=S login=S
+ *   dl_median=S dl_min=S dl_max=S dl_sum=S tail=S
+ *   quit_median=S quit_max=S
+ * (tail: from the last login to the last QUIT reply; quit: from a client's
+ * last DELE +OK to its QUIT +OK, the time the server takes to commit the
+ * deletions, over the clients that deleted something.)
  * Exit status 0 when every client got everything, 1 otherwise (reasons on
  * stderr), 2 for usage errors.
  *
@@ -62,6 +77,9 @@ struct client {
 	bool bol;               /* the next body byte starts a line */
 	bool prev_crlf;         /* the last body line ended with CRLF (or none yet) */
 	bool last_cr;           /* the last body byte consumed was CR */
+	double t_login;         /* when the +OK to PASS came (0: not yet) */
+	double t_quit;          /* when the +OK to QUIT came (0: not yet) */
+	double t_last;          /* when the reply before QUIT's came (last DELE +OK) */
 };
 
 static const char *prefix, *suffix, *password;
@@ -235,8 +253,11 @@ static size_t process(struct client *c)
 		case PH_USER:
 		case PH_PASS:
 		case PH_STAT:
-			if (status_ok(c, p, len))
+			if (status_ok(c, p, len)) {
+				if (c->ph == PH_PASS)
+					c->t_login = now();
 				c->ph++;
+			}
 			break;
 		case PH_LIST_HEAD:
 			if (status_ok(c, p, len))
@@ -277,12 +298,16 @@ static size_t process(struct client *c)
 		case PH_DELE:
 			if (status_ok(c, p, len)) {
 				c->cur++;
+				if (c->cur == c->nsizes)
+					c->t_last = now();
 				c->ph = c->cur < c->nsizes ? PH_RETR_HEAD : PH_QUIT;
 			}
 			break;
 		case PH_QUIT:
-			if (status_ok(c, p, len))
+			if (status_ok(c, p, len)) {
+				c->t_quit = now();
 				c->ph = PH_EOF;
+			}
 			break;
 		default:
 			fail(c, "data after QUIT", p, len);
@@ -330,6 +355,13 @@ static bool on_read(struct client *c)
 			break;  /* the wall clock stops at the QUIT reply */
 	}
 	return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -416,10 +448,22 @@ int main(int argc, char **argv)
 
 	uint32_t messages = 0;
 	long long bytes = 0;
+	double *dl = xmalloc((size_t)nclients * sizeof(*dl));
+	double *qt = xmalloc((size_t)nclients * sizeof(*qt));
+	double last_login = t0, dl_sum = 0;
+	int ndl = 0, nqt = 0;
 	for (int i = 0; i < nclients; i++) {
 		struct client *c = &cs[i];
 		messages += c->received;
 		bytes += c->total_bytes;
+		if (c->t_login > last_login)
+			last_login = c->t_login;
+		if (c->t_login > 0 && c->t_quit >= c->t_login) {
+			dl[ndl++] = c->t_quit - c->t_login;
+			dl_sum += c->t_quit - c->t_login;
+		}
+		if (c->t_last > 0 && c->t_quit >= c->t_last)
+			qt[nqt++] = c->t_quit - c->t_last;
 		if (c->ph == PH_DONE && (c->received != c->nsizes || c->nsizes != expect)) {
 			fprintf(stderr, "client %d: received %u of %u messages, expected %u\n", i,
 				c->received, c->nsizes, expect);
@@ -430,7 +474,23 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
 		ru.ru_stime.tv_usec / 1e6;
-	printf("ok=%d clients=%d messages=%u bytes=%lld wall=%.4f client_cpu=%.3f\n",
-	       failures == 0, nclients, messages, bytes, t_end - t0, cpu);
+	double dl_median = 0, qt_median = 0;
+	if (nqt > 0) {
+		qsort(qt, (size_t)nqt, sizeof(*qt), cmp_double);
+		qt_median = nqt % 2 ? qt[nqt / 2] : (qt[nqt / 2 - 1] + qt[nqt / 2]) / 2;
+	}
+	if (ndl > 0) {
+		qsort(dl, (size_t)ndl, sizeof(*dl), cmp_double);
+		dl_median = ndl % 2 ? dl[ndl / 2] : (dl[ndl / 2 - 1] + dl[ndl / 2]) / 2;
+	}
+	printf("ok=%d clients=%d messages=%u bytes=%lld wall=%.4f client_cpu=%.3f login=%.4f"
+	       " dl_median=%.4f dl_min=%.4f dl_max=%.4f dl_sum=%.4f tail=%.4f"
+	       " quit_median=%.4f quit_max=%.4f\n",
+	       failures == 0, nclients, messages, bytes, t_end - t0, cpu, last_login - t0,
+	       dl_median, ndl ? dl[0] : 0.0, ndl ? dl[ndl - 1] : 0.0, dl_sum,
+	       t_end > last_login ? t_end - last_login : 0.0, qt_median,
+	       nqt ? qt[nqt - 1] : 0.0);
+	free(dl);
+	free(qt);
 	return failures == 0 ? 0 : 1;
 }

@@ -17,6 +17,11 @@
 # a small fraction of the CPU the servers use on the same cores.
 # Wall time runs from the first connect until the last client got the
 # reply to its QUIT; the rate is messages per second over all clients.
+# Each run also reports the login phase (first connect until the last
+# client got the +OK to PASS) and the download rate: messages divided by
+# the median, over the clients, of each client's download time (from its
+# own PASS +OK to its own QUIT +OK, so it includes the QUIT commit and
+# leaves out password verification).
 # Each server is measured 3 times, taking turns on refilled mailboxes, and
 # the median is reported.
 #
@@ -29,6 +34,8 @@
 # root; run as another user, the benchmark skips it and says so.
 # Output ends with machine-readable lines:
 #   tern_msgs_per_s=N  dovecot_msgs_per_s=N  ratio_tern_dovecot=R
+#   tern_login_s=S  dovecot_login_s=S  (median login phase)
+#   tern_dl_msgs_per_s=N  dovecot_dl_msgs_per_s=N  ratio_dl_tern_dovecot=R
 set -u
 . "$(dirname "$0")/../args.sh" "$@"
 cd "$(dirname "$0")/../.."

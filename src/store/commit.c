@@ -45,6 +45,7 @@
  * write, fsync, syncfs and rename done here (the spare moves excepted). */
 #include "store/store-private.h"
 #include "store/search-private.h"
+#include "store/unlink.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -700,6 +701,12 @@ retry:
 			goto retry;
 		}
 	}
+	/* ops that complete before their files are unlinked: list the files
+	 * in the crash journal before the commit makes them unreferenced */
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i]->status == 0 && reqs[i]->kind == REQ_OP && reqs[i]->op->unlink_later)
+			store_unlinker_journal(store, reqs[i]->op);
+	}
 	if (store_exec(c, "COMMIT", &err) < 0)
 		goto fail_txn;
 	return;
@@ -871,6 +878,13 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 		free(err);
 	}
 	commit_batch(store, reqs, n);
+	/* one read transaction for the file_referenced() lookups below,
+	 * rather than one each (a QUIT may release hundreds of files) */
+	bool reading = false;
+	for (size_t i = 0; i < n && !reading; i++) {
+		if (reqs[i]->kind == REQ_OP && reqs[i]->status == 0 && reqs[i]->op->unlink_count > 0)
+			reading = store_exec(&store->wconn, "BEGIN", NULL) == 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct store_req *req = reqs[i];
 
@@ -881,11 +895,18 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 		if (req->kind == REQ_OP && req->status == 0) {
 			for (size_t j = 0; j < req->op->unlink_count; j++) {
 				const char *path = req->op->unlink_paths[j];
+				bool recycle = req->op->unlink_recycle != NULL &&
+					req->op->unlink_recycle[j];
 				if (file_referenced(store, path))
 					continue;
-				if (req->op->unlink_recycle != NULL && req->op->unlink_recycle[j] &&
-				    spare_put(store, path) == 0)
+				if (recycle && spare_put(store, path) == 0)
 					continue;
+				if (req->op->unlink_journaled && !recycle) {
+					/* after the reply, on the unlink thread */
+					store_unlinker_push(store, req->op->unlink_paths[j]);
+					req->op->unlink_paths[j] = NULL;
+					continue;
+				}
 				if (unlink(path) < 0 && errno != ENOENT)
 					log_warn("store", "event=unlink_failed path=%s error=%s",
 						 log_quote(path), log_quote(strerror(errno)));
@@ -893,7 +914,13 @@ static void process_batch(struct store *store, struct store_req **reqs, size_t n
 			for (size_t j = 0; j < req->op->event_count; j++)
 				notify_publish(&req->op->events[j]);
 		}
+		if (req->kind == REQ_OP && req->op->unlink_journaled) {
+			store_unlinker_release(store);
+			req->op->unlink_journaled = false;
+		}
 	}
+	if (reading)
+		store_exec(&store->wconn, "COMMIT", NULL);
 	publish_deliveries(reqs, n);
 	store_search_notify(store);     /* index the new text, off this thread */
 	for (size_t i = 0; i < n; i++)
@@ -945,9 +972,11 @@ int store_commit_start(struct store *store, const char **error_r)
 	for (unsigned i = 0; i < 256; i++)
 		(void)subdir_fd_open(store, i);
 	spare_open(store);
+	store_unlinker_start(store);    /* uses wconn: before the commit thread */
 	int rc = pthread_create(&store->thread, NULL, commit_thread, store);
 	if (rc != 0) {
 		*error_r = store_errf("cannot start the commit thread: %s", strerror(rc));
+		store_unlinker_stop(store);
 		spare_close(store);
 		close(store->msgdir_fd);
 		store->msgdir_fd = -1;
@@ -967,6 +996,7 @@ void store_commit_stop(struct store *store)
 	pthread_mutex_unlock(&store->lock);
 	pthread_join(store->thread, NULL);
 	store->thread_started = false;
+	store_unlinker_stop(store);     /* unlinks what is still queued */
 	for (unsigned i = 0; i < 256; i++) {
 		if (store->subdir_fd[i] >= 0)
 			close(store->subdir_fd[i]);

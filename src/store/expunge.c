@@ -336,6 +336,16 @@ int store_rows_remove(struct store *store, struct store_op *op, int64_t user_id,
 
 /* ------------------------------------------------------------------ POP3 */
 
+/* A sorted copy of uids[0..n) (n > 0), for bsearch with cmp_u32. */
+static uint32_t *uids_sorted(const uint32_t *uids, size_t n)
+{
+	uint32_t *out = xmalloc(n * sizeof(*out));
+
+	memcpy(out, uids, n * sizeof(*out));
+	qsort(out, n, sizeof(*out), cmp_u32);
+	return out;
+}
+
 static int op_pop3_update(struct store *store, struct store_op *op, char **error_r)
 {
 	struct pop3_op *p = (struct pop3_op *)op;
@@ -356,18 +366,38 @@ static int op_pop3_update(struct store *store, struct store_op *op, char **error
 		return 0;
 	}
 
-	/* RETR'd: \Seen and the first retrieval time */
+	/* RETR'd: \Seen and the first retrieval time.  Why the skip: a
+	 * message also DELE'd is expunged below (unless it moves to Trash,
+	 * where it keeps \Seen), and updating its row, its modseq and its
+	 * index entries first only to delete them all was most of the index
+	 * writes of a QUIT that empties a maildrop. */
+	uint32_t *gone = NULL;
+	size_t ngone = 0;
+	if (!p->u.to_trash && p->u.expunge_count > 0 && p->u.retrieved_count > 0) {
+		gone = uids_sorted(p->expunge, p->u.expunge_count);
+		ngone = p->u.expunge_count;
+	}
+	size_t marked = 0;
 	for (size_t i = 0; i < p->u.retrieved_count; i++) {
-		if ((st = store_wstmt(c, SQL_MSG_RETRIEVED, error_r)) == NULL)
+		if (gone != NULL && bsearch(&p->retrieved[i], gone, ngone, sizeof(*gone),
+					    cmp_u32) != NULL)
+			continue;
+		marked++;
+		if ((st = store_wstmt(c, SQL_MSG_RETRIEVED, error_r)) == NULL) {
+			free(gone);
 			return -1;
+		}
 		sqlite3_bind_int64(st, 1, p->u.mailbox_id);
 		sqlite3_bind_int64(st, 2, p->retrieved[i]);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)p->u.retrieved_at);
 		sqlite3_bind_int64(st, 4, modseq);
-		if (store_step_done(c, st, error_r) < 0)
+		if (store_step_done(c, st, error_r) < 0) {
+			free(gone);
 			return -1;
+		}
 	}
-	if (p->u.retrieved_count > 0)
+	free(gone);
+	if (marked > 0)
 		store_op_add_event(op, p->u.user_id, p->u.mailbox_id, NOTIFY_FLAGS,
 				   (uint64_t)modseq);
 
@@ -467,6 +497,8 @@ static struct pop3_op *pop3_op_new(struct store *store, const struct store_pop3_
 		return NULL;
 	p = xcalloc(1, sizeof(*p));
 	p->op.fn = op_pop3_update;
+	/* the +OK to QUIT waits for the commit, not for the unlinks */
+	p->op.unlink_later = true;
 	p->u = *u;
 	p->expunge = uids_dup(u->expunge_uids, u->expunge_count);
 	p->retrieved = uids_dup(u->retrieved_uids, u->retrieved_count);

@@ -79,6 +79,8 @@ struct store {
 
 	/* the search index (search.c; NULL until store_search_open) */
 	struct store_search *search;
+	/* deferred unlinks (unlink.c; NULL when opened read-only) */
+	struct store_unlinker *unlinker;
 };
 
 /* A synchronous write executed on the commit thread inside the batch
@@ -92,6 +94,10 @@ struct store_op {
 	char **unlink_paths;    /* unlinked after the commit unless a row still names the file */
 	size_t unlink_count;
 	bool *unlink_recycle;   /* per unlink path: may be kept as a spare (store_op_add_recycle) */
+	/* complete before the files are unlinked, which a background thread
+	 * does after a crash journal lists them (unlink.h) */
+	bool unlink_later;
+	bool unlink_journaled;  /* set by the commit thread */
 	/* Optional message file (APPEND): when file_data is set, the commit
 	 * thread writes it with the batch's deliveries and makes it durable
 	 * before fn runs; fn finds its name in file.  Unlinked if the op fails. */

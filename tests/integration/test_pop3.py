@@ -171,6 +171,10 @@ def test_poplib_stls_user_pass_retr_top_uidl_dele(srv):
 
     left = inbox(srv)
     assert [r[0] for r in left] == [rows[1][0]]
+    # the files are unlinked in the background after the +OK to QUIT
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(r[2]) for r in (rows[0], rows[2])) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for r in (rows[0], rows[2]):
         assert not os.path.exists(r[2])
     used = srv.query("SELECT used_bytes, used_messages FROM users WHERE address = ?", (USER,))[0]

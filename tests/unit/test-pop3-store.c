@@ -6,6 +6,7 @@
 #include "store-test-util.h"
 #include "unit.h"
 #include "store/store.h"
+#include "store/unlink.h"
 #include "lib/buf.h"
 
 #include <event2/event.h>
@@ -132,6 +133,9 @@ static void test_update(void)
 					.expunge_count = 3, .retrieved_uids = re,
 					.retrieved_count = 1, .retrieved_at = 1000 };
 	CHECK(store_pop3_update_sync(s, &up, &err) == 0);
+	/* the rows are gone at once; the files go on the unlink thread */
+	CHECK(store_message_exists(s, mb.id, l.uids[2], &err) == 0);
+	store_unlink_wait(s);
 	CHECK(access(l.paths[0], F_OK) < 0 && access(l.paths[2], F_OK) < 0);
 	CHECK(access(l.paths[1], F_OK) == 0);
 	CHECK(store_message_exists(s, mb.id, l.uids[0], &err) == 0);
