@@ -10,13 +10,16 @@ a sending Tern, look for it at the receiving one, read the sender's queue.
   what it sends;
 - queue_json() / deferred(): `tern queue list --json`, and the recipients
   in state deferred (waiting for one, bounded);
-- spki_sha256(): the TLSA 3 1 1 value of a certificate file.
+- spki_sha256(): the TLSA 3 1 1 value of a certificate file;
+- SevenBitPeer: a minimal SMTP peer without 8BITMIME, keeping what it gets.
 
 Every network call has a timeout; every wait is bounded (tern.wait_for)."""
 import hashlib
 import json
 import smtplib
+import socket
 import subprocess
+import threading
 
 import tern as tern_harness
 from imapc import tls_ctx
@@ -94,3 +97,69 @@ def spki_sha256(cert_path):
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
                          capture_output=True, check=True, timeout=30).stdout
     return hashlib.sha256(der).hexdigest()
+
+
+class SevenBitPeer:
+    """An SMTP server on 127.0.0.1 that offers no 8BITMIME (RFC 6152):
+    Tern must convert 8-bit mail for it.  Keeps every message it gets
+    (dot-unstuffed) in .messages; close() stops it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.messages = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 seven.test ESMTP\r\n")
+        for _ in range(100):
+            line = f.readline(2000)
+            if not line:
+                return
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-seven.test\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                lines = []
+                for _ in range(200000):
+                    ln = f.readline(10000)
+                    if not ln or ln == b".\r\n":
+                        break
+                    lines.append(ln[1:] if ln.startswith(b".") else ln)
+                self.messages.append(b"".join(lines))
+                conn.sendall(b"250 kept\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
+                conn.sendall(b"250 ok\r\n")
+            else:
+                conn.sendall(b"502 not here\r\n")
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.thread.join(5)

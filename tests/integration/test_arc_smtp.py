@@ -25,10 +25,8 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
@@ -36,6 +34,7 @@ import pytest
 import tern as tern_harness
 import testdns
 from conftest import finish
+from outbound import SevenBitPeer
 
 import dkim  # noqa: E402 (python3-dkim with python3-authres, scripts/deps.sh)
 
@@ -206,71 +205,6 @@ def final():
     s.start()
     yield s
     finish(s)
-
-
-class SevenBitPeer:
-    """An SMTP server for seven.test that offers no 8BITMIME (RFC 6152):
-    Tern must convert 8-bit mail for it.  Keeps every message it gets."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.messages = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                self.session(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def session(self, conn):
-        conn.settimeout(10)
-        f = conn.makefile("rb")
-        conn.sendall(b"220 seven.test ESMTP\r\n")
-        for _ in range(100):
-            line = f.readline(2000)
-            if not line:
-                return
-            verb = line.split(b" ", 1)[0].strip().upper()
-            if verb == b"EHLO":
-                conn.sendall(b"250-seven.test\r\n250 PIPELINING\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go on\r\n")
-                lines = []
-                for _ in range(200000):
-                    ln = f.readline(10000)
-                    if not ln or ln == b".\r\n":
-                        break
-                    lines.append(ln[1:] if ln.startswith(b".") else ln)
-                self.messages.append(b"".join(lines))
-                conn.sendall(b"250 kept\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
-                conn.sendall(b"250 ok\r\n")
-            else:
-                conn.sendall(b"502 not here\r\n")
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,8 @@ import pwd
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import tempfile
-import threading
 
 import dkim
 import pytest
@@ -37,7 +35,7 @@ import tern as tern_harness
 import testdns
 from conftest import finish
 from imapc import tls_ctx
-from outbound import PASSWORD, find, wait_for
+from outbound import PASSWORD, SevenBitPeer, find, wait_for
 
 LINE = re.compile(r'^(\S+)\. IN TXT \( (.*) \)$')
 
@@ -81,72 +79,11 @@ def signatures(msg):
     return out
 
 
-class SevenBitPeer:
-    """An SMTP server that offers no 8BITMIME; keeps each message it gets."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.messages = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    def loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                self.session(c)
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-    def session(self, c):
-        c.settimeout(10)
-        f = c.makefile("rb")
-        c.sendall(b"220 seven ESMTP\r\n")
-        for _ in range(50):
-            line = f.readline(1000)
-            if not line:
-                return
-            verb = line.strip().split(b" ")[0].upper()
-            if verb == b"EHLO":
-                c.sendall(b"250-seven\r\n250 PIPELINING\r\n")
-            elif verb == b"DATA":
-                c.sendall(b"354 go\r\n")
-                data = []
-                for _ in range(100000):
-                    ln = f.readline(10000)
-                    if not ln or ln == b".\r\n":
-                        break
-                    data.append(ln[1:] if ln.startswith(b".") else ln)
-                self.messages.append(b"".join(data))
-                c.sendall(b"250 kept\r\n")
-            elif verb == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
-                c.sendall(b"250 ok\r\n")
-            else:
-                c.sendall(b"502 not here\r\n")
-
-
 @pytest.fixture(scope="module")
 def peer():
     p = SevenBitPeer()
     yield p
-    p.stop = True
-    p.sock.close()
-    p.thread.join(5)
+    p.close()
 
 
 @pytest.fixture(scope="module")
