@@ -178,10 +178,11 @@ static void recover(struct store *store, int dir_fd)
 
 /* ------------------------------------------------------------- the thread */
 
+/* arg is the unlinker itself, not the store: store_unlinker_stop() clears
+ * store->unlinker before joining, possibly before this thread first ran */
 static void *unlink_thread(void *arg)
 {
-	struct store *store = arg;
-	struct store_unlinker *u = store->unlinker;
+	struct store_unlinker *u = arg;
 
 	pthread_mutex_lock(&u->lock);
 	for (;;) {
@@ -270,7 +271,7 @@ void store_unlinker_start(struct store *store)
 			 log_quote(strerror(errno)));
 		return;
 	}
-	rc = pthread_create(&u->thread, NULL, unlink_thread, store);
+	rc = pthread_create(&u->thread, NULL, unlink_thread, u);
 	if (rc != 0) {
 		log_warn("store", "event=unlink_thread_failed error=%s", log_quote(strerror(rc)));
 		unlinkat(u->dir_fd, u->name, 0);
