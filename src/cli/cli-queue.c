@@ -121,8 +121,10 @@ static int list_one(void *ctx, const struct store_queue_msg *m)
 		json_string(m->qid);
 		printf(", \"sender\": ");
 		json_string(m->sender);
-		printf(", \"size\": %lld, \"created\": %lld, \"held\": %s, \"recipients\": [",
-		       (long long)m->size, (long long)m->created, m->held ? "true" : "false");
+		printf(", \"size\": %lld, \"created\": %lld, \"held\": %s, \"requiretls\": %s,"
+		       " \"recipients\": [", (long long)m->size, (long long)m->created,
+		       m->held ? "true" : "false",
+		       (m->flags & STORE_QUEUE_F_REQUIRETLS) ? "true" : "false");
 		for (size_t i = 0; i < m->rcpt_count; i++) {
 			const struct store_queue_rcpt *r = &m->rcpts[i];
 			printf("%s{\"address\": ", i ? ", " : "");
@@ -143,7 +145,8 @@ static int list_one(void *ctx, const struct store_queue_msg *m)
 	} else {
 		printf("%s  ", m->qid);
 		print_time(m->created);
-		printf("  %lld  <%s>%s\n", (long long)m->size, m->sender, m->held ? "  HELD" : "");
+		printf("  %lld  <%s>%s%s\n", (long long)m->size, m->sender, m->held ? "  HELD" : "",
+		       (m->flags & STORE_QUEUE_F_REQUIRETLS) ? "  REQUIRETLS" : "");
 		for (size_t i = 0; i < m->rcpt_count; i++) {
 			const struct store_queue_rcpt *r = &m->rcpts[i];
 			printf("    %-9s %s  attempts=%d", state_name(r->state), r->address,

@@ -14,6 +14,13 @@
  *    after a restart, or the same report mailed twice, adds nothing; and
  *    a report older than dmarc_reports.keep_days is not kept, so a rescan
  *    does not bring back what the daily pruning removed;
+ *  - where a pass stopped in each report mailbox (its UIDVALIDITY and
+ *    the next UID) is kept in the store (store/dmarc-import.h), written
+ *    after a pass that moved it and read by the first pass of an
+ *    importer, so a restart goes on where the last server stopped; a
+ *    changed UIDVALIDITY (RFC 9051 2.3.1.1: the UIDs mean something else)
+ *    starts the mailbox again from UID 1, and the position of a mailbox
+ *    that is no longer a report mailbox, or is gone, is forgotten;
  *  - bounded work: a message over DMARCREP_IMPORT_MAX bytes is not read,
  *    a pass reads at most DMARCREP_IMPORT_PASS_MESSAGES messages and
  *    DMARCREP_IMPORT_PASS_BYTES bytes, and looks at no more than
@@ -29,6 +36,7 @@
 #include "lib/threadpool.h"
 #include "mailauth/dmarc-report.h"
 #include "store/dmarc.h"
+#include "store/dmarc-import.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -288,6 +296,8 @@ struct seen_mailbox {
 	uint32_t uidvalidity;
 	uint32_t next_uid;           /* the first UID not looked at yet */
 	bool present;                /* found in this pass */
+	bool dirty;                  /* differs from what the store has */
+	bool stored;                 /* the store has a position for it */
 };
 
 struct dmarcrep_importer {
@@ -296,6 +306,7 @@ struct dmarcrep_importer {
 	struct seen_mailbox *boxes;
 	size_t box_count, box_cap;
 	atomic_bool *stopping;       /* the service's flag, or NULL */
+	bool loaded;                 /* the stored positions were read */
 };
 
 struct dmarcrep_importer *dmarcrep_importer_new(struct store *store, const struct config *cfg)
@@ -339,6 +350,7 @@ static struct seen_mailbox *seen_get(struct dmarcrep_importer *imp, int64_t id,
 		/* the mailbox was rebuilt: its UIDs mean something else now */
 		b->uidvalidity = uidvalidity;
 		b->next_uid = 1;
+		b->dirty = true;
 	}
 	b->present = true;
 	return b;
@@ -457,6 +469,7 @@ static int scan_mailbox(void *ctx, int64_t user_id, const char *address)
 	}
 	p->st->mailboxes++;
 	b = seen_get(p->imp, mb.id, mb.uidvalidity);
+	uint32_t first = b->next_uid;
 	if (mb.uidnext <= b->next_uid) {
 		store_mailbox_clear(&mb);
 		return 0;   /* nothing new */
@@ -493,6 +506,8 @@ static int scan_mailbox(void *ctx, int64_t user_id, const char *address)
 	if (rc >= 0 && p->messages_left > 0 && p->bytes_left > 0 && !stopping(p->imp) &&
 	    b->next_uid < mb.uidnext)
 		b->next_uid = mb.uidnext;   /* the rest of the range was expunged */
+	if (b->next_uid != first)
+		b->dirty = true;
 	store_mailbox_clear(&mb);
 	return p->failed ? 1 : 0;
 }
@@ -505,6 +520,75 @@ static void skipped(void *ctx, const char *address)
 	log_debug("dmarc", "event=report_mailbox_missing address=%s", log_quote(address));
 }
 
+/* The positions an earlier importer (an earlier server) left in the
+ * store: they wait, not present, until a pass finds their mailbox. */
+static int load_one(void *ctx, const struct store_dmarc_import_pos *pos)
+{
+	struct dmarcrep_importer *imp = ctx;
+	struct seen_mailbox *b;
+
+	if (imp->box_count == imp->box_cap) {
+		imp->box_cap = imp->box_cap ? imp->box_cap * 2 : 16;
+		imp->boxes = xrealloc(imp->boxes, imp->box_cap * sizeof(*imp->boxes));
+	}
+	b = &imp->boxes[imp->box_count++];
+	*b = (struct seen_mailbox){ .mailbox_id = pos->mailbox_id,
+				    .uidvalidity = pos->uidvalidity,
+				    .next_uid = pos->next_uid, .stored = true };
+	return 0;
+}
+
+static int load_positions(struct dmarcrep_importer *imp, const char **error_r)
+{
+	if (imp->loaded)
+		return 0;
+	imp->box_count = 0;
+	if (store_dmarc_import_pos_list(imp->store, load_one, imp, error_r) < 0) {
+		imp->box_count = 0;
+		return -1;
+	}
+	imp->loaded = true;
+	return 0;
+}
+
+/* Write the positions that moved and remove those of forget; a failure is
+ * logged and the positions stay dirty for the next pass (losing one only
+ * makes a restart read again). */
+static void save_positions(struct dmarcrep_importer *imp, const int64_t *forget,
+			   size_t forget_count)
+{
+	struct store_dmarc_import_pos *set = NULL;
+	size_t set_count = 0;
+	const char *error = NULL;
+
+	for (size_t i = 0; i < imp->box_count; i++)
+		if (imp->boxes[i].dirty)
+			set_count++;
+	if (set_count == 0 && forget_count == 0)
+		return;
+	set = xcalloc(set_count ? set_count : 1, sizeof(*set));
+	set_count = 0;
+	for (size_t i = 0; i < imp->box_count; i++) {
+		const struct seen_mailbox *b = &imp->boxes[i];
+		if (b->dirty)
+			set[set_count++] = (struct store_dmarc_import_pos){
+				.mailbox_id = b->mailbox_id, .uidvalidity = b->uidvalidity,
+				.next_uid = b->next_uid };
+	}
+	if (store_dmarc_import_pos_save(imp->store, set, set_count, forget, forget_count,
+					&error) < 0) {
+		log_warn("dmarc", "event=report_import_position_failed error=%s",
+			 log_quote(error ? error : "store error"));
+	} else {
+		for (size_t i = 0; i < imp->box_count; i++)
+			if (imp->boxes[i].dirty) {
+				imp->boxes[i].dirty = false;
+				imp->boxes[i].stored = true;
+			}
+	}
+	free(set);
+}
+
 int dmarcrep_importer_pass(struct dmarcrep_importer *imp, struct dmarcrep_import_stats *st,
 			   const char **error_r)
 {
@@ -512,25 +596,36 @@ int dmarcrep_importer_pass(struct dmarcrep_importer *imp, struct dmarcrep_import
 		.imp = imp, .st = st, .messages_left = DMARCREP_IMPORT_PASS_MESSAGES,
 		.bytes_left = DMARCREP_IMPORT_PASS_BYTES,
 	};
-	size_t kept = 0;
+	int64_t *forget = NULL;
+	size_t kept = 0, forget_count = 0;
+	int rc;
 
 	memset(st, 0, sizeof(*st));
+	if (load_positions(imp, error_r) < 0)
+		return -1;
 	for (size_t i = 0; i < imp->box_count; i++)
 		imp->boxes[i].present = false;
-	if (dmarcrep_import_mailboxes(imp->store, imp->cfg, scan_mailbox, skipped, &p,
-				      error_r) < 0)
-		return -1;
-	if (p.failed) {
+	rc = dmarcrep_import_mailboxes(imp->store, imp->cfg, scan_mailbox, skipped, &p,
+				       error_r);
+	if (rc == 0 && p.failed) {
 		*error_r = p.error != NULL ? p.error : "store error";
-		return -1;
+		rc = -1;
 	}
-	/* forget mailboxes that are gone (a user removed), unless the pass
-	 * stopped before it could see them */
-	for (size_t i = 0; i < imp->box_count; i++)
-		if (imp->boxes[i].present || st->more || stopping(imp))
+	/* forget mailboxes that are gone (a user removed) or no longer report
+	 * mailboxes, unless the pass stopped before it could see them */
+	if (rc == 0 && !st->more && !stopping(imp))
+		forget = xcalloc(imp->box_count ? imp->box_count : 1, sizeof(*forget));
+	for (size_t i = 0; i < imp->box_count; i++) {
+		if (forget == NULL || imp->boxes[i].present)
 			imp->boxes[kept++] = imp->boxes[i];
+		else if (imp->boxes[i].stored)
+			forget[forget_count++] = imp->boxes[i].mailbox_id;
+	}
 	imp->box_count = kept;
-	return 0;
+	/* what a failed pass read is not read again either */
+	save_positions(imp, forget, forget_count);
+	free(forget);
+	return rc;
 }
 
 /* ---- the service ---- */

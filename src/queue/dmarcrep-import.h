@@ -86,16 +86,20 @@ struct dmarcrep_import_stats {
 	bool more;                   /* a limit stopped the pass: messages wait */
 };
 
-/* The memory of the scanner: per mailbox, the next UID to look at (kept
- * in memory only; a new importer, as after a restart, starts at UID 1 and
- * recognises what it imported before). */
+/* The memory of the scanner: per mailbox, its UIDVALIDITY and the next
+ * UID to look at, read from the store by the first pass and written back
+ * after each pass that moved them (store/dmarc-import.h), so a new
+ * importer on the same store, as after a restart, goes on where the last
+ * one stopped.  Nothing is read from the store here. */
 struct dmarcrep_importer *dmarcrep_importer_new(struct store *store, const struct config *cfg);
 /* Free the importer; *imp = NULL. */
 void dmarcrep_importer_free(struct dmarcrep_importer **imp);
 /* One pass over the report mailboxes: the messages that arrived since the
  * last pass, at most DMARCREP_IMPORT_PASS_MESSAGES messages and
  * DMARCREP_IMPORT_PASS_BYTES bytes.  Logs mod=dmarc event=report_imported
- * per report kept and event=report_import_failed per failure.  Blocks:
+ * per report kept and event=report_import_failed per failure; then
+ * records the positions that moved in the store (a failure there is
+ * logged, event=report_import_position_failed, not returned).  Blocks:
  * a worker thread, a test or the CLI.  0, or -1 with *error_r (the
  * store). */
 int dmarcrep_importer_pass(struct dmarcrep_importer *imp, struct dmarcrep_import_stats *st,

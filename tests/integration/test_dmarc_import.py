@@ -7,10 +7,11 @@ dmarc-reports@a.test (a user), b.test whose reports go to rua@b.test
 user.  dmarc_reports.import_interval = 1 makes the scan look every second.
 Mails are delivered with smtplib on port 25; the reports are built here
 (gzip'd XML, and a zip), and `tern dmarc summary DOMAIN --json` shows what
-was kept."""
+was kept; a restart goes on where the last server stopped."""
 import gzip
 import io
 import json
+import re
 import smtplib
 import time
 import zipfile
@@ -149,6 +150,29 @@ def test_configured_mailbox_imported_other_not(srv):
     wait_summary(srv, "d.test", lambda s: "192.0.2.5" in s)
     assert summary(srv, "c.test") == {}
     assert len(srv.messages("other@a.test")) == 1
+
+
+def test_restart_goes_on_where_it_stopped(srv):
+    # the tests before left a message without a report in
+    # dmarc-reports@a.test, already looked at and logged as skipped
+    assert "event=report_import_skipped" in srv.log(), srv.log_tail()
+    # where each report mailbox stopped is in the store (meta table)
+    rows = dict(srv.query("SELECT key, value FROM meta WHERE key LIKE 'dmarc_import:%'"))
+    assert len(rows) == 2, rows
+    for v in rows.values():
+        uidv, _, nxt = str(v).partition(":")
+        assert int(uidv) > 0 and int(nxt) > 1, rows
+    start = len(srv.log())
+    srv.restart()
+    deliver(srv, "dmarc-reports@a.test",
+            report_mail("dmarc-reports@a.test", "imp-6", "e.test", [("192.0.2.6", 2)]))
+    wait_summary(srv, "e.test", lambda s: "192.0.2.6" in s)
+    after = srv.log()[start:]
+    assert "report_id=imp-6" in after, srv.log_tail()
+    # the new server went on where the last one stopped: the old messages
+    # were not read again, so none is logged again
+    assert "event=report_import_skipped" not in after, after
+    assert re.search(r"event=report_import_pass [^\n]*imported=1 known=0 other=0", after), after
 
 
 def test_config_errors_name_the_line(srv):

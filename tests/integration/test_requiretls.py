@@ -18,6 +18,7 @@ loopback (queue.remote_port), the way test_mta_sts.py does.
   command) and bounces with 5.7.30.
 The submission port refuses the REQUIRETLS parameter without TLS (530
 5.7.10) and does not advertise it there."""
+import json
 import os
 import smtplib
 import socket
@@ -164,6 +165,13 @@ def dns(receiver):
         yield d
 
 
+def closed_port():
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def sender(receiver, dns, https, pki, peer):
     s = tern_harness.TernServer(name="rtls-send")
@@ -174,10 +182,12 @@ def sender(receiver, dns, https, pki, peer):
         f.write("queue = {\n  scan_interval = 1;\n  retry_min = 2;\n  retry_max = 4;\n"
                 "  remote_port = %d;\n  ca_file = \"%s\";\n"
                 "  mta_sts = { enabled = true; ca_file = \"%s\"; port = %d; timeout = 5; };\n"
-                "  routes = ( { domain = \"nortls.test\"; host = \"%s\"; port = %d; } );\n"
+                "  routes = ( { domain = \"nortls.test\"; host = \"%s\"; port = %d; },\n"
+                "             { domain = \"stuck.test\"; host = \"%s\"; port = %d; } );\n"
                 "};\n" % (receiver.port("smtp"), os.path.join(receiver.dir, "tls", "cert.pem"),
                           os.path.join(pki, "ca.pem"), https.port,
-                          tern_harness.HOSTNAME, peer.port))
+                          tern_harness.HOSTNAME, peer.port,
+                          tern_harness.HOSTNAME, closed_port()))
     s.start()
     yield s
     finish(s)
@@ -256,3 +266,29 @@ def test_requiretls_peer_without_it_bounces(sender, peer):
     assert not [c for c in peer.commands if c.upper().startswith("MAIL")], peer.commands
     assert "tls=verify" in sender.log(), sender.log_tail()
     assert wait_for(lambda: queue_json(sender) == [])
+
+
+def test_queue_show_requiretls(sender):
+    # stuck.test is routed to a closed port: both messages stay queued
+    submit(sender, "rt@stuck.test", "rtls stuck", requiretls=True)
+    submit(sender, "pl@stuck.test", "plain stuck")
+    q = queue_json(sender, "--domain", "stuck.test")
+    got = {m["recipients"][0]["address"]: m["id"] for m in q}
+    assert set(got) == {"rt@stuck.test", "pl@stuck.test"}, q
+    try:
+        for rcpt, want in (("rt@stuck.test", True), ("pl@stuck.test", False)):
+            qid = got[rcpt]
+            p = sender.tern("queue", "show", qid, "--json")
+            assert p.returncode == 0, p.stderr
+            shown = json.loads(p.stdout)
+            assert len(shown) == 1 and shown[0]["id"] == qid, shown
+            assert shown[0]["requiretls"] is want, shown
+            p = sender.tern("queue", "show", qid)
+            assert p.returncode == 0, p.stderr
+            first = p.stdout.splitlines()[0]
+            assert first.startswith(qid) and ("REQUIRETLS" in first) == want, p.stdout
+            assert "Subject: %s" % ("rtls stuck" if want else "plain stuck") in p.stdout
+    finally:
+        for qid in got.values():
+            sender.tern("queue", "delete", qid)
+    assert wait_for(lambda: queue_json(sender, "--domain", "stuck.test") == [])
