@@ -83,6 +83,12 @@ int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
  * the result word and *reason_r (static text). */
 enum dkim_result dkim_answer_key(const struct dkim_dns_answer *a, enum dkim_alg alg,
 				 EVP_PKEY **pkey_r, const char **reason_r);
+/* SHA-256 fetched once from OpenSSL's default provider and kept for the
+ * life of the process (EVP_sha256() would be looked up again by every
+ * digest initialisation and every signature check: a hash table search
+ * under a lock, a measurable part of checking a message).  Never NULL;
+ * the caller does not free it. */
+const EVP_MD *dkim_sha256(void);
 /* Check sig over the 32-byte SHA-256 digest of the signed data with pkey
  * (PKCS#1 v1.5 for rsa-sha256, PureEdDSA over the digest for
  * ed25519-sha256, RFC 8463 section 3). */

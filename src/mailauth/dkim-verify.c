@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -143,7 +144,7 @@ static void setup_sig(struct dkim_verify *v, size_t field)
 		return;
 	}
 	vs->body_md = EVP_MD_CTX_new();
-	if (vs->body_md == NULL || EVP_DigestInit_ex(vs->body_md, EVP_sha256(), NULL) != 1)
+	if (vs->body_md == NULL || EVP_DigestInit_ex(vs->body_md, dkim_sha256(), NULL) != 1)
 		panic("dkim: EVP_DigestInit_ex failed");
 	vs->bc = dkim_body_canon_create(sig->body_canon,
 					sig->has_length ? sig->length : UINT64_MAX,
@@ -247,6 +248,21 @@ static EVP_PKEY *load_key(const struct dkim_key *key, const char **error_r)
 	return pkey;
 }
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *dkim_sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	/* a provider-less OpenSSL still has the built-in method */
+	return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
+
 bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
 			const uint8_t *sig, size_t siglen)
 {
@@ -255,7 +271,7 @@ bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest
 		EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(pkey, NULL);
 		if (pctx && EVP_PKEY_verify_init(pctx) == 1 &&
 		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1)
+		    EVP_PKEY_CTX_set_signature_md(pctx, dkim_sha256()) == 1)
 			ok = EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
 		EVP_PKEY_CTX_free(pctx);
 	} else {
@@ -295,7 +311,7 @@ static int header_digest(struct vsig *vs, uint8_t digest[32])
 			      f->name_len, stripped.data ? stripped.data : "",
 			      stripped.len, false, &data) == 0) {
 		unsigned len = 0;
-		if (EVP_Digest(data.data, data.len, digest, &len, EVP_sha256(), NULL) == 1 &&
+		if (EVP_Digest(data.data, data.len, digest, &len, dkim_sha256(), NULL) == 1 &&
 		    len == 32)
 			r = 0;
 	}
