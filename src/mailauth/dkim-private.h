@@ -95,6 +95,24 @@ const EVP_MD *dkim_sha256(void);
 bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
 			const uint8_t *sig, size_t siglen);
 
+/* ---- RSA verification contexts (dkim-ctxcache.c) ---- */
+
+#define DKIM_CTXCACHE_SLOTS 8        /* keys per thread */
+
+/* A context set up to verify RSA PKCS#1 v1.5 SHA-256 signatures with
+ * pkey, from the calling thread's cache (made and cached on a miss, taking
+ * a reference to pkey).  Borrowed: valid on this thread until its next
+ * call; use it only for EVP_PKEY_verify().  NULL when pkey cannot be set
+ * up for that. */
+EVP_PKEY_CTX *dkim_rsa_verify_ctx(EVP_PKEY *pkey);
+
+struct dkim_ctxcache_stats {
+	uint64_t hits, misses;
+	size_t used;                 /* slots holding a context */
+};
+/* The calling thread's counters. */
+void dkim_ctxcache_get_stats(struct dkim_ctxcache_stats *stats_r);
+
 /* ---- decoded public keys (dkim-keycache.c) ---- */
 
 #define DKIM_KEYCACHE_SIZE 256       /* key records remembered, process-wide */

@@ -268,12 +268,9 @@ bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest
 {
 	bool ok = false;
 	if (alg == DKIM_ALG_RSA_SHA256) {
-		EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(pkey, NULL);
-		if (pctx && EVP_PKEY_verify_init(pctx) == 1 &&
-		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(pctx, dkim_sha256()) == 1)
-			ok = EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
-		EVP_PKEY_CTX_free(pctx);
+		/* a context kept per thread and key (dkim-ctxcache.c) */
+		EVP_PKEY_CTX *pctx = dkim_rsa_verify_ctx(pkey);
+		ok = pctx != NULL && EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
 	} else {
 		/* RFC 8463 section 3: PureEdDSA over the SHA-256 hash */
 		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
