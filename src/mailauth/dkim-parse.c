@@ -334,6 +334,8 @@ static int sig_parse(struct dkim_signature *sig, const char *value, size_t len,
 		*error_r = "bad b= tag";
 		return -1;
 	}
+	sig->b_start = t->val_start;
+	sig->b_end = t->val_end;
 	t = dkim_tag_find(tags, n, "bh");
 	if (b64_decode_fws(t->value, &sig->body_hash, &sig->body_hash_len, NULL) < 0 ||
 	    sig->body_hash_len == 0) {

@@ -287,21 +287,18 @@ static int header_digest(struct vsig *vs, uint8_t digest[32])
 	const struct dkim_msg *m = &vs->v->msg;
 	const struct dkim_field *f = &m->fields[vs->field];
 	const char *value = m->header.data + f->value_off;
-	struct dkim_tag tags[DKIM_MAX_TAGS];
-	size_t n;
-	const char *error;
 	struct buf data, stripped;
 	int r = -1;
 
-	if (dkim_tag_list_parse(value, f->value_len, tags, DKIM_MAX_TAGS, &n, &error) < 0)
-		return -1;
-	const struct dkim_tag *b = dkim_tag_find(tags, n, "b");
-	if (b == NULL)
+	/* where b= lies in this very text was found when the signature was
+	 * parsed (setup_sig), so the tag list is not parsed again */
+	size_t b_start = vs->sig->b_start, b_end = vs->sig->b_end;
+	if (b_start > b_end || b_end > f->value_len)
 		return -1;
 	buf_init(&data, DKIM_MAX_HEADER_SECTION + DKIM_MAX_SIG_VALUE + 1024);
 	buf_init(&stripped, DKIM_MAX_SIG_VALUE + 1);
-	if (buf_append(&stripped, value, b->val_start) == 0 &&
-	    buf_append(&stripped, value + b->val_end, f->value_len - b->val_end) == 0 &&
+	if (buf_append(&stripped, value, b_start) == 0 &&
+	    buf_append(&stripped, value + b_end, f->value_len - b_end) == 0 &&
 	    dkim_msg_canon_headers(m, vs->sig->header_canon, vs->sig->headers,
 				   vs->sig->n_headers, &data) == 0 &&
 	    dkim_canon_header(vs->sig->header_canon, m->header.data + f->name_off,
