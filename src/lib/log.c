@@ -52,6 +52,10 @@ void log_set_syslog(bool on)
 	use_syslog = on;
 }
 
+/* The date part of the current second's timestamps, per thread. */
+static __thread time_t ts_sec;
+static __thread char ts_cached[32];
+
 __attribute__((format(printf, 3, 0)))
 static void log_vmsg(enum log_level level, const char *mod, const char *fmt, va_list ap)
 {
@@ -70,8 +74,14 @@ static void log_vmsg(enum log_level level, const char *mod, const char *fmt, va_
 		return;
 	}
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* busy threads log many lines a second: format the date once per
+	 * second and thread (gmtime_r and strftime take the time zone lock) */
+	if (tv.tv_sec != ts_sec || ts_cached[0] == '\0') {
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(ts_cached, sizeof(ts_cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		ts_sec = tv.tv_sec;
+	}
+	memcpy(ts, ts_cached, sizeof(ts));
 	n = snprintf(line, sizeof(line), "%s.%03dZ tern[%d]: level=%s mod=%s ", ts,
 		     (int)(tv.tv_usec / 1000), (int)log_getpid(), level_names[level], mod);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -76,7 +76,7 @@ static int sign_digest(const struct arc_seal_request *req, const struct dkim_sig
 {
 	uint8_t digest[32];
 	unsigned dlen = 0;
-	if (EVP_Digest(data->data ? data->data : "", data->len, digest, &dlen, EVP_sha256(),
+	if (EVP_Digest(data->data ? data->data : "", data->len, digest, &dlen, dkim_sha256(),
 		       NULL) != 1 || dlen != 32) {
 		*error_r = "hash failed";
 		return -1;
@@ -113,7 +113,7 @@ int arc_seal_message(const struct arc_seal_request *req, const struct dkim_signe
 		return -1;
 	}
 	c.body_md = EVP_MD_CTX_new();
-	if (c.body_md == NULL || EVP_DigestInit_ex(c.body_md, EVP_sha256(), NULL) != 1)
+	if (c.body_md == NULL || EVP_DigestInit_ex(c.body_md, dkim_sha256(), NULL) != 1)
 		panic("arc: EVP_DigestInit_ex failed");
 	c.bc = dkim_body_canon_create(DKIM_CANON_RELAXED, UINT64_MAX, body_emit, &c);
 	dkim_msg_init(&c.msg, NULL, on_body, &c);

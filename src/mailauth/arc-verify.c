@@ -311,7 +311,7 @@ static const char *parse_ams(struct arc_verify *v, unsigned inst)
 		return "ARC-Message-Signature body hash has the wrong length";
 	am->alg = am->ams->alg;
 	am->body_md = EVP_MD_CTX_new();
-	if (am->body_md == NULL || EVP_DigestInit_ex(am->body_md, EVP_sha256(), NULL) != 1)
+	if (am->body_md == NULL || EVP_DigestInit_ex(am->body_md, dkim_sha256(), NULL) != 1)
 		panic("arc: EVP_DigestInit_ex failed");
 	am->bc = dkim_body_canon_create(am->ams->body_canon,
 					am->ams->has_length ? am->ams->length : UINT64_MAX,
@@ -462,7 +462,7 @@ static int canon_stripped(const struct dkim_msg *m, size_t field, enum dkim_cano
 static int hash(struct buf *data, uint8_t digest[32])
 {
 	unsigned len = 0;
-	if (EVP_Digest(data->data ? data->data : "", data->len, digest, &len, EVP_sha256(), NULL) != 1 ||
+	if (EVP_Digest(data->data ? data->data : "", data->len, digest, &len, dkim_sha256(), NULL) != 1 ||
 	    len != 32)
 		return -1;
 	return 0;

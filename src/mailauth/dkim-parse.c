@@ -142,9 +142,16 @@ static int b64_decode_fws(struct slice v, uint8_t **out_r, size_t *len_r, char *
 {
 	struct buf clean, dec;
 	buf_init(&clean, v.len + 1);
-	for (size_t i = 0; i < v.len; i++) {
-		if (!is_ws(v.p[i]))
-			buf_append(&clean, &v.p[i], 1);
+	/* copy the runs between folding whitespace in one piece each: a b=
+	 * value is hundreds of characters folded into a few lines */
+	for (size_t i = 0; i < v.len;) {
+		size_t start = i;
+		while (i < v.len && !is_ws(v.p[i]))
+			i++;
+		if (i > start)
+			buf_append(&clean, &v.p[start], i - start);
+		while (i < v.len && is_ws(v.p[i]))
+			i++;
 	}
 	buf_init(&dec, base64_decoded_max(clean.len) + 1);
 	if (base64_decode(&dec, buf_cstr(&clean), clean.len) < 0) {
@@ -327,6 +334,8 @@ static int sig_parse(struct dkim_signature *sig, const char *value, size_t len,
 		*error_r = "bad b= tag";
 		return -1;
 	}
+	sig->b_start = t->val_start;
+	sig->b_end = t->val_end;
 	t = dkim_tag_find(tags, n, "bh");
 	if (b64_decode_fws(t->value, &sig->body_hash, &sig->body_hash_len, NULL) < 0 ||
 	    sig->body_hash_len == 0) {

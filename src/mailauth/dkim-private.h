@@ -83,11 +83,35 @@ int dkim_msg_canon_headers(const struct dkim_msg *m, enum dkim_canon canon,
  * the result word and *reason_r (static text). */
 enum dkim_result dkim_answer_key(const struct dkim_dns_answer *a, enum dkim_alg alg,
 				 EVP_PKEY **pkey_r, const char **reason_r);
+/* SHA-256 fetched once from OpenSSL's default provider and kept for the
+ * life of the process (EVP_sha256() would be looked up again by every
+ * digest initialisation and every signature check: a hash table search
+ * under a lock, a measurable part of checking a message).  Never NULL;
+ * the caller does not free it. */
+const EVP_MD *dkim_sha256(void);
 /* Check sig over the 32-byte SHA-256 digest of the signed data with pkey
  * (PKCS#1 v1.5 for rsa-sha256, PureEdDSA over the digest for
  * ed25519-sha256, RFC 8463 section 3). */
 bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
 			const uint8_t *sig, size_t siglen);
+
+/* ---- RSA verification contexts (dkim-ctxcache.c) ---- */
+
+#define DKIM_CTXCACHE_SLOTS 8        /* keys per thread */
+
+/* A context set up to verify RSA PKCS#1 v1.5 SHA-256 signatures with
+ * pkey, from the calling thread's cache (made and cached on a miss, taking
+ * a reference to pkey).  Borrowed: valid on this thread until its next
+ * call; use it only for EVP_PKEY_verify().  NULL when pkey cannot be set
+ * up for that. */
+EVP_PKEY_CTX *dkim_rsa_verify_ctx(EVP_PKEY *pkey);
+
+struct dkim_ctxcache_stats {
+	uint64_t hits, misses;
+	size_t used;                 /* slots holding a context */
+};
+/* The calling thread's counters. */
+void dkim_ctxcache_get_stats(struct dkim_ctxcache_stats *stats_r);
 
 /* ---- decoded public keys (dkim-keycache.c) ---- */
 

@@ -83,7 +83,7 @@ struct dkim_sign *dkim_sign_create(const struct dkim_sign_request *req,
 	s->timestamp = req->timestamp ? req->timestamp : clock_now();
 	s->expire_after = req->expire_after;
 	s->md = EVP_MD_CTX_new();
-	if (s->md == NULL || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+	if (s->md == NULL || EVP_DigestInit_ex(s->md, dkim_sha256(), NULL) != 1)
 		panic("dkim: EVP_DigestInit_ex failed");
 	s->bc = dkim_body_canon_create(DKIM_CANON_RELAXED, UINT64_MAX, sign_emit, s);
 	dkim_msg_init(&s->msg, NULL, sign_body, s);
@@ -230,7 +230,7 @@ int dkim_sign_finish(struct dkim_sign *s, const struct dkim_signer *signer,
 		*error_r = "header data too large";
 		goto out;
 	}
-	if (EVP_Digest(data.data, data.len, digest, &len, EVP_sha256(), NULL) != 1 || len != 32)
+	if (EVP_Digest(data.data, data.len, digest, &len, dkim_sha256(), NULL) != 1 || len != 32)
 		panic("dkim: EVP_Digest failed");
 	if (signer->sign(signer->ctx, s->key_id, s->alg, digest, sizeof(digest), &sig,
 			 error_r) < 0)
@@ -397,7 +397,7 @@ static int keyring_sign(void *ctx, const char *key_id, enum dkim_alg alg,
 		ok = pctx && EVP_PKEY_get_size(pkey) <= (int)sizeof(out) &&
 		     EVP_PKEY_sign_init(pctx) == 1 &&
 		     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1 &&
+		     EVP_PKEY_CTX_set_signature_md(pctx, dkim_sha256()) == 1 &&
 		     EVP_PKEY_sign(pctx, out, &outlen, data, len) == 1;
 		EVP_PKEY_CTX_free(pctx);
 	} else {

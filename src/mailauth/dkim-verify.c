@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -143,7 +144,7 @@ static void setup_sig(struct dkim_verify *v, size_t field)
 		return;
 	}
 	vs->body_md = EVP_MD_CTX_new();
-	if (vs->body_md == NULL || EVP_DigestInit_ex(vs->body_md, EVP_sha256(), NULL) != 1)
+	if (vs->body_md == NULL || EVP_DigestInit_ex(vs->body_md, dkim_sha256(), NULL) != 1)
 		panic("dkim: EVP_DigestInit_ex failed");
 	vs->bc = dkim_body_canon_create(sig->body_canon,
 					sig->has_length ? sig->length : UINT64_MAX,
@@ -247,17 +248,29 @@ static EVP_PKEY *load_key(const struct dkim_key *key, const char **error_r)
 	return pkey;
 }
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *dkim_sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	/* a provider-less OpenSSL still has the built-in method */
+	return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
+
 bool dkim_crypto_verify(EVP_PKEY *pkey, enum dkim_alg alg, const uint8_t *digest,
 			const uint8_t *sig, size_t siglen)
 {
 	bool ok = false;
 	if (alg == DKIM_ALG_RSA_SHA256) {
-		EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(pkey, NULL);
-		if (pctx && EVP_PKEY_verify_init(pctx) == 1 &&
-		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1)
-			ok = EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
-		EVP_PKEY_CTX_free(pctx);
+		/* a context kept per thread and key (dkim-ctxcache.c) */
+		EVP_PKEY_CTX *pctx = dkim_rsa_verify_ctx(pkey);
+		ok = pctx != NULL && EVP_PKEY_verify(pctx, sig, siglen, digest, 32) == 1;
 	} else {
 		/* RFC 8463 section 3: PureEdDSA over the SHA-256 hash */
 		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
@@ -274,28 +287,25 @@ static int header_digest(struct vsig *vs, uint8_t digest[32])
 	const struct dkim_msg *m = &vs->v->msg;
 	const struct dkim_field *f = &m->fields[vs->field];
 	const char *value = m->header.data + f->value_off;
-	struct dkim_tag tags[DKIM_MAX_TAGS];
-	size_t n;
-	const char *error;
 	struct buf data, stripped;
 	int r = -1;
 
-	if (dkim_tag_list_parse(value, f->value_len, tags, DKIM_MAX_TAGS, &n, &error) < 0)
-		return -1;
-	const struct dkim_tag *b = dkim_tag_find(tags, n, "b");
-	if (b == NULL)
+	/* where b= lies in this very text was found when the signature was
+	 * parsed (setup_sig), so the tag list is not parsed again */
+	size_t b_start = vs->sig->b_start, b_end = vs->sig->b_end;
+	if (b_start > b_end || b_end > f->value_len)
 		return -1;
 	buf_init(&data, DKIM_MAX_HEADER_SECTION + DKIM_MAX_SIG_VALUE + 1024);
 	buf_init(&stripped, DKIM_MAX_SIG_VALUE + 1);
-	if (buf_append(&stripped, value, b->val_start) == 0 &&
-	    buf_append(&stripped, value + b->val_end, f->value_len - b->val_end) == 0 &&
+	if (buf_append(&stripped, value, b_start) == 0 &&
+	    buf_append(&stripped, value + b_end, f->value_len - b_end) == 0 &&
 	    dkim_msg_canon_headers(m, vs->sig->header_canon, vs->sig->headers,
 				   vs->sig->n_headers, &data) == 0 &&
 	    dkim_canon_header(vs->sig->header_canon, m->header.data + f->name_off,
 			      f->name_len, stripped.data ? stripped.data : "",
 			      stripped.len, false, &data) == 0) {
 		unsigned len = 0;
-		if (EVP_Digest(data.data, data.len, digest, &len, EVP_sha256(), NULL) == 1 &&
+		if (EVP_Digest(data.data, data.len, digest, &len, dkim_sha256(), NULL) == 1 &&
 		    len == 32)
 			r = 0;
 	}

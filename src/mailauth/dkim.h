@@ -86,6 +86,9 @@ struct dkim_signature {
 	uint8_t *sig;                /* b= decoded */
 	size_t sig_len;
 	char *sig_text;              /* b= without whitespace (for header.b) */
+	size_t b_start, b_end;       /* b='s value in the parsed text, from after
+					'=' to ';' or the end: what section 3.7
+					empties for the header hash */
 	bool has_length;             /* l= present */
 	uint64_t length;             /* l= (UINT64_MAX when it overflows) */
 	bool has_timestamp, has_expiry;

@@ -129,6 +129,20 @@ void dmarc_psl_free(struct dmarc_psl **psl);
  * are the PSL test vectors' null answers). */
 char *dmarc_psl_registrable(const struct dmarc_psl *psl, const char *domain);
 
+/* Slots in each thread's cache of registrable-domain answers (see
+ * dmarc-psl.c): every answer dmarc_psl_registrable() gives goes through
+ * it, so at most this many names are remembered per thread. */
+#define DMARC_PSL_CACHE_SLOTS 128
+
+/* Counters of the calling thread's registrable-domain cache. */
+struct dmarc_psl_cache_stats {
+	uint64_t hits, misses;
+	size_t used;		/* slots holding an answer, <= DMARC_PSL_CACHE_SLOTS */
+};
+
+/* The calling thread's cache counters into *st (for tests and debugging). */
+void dmarc_psl_cache_stats(struct dmarc_psl_cache_stats *st);
+
 /* The organisational domain of domain (section 3.2): its registrable
  * domain, or domain itself (lower-cased, without a trailing dot) when it
  * has none.  malloc'd; never NULL. */

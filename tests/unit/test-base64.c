@@ -92,11 +92,39 @@ static void test_roundtrip(void)
 	}
 }
 
+/* Every byte value in every position of a group that is not the last (the
+ * table-driven path) and of the last group: accepted exactly when it is an
+ * alphabet character (or, in the last group, valid padding). */
+static void test_every_byte(void)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int wrong = 0;
+
+	for (int c = 0; c < 256; c++) {
+		bool in = c != 0 && strchr(alphabet, c) != NULL;
+		for (int pos = 0; pos < 8; pos++) {
+			char s[9] = "QUFBQUEA";             /* "AAAAA" and a zero byte */
+			struct buf b;
+			s[pos] = (char)c;
+			buf_init(&b, BUF_UNLIMITED);
+			int r = base64_decode(&b, s, 8);
+			/* "QUE=" is "AA" with zero pad bits: padding only there */
+			bool want = in || (c == '=' && pos == 7);
+			if ((r == 0) != want)
+				wrong++;
+			buf_free(&b);
+		}
+	}
+	CHECK(wrong == 0);
+}
+
 int main(void)
 {
 	RUN(test_vectors);
 	RUN(test_reject);
 	RUN(test_limits_and_exact);
 	RUN(test_roundtrip);
+	RUN(test_every_byte);
 	return unit_summary("base64");
 }
