@@ -800,6 +800,24 @@ static void step_addr(struct dns_query *q)
 	free(addrs);
 }
 
+/* The status of a lookup made of one sub (TLSA, TXT, PTR, SRV), with its
+ * error text and whether the answer was validated. */
+static enum dns_status single_status(const struct dns_sub *s, const char **error_r,
+				     bool *secure_r)
+{
+	enum dns_status status = sub_status(s, error_r);
+
+	*secure_r = status != DNS_TEMPFAIL && status != DNS_BOGUS && sub_secure(s);
+	return status;
+}
+
+static void single_log(const struct dns_query *q, const char *event, enum dns_status status,
+		       bool secure, size_t count)
+{
+	log_debug("dns", "event=%s name=%s status=%s secure=%s count=%zu", event,
+		  log_quote(q->name), dns_status_name(status), secure ? "yes" : "no", count);
+}
+
 static void step_tlsa(struct dns_query *q)
 {
 	struct dns_tlsa_result out = { 0 };
@@ -808,9 +826,7 @@ static void step_tlsa(struct dns_query *q)
 	const char *err;
 	size_t count = 0;
 
-	out.status = sub_status(s, &err);
-	out.error = err;
-	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	out.status = single_status(s, &out.error, &out.secure);
 	if (out.status == DNS_OK) {
 		const unsigned char *p;
 		size_t n;
@@ -824,8 +840,7 @@ static void step_tlsa(struct dns_query *q)
 	}
 	out.records = rrs;
 	out.count = count;
-	log_debug("dns", "event=tlsa name=%s status=%s secure=%s count=%zu", log_quote(q->name),
-		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	single_log(q, "tlsa", out.status, out.secure, count);
 	query_detach(q);
 	q->cb.tlsa(&out, q->ctx);
 	query_destroy(q);
@@ -842,9 +857,7 @@ static void step_txt(struct dns_query *q)
 	const char *err;
 	size_t count = 0;
 
-	out.status = sub_status(s, &err);
-	out.error = err;
-	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	out.status = single_status(s, &out.error, &out.secure);
 	if (out.status == DNS_OK) {
 		const unsigned char *p;
 		size_t n;
@@ -863,8 +876,7 @@ static void step_txt(struct dns_query *q)
 	}
 	out.records = recs;
 	out.count = count;
-	log_debug("dns", "event=txt name=%s status=%s secure=%s count=%zu", log_quote(q->name),
-		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	single_log(q, "txt", out.status, out.secure, count);
 	query_detach(q);
 	q->cb.txt(&out, q->ctx);
 	query_destroy(q);
@@ -881,9 +893,7 @@ static void step_ptr(struct dns_query *q)
 	const char *err;
 	size_t count = 0;
 
-	out.status = sub_status(s, &err);
-	out.error = err;
-	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	out.status = single_status(s, &out.error, &out.secure);
 	if (out.status == DNS_OK) {
 		const unsigned char *p;
 		size_t n;
@@ -901,8 +911,7 @@ static void step_ptr(struct dns_query *q)
 	}
 	out.names = (const char *const *)names;
 	out.count = count;
-	log_debug("dns", "event=ptr name=%s status=%s secure=%s count=%zu", log_quote(q->name),
-		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	single_log(q, "ptr", out.status, out.secure, count);
 	query_detach(q);
 	q->cb.ptr(&out, q->ctx);
 	query_destroy(q);
@@ -919,9 +928,7 @@ static void step_srv(struct dns_query *q)
 	const char *err;
 	size_t count = 0;
 
-	out.status = sub_status(s, &err);
-	out.error = err;
-	out.secure = out.status != DNS_TEMPFAIL && out.status != DNS_BOGUS && sub_secure(s);
+	out.status = single_status(s, &out.error, &out.secure);
 	if (out.status == DNS_OK) {
 		const unsigned char *p;
 		size_t n;
@@ -935,8 +942,7 @@ static void step_srv(struct dns_query *q)
 	}
 	out.records = rrs;
 	out.count = count;
-	log_debug("dns", "event=srv name=%s status=%s secure=%s count=%zu", log_quote(q->name),
-		  dns_status_name(out.status), out.secure ? "yes" : "no", count);
+	single_log(q, "srv", out.status, out.secure, count);
 	query_detach(q);
 	q->cb.srv(&out, q->ctx);
 	query_destroy(q);
