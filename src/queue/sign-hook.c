@@ -127,6 +127,34 @@ static bool output_ok(const char *h, size_t len)
 	return true;
 }
 
+/* What a hook returned (fields, freed here; valid: its check passed):
+ * 0 when it added nothing, 1 with out = fields + data, -1 on malformed
+ * fields or when the result is too large. */
+static int prepend_fields(struct buf *fields, bool valid, bool sealing, const char *data,
+			  size_t len, struct buf *out, const char **error_r)
+{
+	int ret = 1;
+
+	if (fields->len == 0) {
+		ret = 0;
+	} else if (!valid) {
+		*error_r = sealing ? "the sealing hook returned malformed header fields"
+			: "the signing hook returned malformed header fields";
+		ret = -1;
+	} else {
+		buf_reset(out);
+		if (buf_append(out, fields->data, fields->len) < 0 ||
+		    buf_append(out, data, len) < 0) {
+			buf_reset(out);
+			*error_r = sealing ? "the sealed message is too large"
+				: "the signed message is too large";
+			ret = -1;
+		}
+	}
+	buf_free(fields);
+	return ret;
+}
+
 /* Call the hook; on 1 out = fields + data. */
 static int call_hook(const char *domain, const char *data, size_t len, bool resign,
 		     const char *log_id, struct buf *out, const char **error_r)
@@ -143,24 +171,8 @@ static int call_hook(const char *domain, const char *data, size_t len, bool resi
 		buf_free(&fields);
 		return -1;
 	}
-	if (fields.len == 0) {
-		buf_free(&fields);
-		return 0;
-	}
-	if (!output_ok(fields.data, fields.len)) {
-		buf_free(&fields);
-		*error_r = "the signing hook returned malformed header fields";
-		return -1;
-	}
-	buf_reset(out);
-	if (buf_append(out, fields.data, fields.len) < 0 || buf_append(out, data, len) < 0) {
-		buf_free(&fields);
-		buf_reset(out);
-		*error_r = "the signed message is too large";
-		return -1;
-	}
-	buf_free(&fields);
-	return 1;
+	return prepend_fields(&fields, output_ok(fields.data, fields.len), false, data, len, out,
+			      error_r);
 }
 
 int sign_hook_sign(const char *domain, const char *data, size_t len, const char *log_id,
@@ -199,24 +211,8 @@ int sign_hook_seal(const char *domain, const char *data, size_t len,
 		buf_free(&fields);
 		return -1;
 	}
-	if (fields.len == 0) {
-		buf_free(&fields);
-		return 0;
-	}
-	if (!seal_output_ok(fields.data, fields.len)) {
-		buf_free(&fields);
-		*error_r = "the sealing hook returned malformed header fields";
-		return -1;
-	}
-	buf_reset(out);
-	if (buf_append(out, fields.data, fields.len) < 0 || buf_append(out, data, len) < 0) {
-		buf_free(&fields);
-		buf_reset(out);
-		*error_r = "the sealed message is too large";
-		return -1;
-	}
-	buf_free(&fields);
-	return 1;
+	return prepend_fields(&fields, seal_output_ok(fields.data, fields.len), true, data, len,
+			      out, error_r);
 }
 
 size_t sign_hook_signed_prefix(const char *data, size_t len)
